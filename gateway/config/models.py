@@ -1,0 +1,419 @@
+"""The site file (PRODUCT §2) and equipment templates (§3) as pydantic models.
+
+Models check the shape of each section; `gateway.config.site` checks what spans sections (a bus that
+exists, unique ids, rule expressions naming real points) and resolves templates into devices.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from gateway.durations import parse_duration
+
+ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+"""Ids end up in MQTT topics, SQL rows and URLs: letters, digits, `_` and `-`, starting with a letter."""
+
+POINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""Point names are identifiers so that rule expressions can name them."""
+
+
+def _seconds(value: Any) -> float:
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), PlainSerializer(lambda s: s)]
+"""Seconds, written in the file as `500ms`, `10s`, `5m`, `2h`, `15d` (or a bare number of seconds)."""
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a site file must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Strict):
+    """A text in both console languages. A plain string in the file is used for both."""
+
+    zh: str
+    en: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"zh": value, "en": value}
+        return value
+
+    def in_locale(self, locale: str) -> str:
+        return self.en if locale.lower().startswith("en") else self.zh
+
+
+Register = Literal["holding", "input", "coil", "discrete"]
+PointType = Literal[
+    "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
+]
+Priority = Literal["critical", "high", "medium", "low"]
+Urgency = Literal["emergency", "urgent", "normal", "low"]
+
+REGISTER_COUNT: dict[str, int] = {
+    "bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,
+    "int64": 4, "uint64": 4, "float32": 2, "float64": 4,
+}  # fmt: skip
+"""Registers a value of each type takes (strings: their `length`)."""
+
+ORDERS: dict[int, tuple[str, ...]] = {
+    1: ("AB", "BA"),
+    2: ("ABCD", "CDAB", "BADC", "DCBA"),
+    4: ("ABCDEFGH", "GHEFCDAB", "BADCFEHG", "HGFEDCBA"),
+}
+"""Byte orders allowed per register count; the first is the default (big-endian, as Modbus)."""
+
+
+class PointBase(Strict):
+    """What every point has, whatever its wire."""
+
+    type: PointType = "float32"
+    unit: str = ""
+    range: tuple[float, float] | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    doc: str = ""
+
+    @field_validator("range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError("range must be [min, max] with min <= max")
+        return value
+
+
+class ModbusPoint(PointBase):
+    """A point read from Modbus registers or bits (PRODUCT §2, *Modbus points*)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    table: Register = Field(alias="register")  # `register` would shadow ABCMeta.register
+    address: int = Field(ge=0, le=65535)
+    type: PointType = "uint16"
+    length: int | None = Field(default=None, ge=1, le=125)
+    bit: int | None = Field(default=None, ge=0, le=15)
+    order: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModbusPoint:
+        bits = self.table in ("coil", "discrete")
+        if bits and self.type != "bool":
+            raise ValueError(f"a {self.table} is one bit: type must be bool, not {self.type}")
+        if self.bit is not None and (bits or self.type not in ("uint16", "int16")):
+            raise ValueError("bit picks one bit of a 16-bit register: use type uint16 or int16")
+        if self.type == "string" and self.length is None:
+            raise ValueError("a string needs length (in registers)")
+        if self.type != "string" and self.length is not None:
+            raise ValueError("length is only for strings")
+        if self.type == "bool" and not bits:
+            raise ValueError("a bool in a register is written as type uint16 with bit: N")
+        if self.order is not None:
+            count = REGISTER_COUNT.get(self.type)
+            allowed = ORDERS.get(count or 0, ())
+            if self.type == "string":
+                allowed = ORDERS[1]
+            if self.order not in allowed:
+                options = ", ".join(allowed) or "none (no byte order for bits)"
+                raise ValueError(f"order {self.order!r} is not valid for {self.type}: {options}")
+        if self.address + self.register_count > 65536:
+            raise ValueError("the point runs past register 65535")
+        return self
+
+    @property
+    def register_count(self) -> int:
+        """Registers (or bits) the point occupies on the wire."""
+        if self.table in ("coil", "discrete"):
+            return 1
+        if self.type == "string":
+            return self.length or 1
+        return REGISTER_COUNT[self.type]
+
+    @property
+    def byte_order(self) -> str:
+        if self.order is not None:
+            return self.order
+        if self.type == "string":
+            return "AB"
+        return ORDERS[REGISTER_COUNT.get(self.type, 1)][0]
+
+    @property
+    def value_type(self) -> str:
+        """The decoded value's type: a picked bit is a bool."""
+        return "bool" if self.bit is not None else self.type
+
+
+class MqttPoint(PointBase):
+    """A point read from an MQTT message (PRODUCT §2, *MQTT points*)."""
+
+    topic: str = ""
+    field: str | None = None
+
+    @field_validator("topic")
+    @classmethod
+    def _no_wildcards(cls, value: str) -> str:
+        if "+" in value or "#" in value:
+            raise ValueError("a point's topic cannot contain MQTT wildcards (+ or #)")
+        return value
+
+
+def _point_kind(value: Any) -> str:
+    """A point with `register` is a Modbus point; any other is an MQTT point."""
+    if isinstance(value, dict):
+        return "modbus-point" if "register" in value else "mqtt-point"
+    return "modbus-point" if isinstance(value, ModbusPoint) else "mqtt-point"
+
+
+POINT_TAGS = ("modbus-point", "mqtt-point")
+"""Union tags pydantic puts into error locations; not part of the file, dropped from paths."""
+
+Point = Annotated[
+    Annotated[ModbusPoint, Tag("modbus-point")] | Annotated[MqttPoint, Tag("mqtt-point")],
+    Discriminator(_point_kind),
+]
+
+
+class RuleSpec(Strict):
+    """A rule of a template, or of the site file (PRODUCT §4)."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    device: str | None = None  # site rules only: the device the rule belongs to
+    when: str | None = None  # None only for a site override that changes other options
+    for_: Duration = Field(default=0.0, alias="for")
+    clear_for: Duration = 0.0
+    deadband: float = Field(default=0.0, ge=0)
+    priority: Priority | None = None
+    message: Text | None = None
+    shelvable: bool | None = None
+    ticket: Urgency | None = None
+    enabled: bool = True
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CountPlan(Strict):
+    point: str = Field(pattern=POINT_PATTERN)
+    step: float = Field(gt=0)
+
+
+_CALENDAR = re.compile(r"^(\d+)(d|w|mo|y)$")
+
+
+class PlanSpec(Strict):
+    """A maintenance plan (PRODUCT §5). Scheduling itself belongs to the maintenance module."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    devices: list[str] | None = None  # site plans: which devices
+    title: Text | None = None
+    every: str | None = None  # calendar: 15d, 2w, 1mo, 3mo, 1y
+    cron: str | None = None
+    every_run_hours: float | None = Field(default=None, gt=0)
+    every_count: CountPlan | None = None
+    urgency: Urgency = "normal"
+    enabled: bool = True
+
+    @field_validator("every")
+    @classmethod
+    def _calendar(cls, value: str | None) -> str | None:
+        if value is not None and not _CALENDAR.match(value):
+            raise ValueError("every must be a calendar period such as 15d, 2w, 1mo, 3mo or 1y")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError("cron needs five fields: minute hour day month weekday")
+        return value
+
+
+class Template(Strict):
+    """An equipment template (PRODUCT §3): points, rules and plans as data."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    title: Text
+    protocol: Literal["modbus", "mqtt"]
+    heartbeat: Duration | None = None  # MQTT devices: how often the device speaks at least
+    points: dict[str, Point]
+    rules: list[RuleSpec] = []
+    plans: list[PlanSpec] = []
+
+
+# ---------------------------------------------------------------------------------------- site
+
+
+class SiteInfo(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""
+    timezone: str = "UTC"
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use e.g. Asia/Shanghai)") from exc
+        return value
+
+
+class StorageConfig(Strict):
+    path: str = "./var"
+
+
+class TlsConfig(Strict):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+
+class MqttConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password_file: str | None = None
+    tls: TlsConfig | None = None
+    topic_prefix: str | None = None
+    client_id: str | None = None
+    keepalive: Duration = 30.0
+    publish_readings: bool = False
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None and (not value or value.endswith("/") or "+" in value or "#" in value):
+            raise ValueError("topic_prefix must be a topic without wildcards or a trailing /")
+        return value
+
+
+class InfluxConfig(Strict):
+    url: str
+    org: str
+    bucket: str
+    token_file: str | None = None
+
+
+class ConsoleConfig(Strict):
+    listen: str = "127.0.0.1:8080"
+
+
+class ModbusBus(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    transport: Literal["tcp", "rtu"]
+    host: str | None = None
+    port: int | str | None = None  # TCP port number, or the serial device path for RTU
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    timeout: Duration = 1.0
+    retries: int = Field(default=1, ge=0, le=5)
+    max_gap: int = Field(default=16, ge=0, le=100)  # registers merged across unused addresses
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> ModbusBus:
+        if self.transport == "tcp":
+            if not self.host:
+                raise ValueError("a tcp bus needs host")
+            if not isinstance(self.port, int):
+                raise ValueError("a tcp bus needs a numeric port")
+        elif not isinstance(self.port, str):
+            raise ValueError("an rtu bus needs port: the serial device, e.g. /dev/ttyUSB0")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        return self
+
+
+class DeviceModbus(Strict):
+    bus: str
+    unit: int = Field(ge=1, le=247)
+
+
+class DeviceMqtt(Strict):
+    topic: str
+    timeout: Duration | None = None  # silence after which comm_loss is raised
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not value or "+" in value or "#" in value or value.endswith("/"):
+            raise ValueError("topic must be a topic without wildcards or a trailing /")
+        return value
+
+
+class Asset(Strict):
+    location: str = ""
+    model: str = ""
+    manufacturer: str = ""
+    serial: str = ""
+    installed: date | None = None
+    warranty_until: date | None = None
+
+
+class Workarounds(Strict):
+    """Device quirks, explicit and in one place rather than scattered flags."""
+
+    max_registers: int = Field(default=125, ge=1, le=125)  # split reads for devices with a small limit
+    max_bits: int = Field(default=2000, ge=1, le=2000)
+    no_merge: bool = False  # one request per point, for devices that reject merged reads
+    pause_after: Duration = 0.0  # quiet time after each request, for slow RTU slaves
+
+
+class DeviceSpec(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""
+    template: str | None = None
+    modbus: DeviceModbus | None = None
+    mqtt: DeviceMqtt | None = None
+    poll: Duration = 1.0
+    timeout: Duration | None = None  # per-device request timeout; default: the bus's
+    comm_loss_polls: int = Field(default=3, ge=1, le=100)
+    comm_loss_after: Duration = 10.0
+    depends_on: list[str] = []
+    asset: Asset = Asset()
+    points: dict[str, Point] = {}
+    workarounds: Workarounds = Workarounds()
+
+    @model_validator(mode="after")
+    def _one_connection(self) -> DeviceSpec:
+        if (self.modbus is None) == (self.mqtt is None):
+            raise ValueError("a device needs exactly one connection: modbus or mqtt")
+        if self.poll < 0.05:
+            raise ValueError("poll must be at least 50ms")
+        return self
+
+
+class SiteFile(Strict):
+    """The whole site file, as written; see `gateway.config.site.Site` for the resolved form."""
+
+    site: SiteInfo
+    storage: StorageConfig = StorageConfig()
+    mqtt: MqttConfig = MqttConfig()
+    influx: InfluxConfig | None = None
+    console: ConsoleConfig = ConsoleConfig()
+    modbus: list[ModbusBus] = []
+    devices: list[DeviceSpec]
+    rules: list[RuleSpec] = []
+    maintenance: list[PlanSpec] = []

@@ -1,0 +1,405 @@
+"""Loading a site file into a resolved `Site`: templates applied, overrides merged, everything checked.
+
+`load_site` either returns a `Site` in which every device, point and rule is known to be consistent,
+or raises `SiteError` listing every problem with its file and line. Nothing is discovered at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.config.errors import ConfigIssue, Loc, SiteError
+from gateway.config.models import (
+    DeviceSpec,
+    ModbusBus,
+    ModbusPoint,
+    MqttPoint,
+    PlanSpec,
+    Priority,
+    RuleSpec,
+    SiteFile,
+    Template,
+    Text,
+    Urgency,
+)
+from gateway.config.templates import load_template, template_names
+from gateway.config.validation import issues_from_validation
+from gateway.config.yamlsource import YamlDocument, load_yaml
+from rules.expr import ExpressionError, parse_expression
+
+COMM_LOSS = "comm_loss"
+"""The rule every device has: no answer for N polls or T seconds (PRODUCT §3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule bound to one device, with every option resolved."""
+
+    device: str
+    id: str
+    when: str
+    priority: Priority
+    message: Text
+    for_: float = 0.0
+    clear_for: float = 0.0
+    deadband: float = 0.0
+    shelvable: bool = True
+    ticket: Urgency | None = None
+
+    @property
+    def alarm_id(self) -> str:
+        return f"{self.device}.{self.id}"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device with its template applied: every point, rule and plan it has."""
+
+    spec: DeviceSpec
+    points: dict[str, ModbusPoint | MqttPoint]
+    rules: list[Rule]
+    plans: list[PlanSpec]
+    template: Template | None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def measurement(self) -> str:
+        """InfluxDB measurement (PRODUCT §2): the template id, or `device`."""
+        return self.template.id if self.template else "device"
+
+    @property
+    def comm_loss_rule(self) -> Rule:
+        return next(r for r in self.rules if r.id == COMM_LOSS)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A validated site: what every other part of the gateway is built from."""
+
+    path: Path
+    file: SiteFile
+    devices: dict[str, Device]
+    buses: dict[str, ModbusBus]
+    warnings: list[ConfigIssue] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.file.site.id
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.file.mqtt.topic_prefix or f"fgw/{self.id}"
+
+    @property
+    def storage_dir(self) -> Path:
+        """The storage folder, relative paths taken from the site file's folder."""
+        return (self.path.parent / self.file.storage.path).resolve()
+
+    def rules(self) -> Iterable[Rule]:
+        for device in self.devices.values():
+            yield from device.rules
+
+
+def load_site(path: str | Path, text: str | None = None) -> Site:
+    """Read, validate and resolve a site file.
+
+    Raises:
+        SiteError: with every issue found, each naming file, line and field.
+    """
+    doc = load_yaml(path, text)
+    if not isinstance(doc.data, dict):
+        raise SiteError([doc.issue((), "a site file is a mapping (site:, devices:, …)")])
+    try:
+        site_file = SiteFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SiteError(issues_from_validation(doc, exc, SiteFile)) from exc
+    return _Resolver(doc, site_file).resolve()
+
+
+class _Resolver:
+    """Cross-section checks and template resolution, collecting every issue before failing."""
+
+    def __init__(self, doc: YamlDocument, site_file: SiteFile) -> None:
+        self.doc = doc
+        self.file = site_file
+        self.issues: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
+        self._rule_locs: dict[tuple[str, str], Loc] = {}
+
+    def error(self, loc: Loc, message: str) -> None:
+        self.issues.append(self.doc.issue(loc, message))
+
+    def warn(self, loc: Loc, message: str) -> None:
+        self.warnings.append(self.doc.issue(loc, message, warning=True))
+
+    def resolve(self) -> Site:
+        buses = self._buses()
+        devices = self._devices(buses)
+        self._dependencies(devices)
+        self._site_rules(devices)
+        self._site_plans(devices)
+        for device in devices.values():
+            self._check_rules(device, devices)
+        if self.issues:
+            raise SiteError(self.issues)
+        self._safety_warnings()
+        return Site(Path(self.doc.path), self.file, devices, buses, self.warnings)
+
+    # ------------------------------------------------------------------ buses and devices
+
+    def _buses(self) -> dict[str, ModbusBus]:
+        buses: dict[str, ModbusBus] = {}
+        for i, bus in enumerate(self.file.modbus):
+            if bus.id in buses:
+                self.error(("modbus", i, "id"), f"duplicate bus id {bus.id!r}")
+            buses[bus.id] = bus
+        return buses
+
+    def _devices(self, buses: dict[str, ModbusBus]) -> dict[str, Device]:
+        devices: dict[str, Device] = {}
+        units: dict[tuple[str, int], str] = {}
+        for i, spec in enumerate(self.file.devices):
+            here: Loc = ("devices", i)
+            if spec.id in devices:
+                self.error((*here, "id"), f"duplicate device id {spec.id!r}")
+                continue
+            template = None
+            if spec.template is not None:
+                try:
+                    template = load_template(spec.template)
+                except KeyError:
+                    known = ", ".join(template_names())
+                    self.error((*here, "template"), f"unknown template {spec.template!r} ({known})")
+                    continue
+            protocol = "modbus" if spec.modbus is not None else "mqtt"
+            if template is not None and template.protocol != protocol:
+                self.error(
+                    (*here, protocol),
+                    f"template {template.id} is read over {template.protocol}, not {protocol}",
+                )
+                continue
+            if spec.modbus is not None:
+                bus = spec.modbus.bus
+                if bus not in buses:
+                    known = ", ".join(buses) or "none defined under modbus:"
+                    self.error((*here, "modbus", "bus"), f"unknown bus {bus!r} (buses: {known})")
+                elif (bus, spec.modbus.unit) in units:
+                    other = units[(bus, spec.modbus.unit)]
+                    self.error(
+                        (*here, "modbus", "unit"),
+                        f"unit {spec.modbus.unit} on bus {bus} is already device {other!r}",
+                    )
+                else:
+                    units[(bus, spec.modbus.unit)] = spec.id
+            points = dict(template.points) if template else {}
+            wire = ModbusPoint if protocol == "modbus" else MqttPoint
+            for name, point in spec.points.items():
+                if not isinstance(point, wire):
+                    self.error(
+                        (*here, "points", name),
+                        f"a {protocol} device's point needs "
+                        + ("register: and address:" if protocol == "modbus" else "topic:/field:"),
+                    )
+                if not name.isidentifier():
+                    self.error((*here, "points", name), "a point name must be an identifier")
+                points[name] = point
+            if not points:
+                self.error((*here, "points"), "a device without template needs points:")
+            rules = list(self._template_rules(spec, template))
+            plans = list(template.plans) if template else []
+            devices[spec.id] = Device(spec, points, rules, plans, template)
+        return devices
+
+    def _template_rules(self, spec: DeviceSpec, template: Template | None) -> Iterable[Rule]:
+        yield Rule(
+            device=spec.id,
+            id=COMM_LOSS,
+            when="",
+            priority="high",
+            message=Text(zh="设备通讯中断", en="Device not answering (communication lost)"),
+        )
+        for rule in template.rules if template else []:
+            assert rule.when is not None and rule.priority is not None
+            yield Rule(
+                device=spec.id,
+                id=rule.id,
+                when=rule.when,
+                priority=rule.priority,
+                message=rule.message or Text(zh=rule.id, en=rule.id),
+                for_=rule.for_,
+                clear_for=rule.clear_for,
+                deadband=rule.deadband,
+                shelvable=rule.shelvable if rule.shelvable is not None else True,
+                ticket=rule.ticket,
+            )
+
+    def _dependencies(self, devices: dict[str, Device]) -> None:
+        for i, spec in enumerate(self.file.devices):
+            for j, other in enumerate(spec.depends_on):
+                if other == spec.id:
+                    self.error(("devices", i, "depends_on", j), "a device cannot depend on itself")
+                elif other not in devices:
+                    self.error(("devices", i, "depends_on", j), f"unknown device {other!r}")
+        # cycles would make suppression chase its own tail
+        graph = {s.id: [d for d in s.depends_on if d in devices] for s in self.file.devices}
+        for i, spec in enumerate(self.file.devices):
+            seen, stack = set(), list(graph.get(spec.id, []))
+            while stack:
+                node = stack.pop()
+                if node == spec.id:
+                    self.error(("devices", i, "depends_on"), "depends_on forms a cycle")
+                    break
+                if node not in seen:
+                    seen.add(node)
+                    stack.extend(graph.get(node, []))
+
+    # ------------------------------------------------------------------ rules and plans
+
+    def _site_rules(self, devices: dict[str, Device]) -> None:
+        seen: set[tuple[str, str]] = set()
+        for i, spec in enumerate(self.file.rules):
+            here: Loc = ("rules", i)
+            if spec.device is None:
+                self.error((*here, "device"), "a site rule names its device")
+                continue
+            device = devices.get(spec.device)
+            if device is None:
+                self.error((*here, "device"), f"unknown device {spec.device!r}")
+                continue
+            if (spec.device, spec.id) in seen:
+                self.error((*here, "id"), f"rule {spec.id!r} of {spec.device} is defined twice")
+                continue
+            seen.add((spec.device, spec.id))
+            base = next((r for r in device.rules if r.id == spec.id), None)
+            if base is None and (spec.when is None or spec.priority is None):
+                self.error(
+                    (*here, "when" if spec.when is None else "priority"),
+                    f"a new rule needs when: and priority: ({spec.device} has no rule {spec.id!r})",
+                )
+                continue
+            if base is not None and base.id == COMM_LOSS and spec.when is not None:
+                self.error((*here, "when"), "comm_loss is built in: only its options can change")
+                continue
+            rule = Rule(
+                device=spec.device,
+                id=spec.id,
+                when=spec.when if spec.when is not None else base.when,  # type: ignore[union-attr]
+                priority=spec.priority or base.priority,  # type: ignore[union-attr]
+                message=spec.message or (base.message if base else Text(zh=spec.id, en=spec.id)),
+                for_=spec.for_ if "for_" in spec.model_fields_set or base is None else base.for_,
+                clear_for=_pick(spec, base, "clear_for"),
+                deadband=_pick(spec, base, "deadband"),
+                shelvable=spec.shelvable if spec.shelvable is not None else
+                (base.shelvable if base else True),
+                ticket=spec.ticket if "ticket" in spec.model_fields_set else
+                (base.ticket if base else None),
+            )  # fmt: skip
+            device.rules[:] = [r for r in device.rules if r.id != spec.id]
+            if spec.enabled:
+                device.rules.append(rule)
+            self._rule_locs[(spec.device, spec.id)] = here
+
+    def _site_plans(self, devices: dict[str, Device]) -> None:
+        for i, plan in enumerate(self.file.maintenance):
+            here: Loc = ("maintenance", i)
+            targets = plan.devices or []
+            if not targets:
+                self.error((*here, "devices"), "a site plan names its devices")
+            for j, device_id in enumerate(targets):
+                device = devices.get(device_id)
+                if device is None:
+                    self.error((*here, "devices", j), f"unknown device {device_id!r}")
+                    continue
+                base = next((p for p in device.plans if p.id == plan.id), None)
+                triggers = (plan.every, plan.cron, plan.every_run_hours, plan.every_count)
+                if base is None and not any(t is not None for t in triggers):
+                    self.error(here, "a plan needs every:, cron:, every_run_hours: or every_count:")
+                    continue
+                merged = plan if base is None else base.model_copy(
+                    update={k: getattr(plan, k) for k in plan.model_fields_set if k != "devices"}
+                )  # fmt: skip
+                self._check_plan_points(merged, device, here)
+                device.plans[:] = [p for p in device.plans if p.id != plan.id]
+                if merged.enabled:
+                    device.plans.append(merged)
+
+    def _check_plan_points(self, plan: PlanSpec, device: Device, here: Loc) -> None:
+        if plan.every_count is not None and plan.every_count.point not in device.points:
+            self.error(
+                (*here, "every_count", "point"),
+                f"{device.id} has no point {plan.every_count.point!r}",
+            )
+        if plan.every_run_hours is not None and not (
+            "run_hours" in device.points or "running" in device.points
+        ):
+            self.error(
+                (*here, "every_run_hours"),
+                f"{device.id} has neither a run_hours nor a running point to count hours from",
+            )
+
+    def _check_rules(self, device: Device, devices: dict[str, Device]) -> None:
+        index = next(i for i, s in enumerate(self.file.devices) if s.id == device.id)
+        for rule in device.rules:
+            if rule.id == COMM_LOSS:
+                continue
+            loc = self._rule_locs.get((device.id, rule.id))
+            when_loc: Loc = (*loc, "when") if loc else ("devices", index, "template")
+            origin = "" if loc else f"template rule {rule.id}: "
+            try:
+                expression = parse_expression(rule.when)
+            except ExpressionError as exc:
+                self.error(when_loc, f"{origin}{exc}")
+                continue
+            for name in sorted(expression.names):
+                if "." in name:
+                    other, point = name.split(".", 1)
+                    if other not in devices:
+                        self.error(when_loc, f"{origin}unknown device {other!r} in {name!r}")
+                    elif point not in devices[other].points:
+                        self.error(when_loc, f"{origin}{other} has no point {point!r}")
+                elif name not in device.points:
+                    known = ", ".join(sorted(device.points))
+                    self.error(when_loc, f"{origin}{device.id} has no point {name!r} ({known})")
+            message_loc: Loc = (*loc, "message") if loc else when_loc
+            for text in (rule.message.zh, rule.message.en):
+                problem = _message_problem(text, device.points)
+                if problem:
+                    self.error(message_loc, f"{origin}{problem}")
+
+    def _safety_warnings(self) -> None:
+        mqtt = self.file.mqtt
+        if mqtt.username is None and mqtt.host not in ("127.0.0.1", "localhost", "::1"):
+            self.warn(("mqtt", "host"), "anonymous MQTT to a broker that is not on this machine")
+        listen_host = self.file.console.listen.rsplit(":", 1)[0].strip("[]")
+        if listen_host not in ("127.0.0.1", "localhost", "::1"):
+            self.warn(("console", "listen"), "the console listens beyond this machine without TLS")
+
+
+def _pick(spec: RuleSpec, base: Rule | None, name: str) -> float:
+    if name in spec.model_fields_set or base is None:
+        return float(getattr(spec, name))
+    return float(getattr(base, name))
+
+
+def _message_problem(text: str, points: dict[str, ModbusPoint | MqttPoint]) -> str | None:
+    """A message may only interpolate point names, never attributes or indexes of them."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        return f"message: {exc}"
+    for _, field_name, _, _ in parsed:
+        if field_name is None:
+            continue
+        if not field_name.isidentifier():
+            return f"message: {{{field_name}}} must be a plain point name"
+        if field_name not in points:
+            return f"message: {{{field_name}}} is not a point of the device"
+    return None
