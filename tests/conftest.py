@@ -1,79 +1,16 @@
-"""Shared fixtures: a real Mosquitto per test session on a free loopback port, and free ports.
+"""Shared fixtures: a real Mosquitto per test session on a free loopback port.
 
 Never a public broker, never a hard-coded port: each run starts its own broker on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Block until something accepts connections on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-@dataclass
-class Broker:
-    """A private Mosquitto on loopback that a test may stop and start again on the same port."""
-
-    port: int
-    workdir: Path
-    process: subprocess.Popen[bytes] | None = None
-    host: str = "127.0.0.1"
-
-    @property
-    def config(self) -> Path:
-        return self.workdir / "mosquitto.conf"
-
-    def start(self) -> None:
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
-            + ("user root\n" if os.geteuid() == 0 else "")
-        )
-        log = (self.workdir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stderr=log, stdout=log)
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+from tests.support import MOSQUITTO, Broker, free_port
 
 
 @pytest.fixture(scope="session")

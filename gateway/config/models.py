@@ -375,7 +375,9 @@ class Asset(Strict):
 class Workarounds(Strict):
     """Device quirks, explicit and in one place rather than scattered flags."""
 
-    max_registers: int = Field(default=125, ge=1, le=125)  # split reads for devices with a small limit
+    max_registers: int = Field(
+        default=125, ge=1, le=125
+    )  # split reads for devices with a small limit
     max_bits: int = Field(default=2000, ge=1, le=2000)
     no_merge: bool = False  # one request per point, for devices that reject merged reads
     pause_after: Duration = 0.0  # quiet time after each request, for slow RTU slaves

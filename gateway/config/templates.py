@@ -19,7 +19,9 @@ from gateway.config.yamlsource import load_yaml
 def template_names() -> list[str]:
     """Ids of every built-in template, sorted."""
     folder = resources.files("gateway") / "templates"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 @cache
