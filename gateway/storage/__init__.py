@@ -1,0 +1,1 @@
+"""Embedded storage: SQLite in WAL mode under the site's `storage.path`."""

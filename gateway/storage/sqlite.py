@@ -1,0 +1,172 @@
+"""The alarm store: current state of every alarm and the journal of every transition, in SQLite.
+
+Why SQLite: the edge box has no database server and must survive power cuts. WAL mode with
+`synchronous=FULL` makes each committed transition durable before it is published, so an alarm that
+reached MQTT is always in the journal, and a restart restores exactly what was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (
+    id          TEXT PRIMARY KEY,
+    device      TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    episode     INTEGER NOT NULL,
+    record      TEXT NOT NULL,          -- the full alarm record as JSON, for restore
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alarm_journal (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id    TEXT NOT NULL,
+    episode     INTEGER NOT NULL,
+    from_state  TEXT NOT NULL,
+    to_state    TEXT NOT NULL,
+    at          TEXT NOT NULL,          -- ISO 8601 UTC
+    by          TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    value       TEXT,                   -- JSON
+    event       TEXT NOT NULL           -- the P/events JSON, as published
+);
+CREATE INDEX IF NOT EXISTS alarm_journal_by_alarm ON alarm_journal (alarm_id, seq);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One row of the alarm journal: who moved which alarm from what to what, when and why."""
+
+    seq: int
+    alarm_id: str
+    episode: int
+    from_state: str
+    to_state: str
+    at: str
+    by: str
+    reason: str
+    value: Any
+    event: dict[str, Any]
+
+
+class AlarmStore:
+    """Durable alarm state and journal. One instance per process; not shared across threads."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = self.folder / "gateway.sqlite3"
+        fresh = not self.path.exists()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if fresh:
+            os.chmod(self.path, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def record(self, changes: Iterable[tuple[dict[str, Any], dict[str, Any]]], now: float) -> None:
+        """Write alarm records and their transition events in one transaction.
+
+        Args:
+            changes: pairs of (the alarm's full record after the transition, the transition's event
+                JSON as published on `P/events`).
+            now: wall-clock seconds, for `updated_at`.
+        """
+        with self._transaction() as db:
+            for record, event in changes:
+                db.execute(
+                    "INSERT INTO alarms (id, device, rule, state, episode, record, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    "state=excluded.state, episode=excluded.episode, record=excluded.record, "
+                    "updated_at=excluded.updated_at",
+                    (
+                        record["id"],
+                        record["device"],
+                        record["rule"],
+                        record["state"],
+                        record["episode"],
+                        json.dumps(record, ensure_ascii=False),
+                        now,
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO alarm_journal (alarm_id, episode, from_state, to_state, at, by, "
+                    "reason, value, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event["id"],
+                        event["episode"],
+                        event["from"],
+                        event["to"],
+                        event["at"],
+                        event.get("by") or "system",
+                        event.get("reason") or "",
+                        json.dumps(event.get("value"), ensure_ascii=False),
+                        json.dumps(event, ensure_ascii=False),
+                    ),
+                )
+
+    def alarm_records(self) -> list[dict[str, Any]]:
+        """Every alarm's last record, for restoring the alarm book after a restart."""
+        rows = self._db.execute("SELECT record FROM alarms ORDER BY id").fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def journal(self, alarm_id: str | None = None, limit: int = 1000) -> list[JournalEntry]:
+        """The newest `limit` journal rows (of one alarm, or all), oldest first."""
+        if alarm_id is None:
+            rows = self._db.execute(
+                "SELECT * FROM (SELECT seq, alarm_id, episode, from_state, to_state, at, by, reason, "
+                "value, event FROM alarm_journal ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (limit,),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM (SELECT seq, alarm_id, episode, from_state, to_state, at, by, reason, "
+                "value, event FROM alarm_journal WHERE alarm_id = ? ORDER BY seq DESC LIMIT ?) "
+                "ORDER BY seq",
+                (alarm_id, limit),
+            ).fetchall()
+        return [
+            JournalEntry(
+                seq=row[0],
+                alarm_id=row[1],
+                episode=row[2],
+                from_state=row[3],
+                to_state=row[4],
+                at=row[5],
+                by=row[6],
+                reason=row[7],
+                value=json.loads(row[8]) if row[8] is not None else None,
+                event=json.loads(row[9]),
+            )
+            for row in rows
+        ]
