@@ -364,6 +364,10 @@ class DeviceMqtt(Strict):
 
 
 class Asset(Strict):
+    """The equipment ledger record (设备台账). Model numbers like `3300` are text, not numbers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
     location: str = ""
     model: str = ""
     manufacturer: str = ""

@@ -149,7 +149,7 @@ class _Resolver:
         for device in devices.values():
             self._check_rules(device, devices)
         if self.issues:
-            raise SiteError(self.issues)
+            raise SiteError(sorted(self.issues, key=lambda issue: issue.line or 0))
         self._safety_warnings()
         return Site(Path(self.doc.path), self.file, devices, buses, self.warnings)
 
