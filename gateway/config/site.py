@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
-from rules.expr import ExpressionError, parse_expression
 
 from gateway.config.errors import ConfigIssue, Loc, SiteError
 from gateway.config.models import (
@@ -31,6 +30,7 @@ from gateway.config.models import (
 from gateway.config.templates import load_template, template_names
 from gateway.config.validation import issues_from_validation
 from gateway.config.yamlsource import YamlDocument, load_yaml
+from rules.expr import ExpressionError, parse_expression
 
 COMM_LOSS = "comm_loss"
 """The rule every device has: no answer for N polls or T seconds (PRODUCT §3)."""
