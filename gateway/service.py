@@ -1,0 +1,174 @@
+"""The gateway service: drivers -> rule engine -> alarm book -> alarm store + MQTT, for one site.
+
+Readings arrive from the drivers through the `ReadingSink` methods, which only queue; one task
+(`fgw[engine].process`) feeds them through the pure rule engine and alarm book in arrival order, and
+another (`fgw[engine].tick`) advances timers. Each alarm transition is committed to SQLite *before*
+it is handed to the publisher, so whatever subscribers saw is in the journal after a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from drivers import build_drivers
+from gateway.config.site import Site
+from gateway.model import DeviceStatus, Reading
+from gateway.publisher import MqttPublisher
+from gateway.storage.sqlite import AlarmStore
+from rules.alarms import Alarm, AlarmBook, AlarmTransition
+from rules.engine import ConditionChange, RuleEngine
+
+log = logging.getLogger("fgw.service")
+
+TICK_SECONDS = 0.25
+"""How often timers (`for`, `clear_for`, windows) are advanced: bounds their lateness."""
+
+MAX_QUEUED_BATCHES = 10_000
+"""Readings waiting for the engine beyond this are dropped (and counted); statuses never are."""
+
+
+class Gateway:
+    """One site's running gateway. Use `await gateway.run(stop_event)`.
+
+    Args:
+        site: the validated site.
+        monotonic: the clock for timers (injectable for tests).
+        wall: the clock for timestamps.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.site = site
+        self._monotonic = monotonic
+        self._wall = wall
+        rules = list(site.rules())
+        self.store = AlarmStore(site.storage_dir)
+        self.engine = RuleEngine(
+            rules, depends_on={d.id: list(d.spec.depends_on) for d in site.devices.values()}
+        )
+        self.book = AlarmBook(rules, locale=site.file.site.locale)
+        self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())
+        self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot)
+        self.drivers = build_drivers(site, self)
+        self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
+        self._wakeup = asyncio.Event()
+        self.dropped_batches = 0
+        self.transitions_total = 0
+
+    # ------------------------------------------------------------------ ReadingSink
+
+    def readings(self, batch: Sequence[Reading]) -> None:
+        if len(self._queue) >= MAX_QUEUED_BATCHES:
+            self.dropped_batches += 1
+            if self.dropped_batches in (1, 10, 100) or self.dropped_batches % 1000 == 0:
+                log.warning("engine behind: dropped %d reading batches", self.dropped_batches)
+            return
+        self._queue.append(batch)
+        self._wakeup.set()
+
+    def device_status(self, status: DeviceStatus) -> None:
+        self._queue.append(status)
+        self._wakeup.set()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down in order: drivers, engine, publisher."""
+        log.info(
+            "gateway starting",
+            extra={"site": self.site.id, "devices": len(self.site.devices)},
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.publisher.run(), name="fgw[mqtt-out].run")
+                for name, driver in self.drivers.items():
+                    tg.create_task(driver.run(), name=f"fgw[{name}].run")
+                tg.create_task(self._process(), name="fgw[engine].process")
+                tg.create_task(self._tick(), name="fgw[engine].tick")
+                await stop.wait()
+                raise _Stop
+        except* _Stop:
+            pass
+        finally:
+            await self.publisher.stop()
+            self.store.close()
+            log.info("gateway stopped", extra={"site": self.site.id})
+
+    async def _process(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                item = self._queue.popleft()
+                now = self._monotonic()
+                if isinstance(item, DeviceStatus):
+                    changes = self.engine.device_status(item, now)
+                else:
+                    changes = self.engine.ingest(item, now)
+                self._handle(changes)
+            await asyncio.sleep(0)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self._handle(self.engine.tick(self._monotonic()))
+
+    def _handle(self, changes: Sequence[ConditionChange]) -> None:
+        transitions: list[AlarmTransition] = []
+        for change in changes:
+            transitions.extend(self.book.apply(change))
+        self._emit(transitions)
+
+    def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
+        if not transitions:
+            return
+        self.store.record(((t.alarm.record(), t.event()) for t in transitions), self._wall())
+        for t in transitions:
+            self.transitions_total += 1
+            payload = t.alarm.payload()
+            log.info(
+                "alarm %s %s -> %s",
+                t.alarm_id,
+                t.from_state,
+                t.to_state,
+                extra={"alarm": t.alarm_id, "priority": payload["priority"], "episode": t.episode},
+            )
+            self.publisher.publish_alarm(payload)
+            self.publisher.publish_event(t.event())
+
+    def _retained_snapshot(self) -> list[dict[str, Any]]:
+        return [alarm.payload() for alarm in self.book.non_normal()]
+
+    # ------------------------------------------------------------------ operator actions
+
+    def acknowledge(self, alarm_id: str, user: str, comment: str = "") -> None:
+        """Acknowledge one alarm (raises the book's refusal for a transition not allowed)."""
+        self._emit(self.book.acknowledge(alarm_id, user, comment, self._wall()))
+
+
+class _Stop(Exception):
+    """Raised inside the task group to end it when the stop event is set."""
+
+
+async def run_service(site: Site) -> int:
+    """`fgw run`: the gateway until SIGTERM or SIGINT; returns the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    gateway = Gateway(site)
+    await gateway.run(stop)
+    return 0
