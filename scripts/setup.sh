@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what Facility Gateway needs on a fresh Debian/Ubuntu machine, idempotently:
+# the system tools the tests and the demo use (Mosquitto, socat, mbpoll) and a venv with the project.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
+  | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import gateway, drivers, rules, simulators" \
+  || { echo "setup: the project did not install"; exit 1; }
+echo "setup: ready (.venv)"
