@@ -1,0 +1,58 @@
+"""The alarm store: records survive reopening, the journal keeps order, files are private."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from gateway.storage.sqlite import AlarmStore
+
+
+def _change(
+    alarm_id: str, episode: int, old: str, new: str, by: str = "system"
+) -> tuple[dict, dict]:
+    device, rule = alarm_id.split(".")
+    record = {"id": alarm_id, "device": device, "rule": rule, "state": new, "episode": episode}
+    event = {"type": "alarm", "id": alarm_id, "episode": episode, "from": old, "to": new,
+             "at": "2026-11-26T12:00:00Z", "by": by, "reason": "", "value": 1.5}  # fmt: skip
+    return record, event
+
+
+def test_records_and_journal_survive_reopen(tmp_path: Path) -> None:
+    store = AlarmStore(tmp_path)
+    store.record([_change("pump-1.dry_run", 1, "normal", "active_unack")], now=1.0)
+    store.record([_change("pump-1.dry_run", 1, "active_unack", "active_ack", by="wang")], now=2.0)
+    store.record([_change("fire-1.fire_alarm", 1, "normal", "active_unack")], now=3.0)
+    store.close()
+
+    reopened = AlarmStore(tmp_path)
+    records = {r["id"]: r for r in reopened.alarm_records()}
+    assert records["pump-1.dry_run"]["state"] == "active_ack"
+    assert records["fire-1.fire_alarm"]["state"] == "active_unack"
+    journal = reopened.journal("pump-1.dry_run")
+    assert [(e.from_state, e.to_state, e.by) for e in journal] == [
+        ("normal", "active_unack", "system"),
+        ("active_unack", "active_ack", "wang"),
+    ]
+    assert [e.seq for e in reopened.journal()] == sorted(e.seq for e in reopened.journal())
+    assert journal[0].value == 1.5 and journal[0].event["type"] == "alarm"
+    reopened.close()
+
+
+def test_a_failed_batch_writes_nothing(tmp_path: Path) -> None:
+    store = AlarmStore(tmp_path)
+    good = _change("pump-1.dry_run", 1, "normal", "active_unack")
+    bad = ({"id": "x.y"}, {})  # missing fields: the whole batch must roll back
+    try:
+        store.record([good, bad], now=1.0)
+    except KeyError:
+        pass
+    assert store.alarm_records() == [] and store.journal() == []
+    store.close()
+
+
+def test_database_file_is_private(tmp_path: Path) -> None:
+    store = AlarmStore(tmp_path / "state")
+    mode = stat.S_IMODE(store.path.stat().st_mode)
+    assert mode == 0o600
+    store.close()
