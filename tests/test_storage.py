@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from gateway.storage.sqlite import AlarmStore
 
 
@@ -43,10 +45,8 @@ def test_a_failed_batch_writes_nothing(tmp_path: Path) -> None:
     store = AlarmStore(tmp_path)
     good = _change("pump-1.dry_run", 1, "normal", "active_unack")
     bad = ({"id": "x.y"}, {})  # missing fields: the whole batch must roll back
-    try:
+    with pytest.raises(KeyError):
         store.record([good, bad], now=1.0)
-    except KeyError:
-        pass
     assert store.alarm_records() == [] and store.journal() == []
     store.close()
 
