@@ -24,7 +24,8 @@ mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}
 modbus:
   - {{id: plant-room, transport: tcp, host: 127.0.0.1, port: {modbus_port}, timeout: 300ms, retries: 0}}
 devices:
-  - {{id: pump-1, template: booster_pump, modbus: {{bus: plant-room, unit: 1}}, poll: 200ms, depends_on: [meter-1]}}
+  - {{id: pump-1, template: booster_pump, modbus: {{bus: plant-room, unit: 1}}, poll: 200ms,
+     depends_on: [meter-1]}}
   - {{id: pump-2, template: booster_pump, modbus: {{bus: plant-room, unit: 2}}, poll: 200ms}}
   - {{id: meter-1, template: energy_meter, modbus: {{bus: plant-room, unit: 10}}, poll: 200ms,
      comm_loss_after: 2s}}

@@ -41,17 +41,19 @@ class Running:
 @contextlib.asynccontextmanager
 async def running_site(broker: Broker, folder: Path) -> AsyncIterator[Running]:
     site = load_site(write_site(folder, broker.port))
-    async with SiteSimulator(site, "127.0.0.1", broker.port, seed=7):
-        async with watching(broker.port, site.topic_prefix) as watcher:
-            gateway = Gateway(site)
-            stop = asyncio.Event()
-            task = asyncio.create_task(gateway.run(stop), name="e2e.gateway")
-            try:
-                await watcher.wait_for(lambda: watcher.status == "online")
-                yield Running(site, gateway, watcher, broker)
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 15)
+    async with (
+        SiteSimulator(site, "127.0.0.1", broker.port, seed=7),
+        watching(broker.port, site.topic_prefix) as watcher,
+    ):
+        gateway = Gateway(site)
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop), name="e2e.gateway")
+        try:
+            await watcher.wait_for(lambda: watcher.status == "online")
+            yield Running(site, gateway, watcher, broker)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
 
 
 @pytest.mark.parametrize(
