@@ -1,0 +1,262 @@
+"""The Modbus driver: every device of one bus polled on its own fixed-rate schedule.
+
+Shape: `ModbusBusDriver` is an async context manager. Entering it starts one task per device in a
+`TaskGroup` it owns (named `fgw[modbus:BUS].poll[DEVICE]`); leaving it cancels them, waits for them and
+closes the connections — nothing is left running. `await driver.run()` is the same thing for callers
+that want one awaitable to put in their own TaskGroup: it runs until cancelled.
+
+    async with ModbusBusDriver(bus, devices, sink) as driver:
+        ...                      # readings and device statuses flow into `sink`
+        driver.stats()           # per-device counters for /metrics
+
+The key property: **one dead device must not slow its bus neighbours.** On TCP each device has a
+connection of its own (see `drivers.modbus.link`), so a silent unit's timeouts only delay itself. On
+RTU the line is shared; a device that has lost communication is tried on an exponential back-off
+(`gateway.backoff.Backoff`, up to `BACKOFF_CAP` seconds), so it costs the line one short timeout now
+and then instead of one per poll. TCP devices use the same back-off, which also paces reconnects to a
+restarted server.
+
+Schedule: attempts happen on the grid `start + k × poll`; a slow poll skips the slots it overran
+rather than bursting to catch up, and the schedule never drifts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from drivers.modbus.device import DevicePoller
+from drivers.modbus.health import DeviceStats
+from drivers.modbus.link import Link, RtuLink, TcpLink
+from gateway.config.models import ModbusBus
+from gateway.model import DeviceStatus, Reading, ReadingSink
+
+if TYPE_CHECKING:
+    from gateway.config.site import Device, Site
+
+log = logging.getLogger("drivers.modbus")
+
+
+def next_slot(due: float, period: float, not_before: float) -> float:
+    """The first time on the grid `due + k × period` (k ≥ 1) that is later than `not_before`."""
+    if due + period > not_before:
+        return due + period
+    return due + (math.floor((not_before - due) / period) + 1) * period
+
+
+class ModbusBusDriver:
+    """Polls the devices of one Modbus bus and hands readings to a sink.
+
+    Args:
+        bus: the bus (TCP host:port, or RTU serial line).
+        devices: the devices on that bus (each with `spec.modbus.bus == bus.id`).
+        sink: receives `Reading` batches (one per poll) and `DeviceStatus` changes.
+    """
+
+    def __init__(self, bus: ModbusBus, devices: Sequence[Device], sink: ReadingSink) -> None:
+        for device in devices:
+            if device.spec.modbus is None or device.spec.modbus.bus != bus.id:
+                raise ValueError(f"device {device.id} is not on Modbus bus {bus.id}")
+        self.bus = bus
+        self.sink = sink
+        self.name = f"fgw[modbus:{bus.id}]"
+        self.pollers = {d.id: DevicePoller(d, bus) for d in devices}
+        self._links: dict[str, Link] = {}
+        if bus.transport == "rtu":
+            longest = max((p.timeout for p in self.pollers.values()), default=bus.timeout)
+            shared = RtuLink(bus, longest)
+            self._links = dict.fromkeys(self.pollers, shared)
+        else:
+            self._links = {i: TcpLink(bus, p.timeout) for i, p in self.pollers.items()}
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        if self._group is not None:
+            raise RuntimeError(f"{self.name} is already running (the driver is not re-entrant)")
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        for device_id, poller in self.pollers.items():
+            task = self._group.create_task(
+                self._run_device(poller, self._links[device_id]),
+                name=f"{self.name}.poll[{device_id}]",
+            )
+            self._tasks.append(task)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        group, self._group = self._group, None
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        try:
+            if group is not None:
+                await group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._close_links()
+
+    async def run(self) -> None:
+        """Poll until cancelled (for callers that want a single awaitable)."""
+        async with self:
+            await asyncio.Future()
+
+    def stats(self) -> dict[str, DeviceStats]:
+        """Per-device counters (polls, errors, last_seen, last_poll_seconds, online)."""
+        return {i: p.health.stats() for i, p in self.pollers.items()}
+
+    # ------------------------------------------------------------------------------ polling
+
+    async def _run_device(self, poller: DevicePoller, link: Link) -> None:
+        due = time.monotonic()
+        while True:
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            answered = await self._poll_and_report(poller, link)
+            now = time.monotonic()
+            if answered:
+                poller.backoff.reset()
+                due = next_slot(due, poller.period, now)
+            elif poller.health.failures >= poller.health.polls or poller.health.online is False:
+                due = next_slot(due, poller.period, now + poller.backoff.next_delay())
+            else:
+                due = next_slot(due, poller.period, now)
+
+    async def _poll_and_report(self, poller: DevicePoller, link: Link) -> bool:
+        """One poll; report readings and status changes to the sink. True if the device answered."""
+        outcome = await poller.poll(link)
+        now, wall = time.monotonic(), time.time()
+        if outcome.failure is None:
+            change = poller.health.record_ok(now, wall, outcome.duration, outcome.errors)
+            if change is not None:
+                self._status(poller, change.online, change.reason, wall)
+            self._deliver(outcome.readings)
+            return True
+        change = poller.health.record_failure(now, outcome.failure, outcome.duration)
+        if change is not None:
+            self._status(poller, change.online, change.reason, wall)
+            self._deliver(poller.stale_readings())
+        return False
+
+    def _status(self, poller: DevicePoller, online: bool, reason: str, wall: float) -> None:
+        level = logging.INFO if online else logging.WARNING
+        state = "online" if online else "offline"
+        log.log(level, "%s %s: %s", poller.id, state, reason, extra={"device": poller.id})
+        self._sink_call(self.sink.device_status, DeviceStatus(poller.id, online, wall, reason))
+
+    def _deliver(self, readings: list[Reading]) -> None:
+        if readings:
+            self._sink_call(self.sink.readings, readings)
+
+    def _sink_call(self, method: Callable[[object], None], arg: object) -> None:
+        """A failing sink is its owner's bug; it must not stop the polling of a bus."""
+        try:
+            method(arg)
+        except Exception:
+            log.exception("%s: the reading sink failed", self.name)
+
+    def _close_links(self) -> None:
+        for link in {id(link): link for link in self._links.values()}.values():
+            link.close()
+
+    # ------------------------------------------------------------------------------ one-shot
+
+    async def read_once(self, device_ids: Iterable[str] | None = None) -> list[Reading]:
+        """Poll each (selected) device once, without starting the schedule.
+
+        A device that does not answer within its timeout gives `stale` readings and a logged error;
+        nothing waits longer than a device's timeout (RTU devices take turns on the line).
+        """
+        ids = list(self.pollers) if device_ids is None else list(device_ids)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(
+                        self.pollers[i].poll(self._links[i]), name=f"{self.name}.once[{i}]"
+                    )
+                    for i in ids
+                ]
+        finally:
+            self._close_links()
+        readings: list[Reading] = []
+        for device_id, task in zip(ids, tasks, strict=True):
+            outcome, poller = task.result(), self.pollers[device_id]
+            if outcome.failure is not None:
+                log.error("%s: %s", device_id, outcome.failure, extra={"device": device_id})
+                readings.extend(poller.stale_readings())
+            else:
+                readings.extend(outcome.readings)
+        return readings
+
+
+async def poll_once(
+    buses: Mapping[str, ModbusBus],
+    devices: Iterable[Device],
+    device_ids: Iterable[str] | None = None,
+) -> list[Reading]:
+    """Read every selected Modbus device once (`fgw poll SITE --once [--device ID]`).
+
+    Args:
+        buses: the site's Modbus buses by id.
+        devices: the site's devices; those without a Modbus connection are skipped.
+        device_ids: only these devices (all Modbus devices when None).
+
+    Returns:
+        The readings, grouped by device in the order given; a silent device's points are `stale`.
+
+    Raises:
+        ValueError: a selected id is not a Modbus device among `devices`.
+    """
+    modbus = [d for d in devices if d.spec.modbus is not None]
+    if device_ids is not None:
+        wanted = list(device_ids)
+        known = {d.id for d in modbus}
+        unknown = [i for i in wanted if i not in known]
+        if unknown:
+            raise ValueError(f"not a Modbus device: {', '.join(unknown)}")
+        modbus = [d for d in modbus if d.id in set(wanted)]
+    by_bus: dict[str, list[Device]] = {}
+    for device in modbus:
+        assert device.spec.modbus is not None
+        by_bus.setdefault(device.spec.modbus.bus, []).append(device)
+    sink = _Discard()
+    async with asyncio.TaskGroup() as group:
+        tasks = {
+            bus_id: group.create_task(
+                ModbusBusDriver(buses[bus_id], devs, sink).read_once(),
+                name=f"fgw[modbus:{bus_id}].once",
+            )
+            for bus_id, devs in by_bus.items()
+        }
+    by_device: dict[str, list[Reading]] = {}
+    for task in tasks.values():
+        for reading in task.result():
+            by_device.setdefault(reading.device, []).append(reading)
+    return [r for d in modbus for r in by_device.get(d.id, [])]
+
+
+async def poll_site_once(site: Site, device_ids: Iterable[str] | None = None) -> list[Reading]:
+    """`poll_once` for a loaded site."""
+    return await poll_once(site.buses, site.devices.values(), device_ids)
+
+
+class _Discard:
+    """`read_once` returns its readings; nothing is streamed."""
+
+    def readings(self, batch: Sequence[Reading]) -> None:
+        pass
+
+    def device_status(self, status: DeviceStatus) -> None:
+        pass
