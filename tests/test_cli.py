@@ -67,11 +67,13 @@ def test_inject_refuses_unknown_device_and_bad_set(tmp_path: Path, broker: Broke
 async def test_sim_inject_and_run_as_processes(broker: Broker, tmp_path: Path) -> None:
     """`fgw sim` + `fgw run` + `fgw inject`, as separate processes, as in the README's tour."""
     site = write_site(tmp_path, broker.port)
-    sim = subprocess.Popen(
-        [*FGW, "sim", str(site), "--seed", "3"], cwd=ROOT, stderr=subprocess.PIPE
-    )
-    run = subprocess.Popen([*FGW, "run", str(site), "--log-format", "json"], cwd=ROOT,
-                           stderr=subprocess.PIPE)  # fmt: skip
+    sim_log, run_log = tmp_path / "sim.log", tmp_path / "run.log"
+    with sim_log.open("wb") as out:
+        sim = subprocess.Popen([*FGW, "sim", str(site), "--seed", "3"], cwd=ROOT, stderr=out)
+    with run_log.open("wb") as out:
+        run = subprocess.Popen(
+            [*FGW, "run", str(site), "--log-format", "json"], cwd=ROOT, stderr=out
+        )
     try:
         async with watching(broker.port, "fgw/e2e") as watcher:
             await watcher.wait_for(lambda: watcher.status == "online", timeout=20)
