@@ -764,11 +764,13 @@ def _or(items: list[_Fn]) -> _Fn:
 class Expression:
     """A parsed rule condition: its text, the points it names, and a compiled evaluator."""
 
-    __slots__ = ("_fn", "_slots", "_windows", "names", "text")
+    __slots__ = ("_fn", "_slots", "_windows", "names", "points", "text")
 
     def __init__(self, text: str, tree: _Node) -> None:
         self.text = text
-        self.names: frozenset[str] = frozenset(n.value for n in _walk(tree) if n.kind == "name")
+        ordered = [n.value for n in _walk(tree) if n.kind == "name"]
+        self.points: tuple[str, ...] = tuple(dict.fromkeys(ordered))  # in order of appearance
+        self.names: frozenset[str] = frozenset(ordered)
         compiler = _Compiler()
         self._fn = compiler.compile(tree, 1)
         self._slots = compiler.slots

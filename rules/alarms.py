@@ -1,0 +1,489 @@
+"""The alarm state machine (ISA-18.2 shape): condition changes and operator actions in, transitions out.
+
+Pure code. Every transition is returned as an `AlarmTransition` (who, when, why, and a snapshot of the
+alarm) for the journal and `P/events`; a request that the state machine does not allow raises
+`TransitionRefused` (the API maps it to 409).
+
+The state is two layers:
+
+- the *base* state — what the condition and the acknowledgement say: `normal`, `active_unack`,
+  `active_ack`, `rtn_unack`;
+- *overlays* that hide it — `out_of_service` (over) `shelved` (over) `suppressed`. While any overlay
+  is on, the alarm shows the top one; the condition is still followed underneath, but not announced.
+
+Base transitions: normal→active_unack (raise: new episode); active_unack→active_ack (ack);
+active_ack→normal (clear); active_unack→rtn_unack (clear before ack); rtn_unack→normal (ack);
+rtn_unack→active_unack (re-activation before ack: a new activation, so a new episode).
+
+When the last overlay ends, the alarm goes to the state it truly has:
+
+- condition active, and it was already active and announced before the overlay and never cleared
+  meanwhile: the same episode, in its base state (`active_unack`, or `active_ack` if it had been
+  acknowledged: an acknowledgement is not lost to a comm-loss blip);
+- condition active otherwise: a new episode, `active_unack`;
+- condition inactive: `normal`, except that an alarm that was announced and not yet acknowledged
+  (`active_unack` before the overlay) goes to `rtn_unack`, so nobody misses that it happened.
+  An activation that started *and* ended under an overlay is never announced and leaves no episode:
+  the twenty alarms of a power cut do not come back as twenty `rtn_unack` afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from gateway.config.site import Rule
+from gateway.model import Value
+from rules.engine import ConditionChange
+from rules.messages import pick, render
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+class AlarmState(StrEnum):
+    NORMAL = "normal"
+    ACTIVE_UNACK = "active_unack"
+    ACTIVE_ACK = "active_ack"
+    RTN_UNACK = "rtn_unack"
+    SHELVED = "shelved"
+    SUPPRESSED = "suppressed"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+BASE_STATES = frozenset(
+    {AlarmState.NORMAL, AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK, AlarmState.RTN_UNACK}
+)
+ACTIVE_STATES = frozenset({AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK})
+
+
+class TransitionRefused(Exception):
+    """The requested transition is not allowed from the alarm's current state (HTTP 409)."""
+
+    def __init__(self, alarm_id: str, state: str, action: str, why: str = "") -> None:
+        self.alarm_id, self.state, self.action = alarm_id, state, action
+        super().__init__(
+            f"cannot {action} {alarm_id} in state {state}" + (f": {why}" if why else "")
+        )
+
+
+class ShelveRefused(TransitionRefused):
+    """The alarm may never be shelved (`shelvable: false`, e.g. fire alarm, entrapment)."""
+
+
+class UnknownAlarm(KeyError):
+    """No alarm with this id (HTTP 404)."""
+
+
+def iso(t: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with a `Z`, millisecond precision; None stays None."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _epoch(at: float | datetime) -> float:
+    return at.timestamp() if isinstance(at, datetime) else float(at)
+
+
+@dataclass(slots=True)
+class Alarm:
+    """The current record of one alarm `{device}.{rule}`. Times are wall-clock epoch seconds."""
+
+    id: str
+    device: str
+    rule: str
+    priority: str
+    state: AlarmState = AlarmState.NORMAL
+    message: str = ""
+    message_zh: str = ""
+    message_en: str = ""
+    value: Value | None = None
+    episode: int = 0
+    raised_at: float | None = None
+    acked_at: float | None = None
+    acked_by: str | None = None
+    cleared_at: float | None = None
+    shelvable: bool = True
+    condition_active: bool = False
+    suppressed_by: str = ""  # root-cause alarm id while suppressed by design
+    # below: the layers under the shown state (see the module docstring)
+    base: AlarmState = AlarmState.NORMAL
+    out_of_service: bool = False
+    shelved_until: float | None = None
+    shelved_by: str | None = None
+    shelve_reason: str = ""
+    hidden_cleared: bool = False  # the condition was inactive at some time under the overlay
+    hidden_cleared_at: float | None = None
+    values: dict[str, Value] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        """The retained `P/alarms/{device}/{rule}` JSON (PRODUCT §6), plus both message languages."""
+        return {
+            "id": self.id,
+            "device": self.device,
+            "rule": self.rule,
+            "priority": self.priority,
+            "state": str(self.state),
+            "message": self.message,
+            "value": self.value,
+            "episode": self.episode,
+            "raised_at": iso(self.raised_at),
+            "acked_at": iso(self.acked_at),
+            "acked_by": self.acked_by,
+            "cleared_at": iso(self.cleared_at),
+            "message_zh": self.message_zh,
+            "message_en": self.message_en,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """Everything, JSON-ready, for the alarm store; `from_record` reads it back."""
+        data = dataclasses.asdict(self)
+        data["state"] = str(self.state)
+        data["base"] = str(self.base)
+        return data
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Alarm:
+        """An alarm from `record()` output; unknown keys are ignored, missing ones get defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in record.items() if k in names}
+        data["state"] = AlarmState(data.get("state", AlarmState.NORMAL))
+        data["base"] = AlarmState(data.get("base", _base_of(data["state"], record)))
+        data["values"] = dict(data.get("values") or {})
+        return cls(**data)
+
+    def copy(self) -> Alarm:
+        return dataclasses.replace(self, values=dict(self.values))
+
+    @property
+    def overlay(self) -> AlarmState | None:
+        """The overlay shown on top of the base state, if any (highest first)."""
+        if self.out_of_service:
+            return AlarmState.OUT_OF_SERVICE
+        if self.shelved_until is not None:
+            return AlarmState.SHELVED
+        if self.suppressed_by:
+            return AlarmState.SUPPRESSED
+        return None
+
+
+def _base_of(state: AlarmState, record: Mapping[str, Any]) -> AlarmState:
+    """For a record written without `base`: the base state its shown state implies."""
+    if state in BASE_STATES:
+        return state
+    return AlarmState.ACTIVE_UNACK if record.get("condition_active") else AlarmState.NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmTransition:
+    """One state change of one alarm, as written to the journal and published on `P/events`."""
+
+    alarm_id: str
+    from_state: AlarmState
+    to_state: AlarmState
+    episode: int
+    at: float
+    by: str
+    reason: str
+    value: Value | None
+    alarm: Alarm  # a snapshot taken right after the transition
+
+    def event(self) -> dict[str, Any]:
+        return {
+            "type": "alarm",
+            "id": self.alarm_id,
+            "from": str(self.from_state),
+            "to": str(self.to_state),
+            "episode": self.episode,
+            "at": iso(self.at),
+            "by": self.by,
+            "reason": self.reason,
+            "priority": self.alarm.priority,
+            "message": self.alarm.message,
+            "value": self.value,
+        }
+
+
+class AlarmBook:
+    """Every alarm of the site and its state machine.
+
+    Args:
+        rules: every rule (`Site.rules()`), `comm_loss` included: one alarm per rule.
+        locale: the site locale; `message` is in it, `message_zh`/`message_en` are both kept.
+    """
+
+    def __init__(self, rules: Sequence[Rule], locale: str = "zh-CN") -> None:
+        self.locale = locale
+        self._rules: dict[str, Rule] = {}
+        self._alarms: dict[str, Alarm] = {}
+        self.unknown_changes = 0
+        for rule in rules:
+            self._rules[rule.alarm_id] = rule
+            self._alarms[rule.alarm_id] = Alarm(
+                id=rule.alarm_id,
+                device=rule.device,
+                rule=rule.id,
+                priority=rule.priority,
+                shelvable=rule.shelvable,
+            )
+            self._render(self._alarms[rule.alarm_id])
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, alarm_id: str) -> Alarm:
+        try:
+            return self._alarms[alarm_id]
+        except KeyError:
+            raise UnknownAlarm(alarm_id) from None
+
+    def all(self) -> list[Alarm]:
+        return list(self._alarms.values())
+
+    def non_normal(self) -> list[Alarm]:
+        return [a for a in self._alarms.values() if a.state != AlarmState.NORMAL]
+
+    def rule(self, alarm_id: str) -> Rule:
+        return self._rules[alarm_id]
+
+    # ------------------------------------------------------------------ conditions
+
+    def apply(self, change: ConditionChange) -> list[AlarmTransition]:
+        """Follow a condition change from the rule engine."""
+        alarm = self._alarms.get(change.alarm_id)
+        if alarm is None:
+            self.unknown_changes += 1
+            if self.unknown_changes == 1:
+                log.warning("condition change for unknown alarm %s ignored", change.alarm_id)
+            return []
+        before = alarm.state
+        at = change.ts_wall
+        if change.values:
+            alarm.values = dict(change.values)
+        if change.value is not None:
+            alarm.value = change.value
+        if alarm.overlay is None and not change.suppressed:
+            self._follow_base(alarm, change.active, at)
+            alarm.state = alarm.base
+        else:
+            if alarm.overlay is None:
+                self._begin_overlay(alarm)
+            alarm.suppressed_by = (change.cause or "suppressed") if change.suppressed else ""
+            self._follow_hidden(alarm, change.active, at)
+            self._show(alarm, at)
+        self._render(alarm)
+        return self._transition(alarm, before, at, SYSTEM, change.reason)
+
+    def _follow_base(self, alarm: Alarm, active: bool, at: float) -> None:
+        alarm.condition_active = active
+        base = alarm.base
+        if active and base in (AlarmState.NORMAL, AlarmState.RTN_UNACK):
+            self._new_episode(alarm, at)
+        elif not active and base == AlarmState.ACTIVE_UNACK:
+            alarm.base, alarm.cleared_at = AlarmState.RTN_UNACK, at
+        elif not active and base == AlarmState.ACTIVE_ACK:
+            alarm.base, alarm.cleared_at = AlarmState.NORMAL, at
+
+    @staticmethod
+    def _new_episode(alarm: Alarm, at: float) -> None:
+        alarm.episode += 1
+        alarm.base = AlarmState.ACTIVE_UNACK
+        alarm.raised_at, alarm.cleared_at = at, None
+        alarm.acked_at = alarm.acked_by = None
+
+    @staticmethod
+    def _begin_overlay(alarm: Alarm) -> None:
+        alarm.hidden_cleared = not alarm.condition_active
+        alarm.hidden_cleared_at = None
+
+    @staticmethod
+    def _follow_hidden(alarm: Alarm, active: bool, at: float) -> None:
+        if not active and not alarm.hidden_cleared:
+            alarm.hidden_cleared, alarm.hidden_cleared_at = True, at
+        alarm.condition_active = active
+
+    def _show(self, alarm: Alarm, at: float) -> None:
+        """Show the top overlay, or — when none is left — resolve the base state (module docstring)."""
+        overlay = alarm.overlay
+        if overlay is not None:
+            alarm.state = overlay
+            return
+        base = alarm.base
+        if alarm.condition_active:
+            if base not in ACTIVE_STATES or alarm.hidden_cleared:
+                self._new_episode(alarm, at)
+        elif base == AlarmState.ACTIVE_UNACK:
+            alarm.base, alarm.cleared_at = AlarmState.RTN_UNACK, alarm.hidden_cleared_at or at
+        elif base == AlarmState.ACTIVE_ACK:
+            alarm.base, alarm.cleared_at = AlarmState.NORMAL, alarm.hidden_cleared_at or at
+        alarm.hidden_cleared, alarm.hidden_cleared_at = False, None
+        alarm.state = alarm.base
+
+    # ------------------------------------------------------------------ operator actions
+
+    def acknowledge(
+        self, alarm_id: str, user: str, comment: str = "", at: float | datetime = 0.0
+    ) -> list[AlarmTransition]:
+        """active_unack→active_ack, rtn_unack→normal; anything else is refused."""
+        alarm = self.get(alarm_id)
+        when = _epoch(at)
+        before = alarm.state
+        if before == AlarmState.ACTIVE_UNACK:
+            alarm.base = alarm.state = AlarmState.ACTIVE_ACK
+        elif before == AlarmState.RTN_UNACK:
+            alarm.base = alarm.state = AlarmState.NORMAL
+        else:
+            raise TransitionRefused(alarm_id, before, "acknowledge", "nothing to acknowledge")
+        alarm.acked_at, alarm.acked_by = when, user
+        return self._transition(alarm, before, when, user, comment or "acknowledged")
+
+    def acknowledge_device(
+        self, device: str, user: str, comment: str = "", at: float | datetime = 0.0
+    ) -> list[AlarmTransition]:
+        """Acknowledge every alarm of a device that waits for it; the others are left alone."""
+        out: list[AlarmTransition] = []
+        for alarm in self._alarms.values():
+            if alarm.device == device and alarm.state in (
+                AlarmState.ACTIVE_UNACK,
+                AlarmState.RTN_UNACK,
+            ):
+                out.extend(self.acknowledge(alarm.id, user, comment, at))
+        return out
+
+    def shelve(
+        self,
+        alarm_id: str,
+        user: str,
+        reason: str,
+        until: float | datetime,
+        at: float | datetime,
+    ) -> list[AlarmTransition]:
+        """Hide an alarm until `until` (wall time), by a person, with a reason.
+
+        Raises:
+            ShelveRefused: the rule is `shelvable: false`.
+            TransitionRefused: already shelved, or out of service.
+        """
+        alarm = self.get(alarm_id)
+        when, end = _epoch(at), _epoch(until)
+        if not alarm.shelvable:
+            raise ShelveRefused(alarm_id, alarm.state, "shelve", "this alarm is not shelvable")
+        if alarm.state in (AlarmState.SHELVED, AlarmState.OUT_OF_SERVICE):
+            raise TransitionRefused(alarm_id, alarm.state, "shelve")
+        if end <= when:
+            raise TransitionRefused(alarm_id, alarm.state, "shelve", "the end is not in the future")
+        before = alarm.state
+        if alarm.overlay is None:
+            self._begin_overlay(alarm)
+        alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = end, user, reason
+        self._show(alarm, when)
+        return self._transition(alarm, before, when, user, reason or "shelved")
+
+    def unshelve(
+        self, alarm_id: str, user: str, at: float | datetime, reason: str = "unshelved"
+    ) -> list[AlarmTransition]:
+        alarm = self.get(alarm_id)
+        if alarm.shelved_until is None:
+            raise TransitionRefused(alarm_id, alarm.state, "unshelve", "it is not shelved")
+        when = _epoch(at)
+        before = alarm.state
+        alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = None, None, ""
+        self._show(alarm, when)
+        return self._transition(alarm, before, when, user, reason)
+
+    def expire_shelves(self, at: float | datetime) -> list[AlarmTransition]:
+        """Unshelve (by `system`) every alarm whose shelving time is over."""
+        when = _epoch(at)
+        out: list[AlarmTransition] = []
+        for alarm in self._alarms.values():
+            if alarm.shelved_until is not None and alarm.shelved_until <= when:
+                out.extend(self.unshelve(alarm.id, SYSTEM, when, "shelving expired"))
+        return out
+
+    def remove_from_service(
+        self, alarm_id: str, user: str, reason: str, at: float | datetime
+    ) -> list[AlarmTransition]:
+        """Take an alarm out of service (equipment decommissioned, sensor removed…)."""
+        alarm = self.get(alarm_id)
+        if alarm.out_of_service:
+            raise TransitionRefused(alarm_id, alarm.state, "remove from service", "already")
+        when = _epoch(at)
+        before = alarm.state
+        if alarm.overlay is None:
+            self._begin_overlay(alarm)
+        alarm.out_of_service = True
+        self._show(alarm, when)
+        return self._transition(alarm, before, when, user, reason or "out of service")
+
+    def return_to_service(
+        self, alarm_id: str, user: str, at: float | datetime, reason: str = "back in service"
+    ) -> list[AlarmTransition]:
+        alarm = self.get(alarm_id)
+        if not alarm.out_of_service:
+            raise TransitionRefused(alarm_id, alarm.state, "return to service", "it is in service")
+        when = _epoch(at)
+        before = alarm.state
+        alarm.out_of_service = False
+        self._show(alarm, when)
+        return self._transition(alarm, before, when, user, reason)
+
+    # ------------------------------------------------------------------ restart
+
+    def restore(self, alarms: Iterable[Alarm]) -> None:
+        """Take back the records saved before a restart. No transition, no new episode.
+
+        Alarms of rules that no longer exist are ignored; the rule's current priority and
+        `shelvable` win over the stored ones (a rule made non-shelvable unshelves its alarm).
+        """
+        for stored in alarms:
+            rule = self._rules.get(stored.id)
+            if rule is None:
+                continue
+            alarm = stored.copy()
+            alarm.priority, alarm.shelvable = rule.priority, rule.shelvable
+            alarm.device, alarm.rule = rule.device, rule.id
+            if not alarm.shelvable and alarm.shelved_until is not None:
+                alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = None, None, ""
+                self._show(alarm, alarm.raised_at or 0.0)
+            self._render(alarm)
+            self._alarms[alarm.id] = alarm
+
+    def active_condition_ids(self) -> list[str]:
+        """Alarm ids whose condition was active: feed them to `RuleEngine.assume_active`."""
+        return [a.id for a in self._alarms.values() if a.condition_active]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _render(self, alarm: Alarm) -> None:
+        rule = self._rules.get(alarm.id)
+        if rule is None:
+            return
+        alarm.message_zh = render(rule.message.zh, alarm.values)
+        alarm.message_en = render(rule.message.en, alarm.values)
+        alarm.message = render(pick(rule.message, self.locale), alarm.values)
+
+    @staticmethod
+    def _transition(
+        alarm: Alarm, before: AlarmState, at: float, by: str, reason: str
+    ) -> list[AlarmTransition]:
+        if alarm.state == before:
+            return []
+        return [
+            AlarmTransition(
+                alarm_id=alarm.id,
+                from_state=before,
+                to_state=alarm.state,
+                episode=alarm.episode,
+                at=at,
+                by=by,
+                reason=reason,
+                value=alarm.value,
+                alarm=alarm.copy(),
+            )
+        ]
