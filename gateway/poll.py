@@ -40,7 +40,7 @@ async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> li
             routes.setdefault(point_topic(device, point), []).append((device, name, point))
     if routes:
         mqtt = site.file.mqtt
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError, aiomqtt.MqttError):  # unheard points stay stale
             async with (
                 asyncio.timeout(wait),
                 aiomqtt.Client(mqtt.host, mqtt.port, identifier=f"fgw-{site.id}-poll") as client,
