@@ -624,6 +624,8 @@ class _Compiler:
         if name in ("abs", "min", "max"):
             args = [self.compile(a, 0) for a in node.args]
             py = {"abs": abs, "min": min, "max": max}[name]
+            if name != "abs" and len(args) == 1:  # min(x) is x (Python would want an iterable)
+                return args[0]
 
             def pure(s: Scope) -> Result:
                 values = [a(s) for a in args]
