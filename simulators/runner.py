@@ -1,0 +1,248 @@
+"""`SiteSimulator`: every device of a site simulated on the real wire, started and stopped as one.
+
+One Modbus TCP server per `tcp` bus, one MQTT connection for the doors' messages and the inject
+channel, and a physics loop that steps every simulator and copies the register images into the
+servers. Everything runs in one TaskGroup with named tasks; leaving the `async with` stops the tasks,
+closes the servers and the MQTT connection, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+
+from gateway.backoff import Backoff
+from gateway.config.site import Site
+from simulators.base import DeviceSimulator
+from simulators.control import TOPIC_ROOT, handle_message, result_topic
+from simulators.door import AccessDoorSimulator
+from simulators.modbus_server import BusServer
+from simulators.registry import simulator_for
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 1000
+"""Door messages kept while the broker is away; older ones are dropped (a controller's small buffer)."""
+
+
+class SiteSimulator:
+    """The simulators of one site, on the wire.
+
+    Args:
+        site: the loaded site (`gateway.config.site.load_site`).
+        broker_host, broker_port: the MQTT broker for the doors and the inject channel; default the
+            site's own `mqtt` section. `mqtt=False` runs without MQTT (Modbus only).
+        seed: a fixed seed makes every device's physics reproducible (each device gets its own stream).
+        tick: seconds between physics steps (and register refreshes).
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        broker_host: str | None = None,
+        broker_port: int | None = None,
+        *,
+        seed: int | None = None,
+        tick: float = 0.2,
+        mqtt: bool = True,
+    ) -> None:
+        self.site = site
+        self.broker = (broker_host or site.file.mqtt.host, broker_port or site.file.mqtt.port)
+        self.use_mqtt = mqtt
+        self.tick = tick
+        self.devices: dict[str, DeviceSimulator] = {
+            device_id: simulator_for(
+                device_id,
+                device.spec.template,
+                device.points,
+                seed=None if seed is None else f"{seed}:{device_id}",
+            )
+            for device_id, device in site.devices.items()
+        }
+        self.servers: dict[str, BusServer] = {}
+        self.skipped: dict[str, str] = {}
+        self._plan_buses()
+        self.mqtt_ready = asyncio.Event()
+        """Set while the inject channel is subscribed (tests wait on it instead of sleeping)."""
+        self.dropped_messages = 0
+        self._outgoing: asyncio.Queue[tuple[str, str, bool]] = asyncio.Queue(OUTBOX_LIMIT)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def name(self) -> str:
+        return f"fgw-sim[{self.site.id}]"
+
+    def _plan_buses(self) -> None:
+        units: dict[str, dict[int, DeviceSimulator]] = {}
+        for device_id, device in self.site.devices.items():
+            if device.spec.modbus is None:
+                continue
+            bus = self.site.buses[device.spec.modbus.bus]
+            if bus.transport != "tcp":
+                self.skipped[device_id] = f"bus {bus.id} is {bus.transport}: only tcp is simulated"
+                continue
+            units.setdefault(bus.id, {})[device.spec.modbus.unit] = self.devices[device_id]
+        for bus_id, bus_units in units.items():
+            self.servers[bus_id] = BusServer(self.site.buses[bus_id], bus_units)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("a SiteSimulator is not re-entrant")
+        for device_id, why in self.skipped.items():
+            log.warning("%s: not simulating %s: %s", self.name, device_id, why)
+        stack = contextlib.AsyncExitStack()
+        self._stack = stack
+        try:
+            for server in self.servers.values():
+                await server.start()
+                stack.push_async_callback(server.stop)
+            group = await stack.enter_async_context(asyncio.TaskGroup())
+            stack.callback(self._cancel_tasks)  # runs before the group waits for its tasks
+            self._tasks.append(group.create_task(self._physics(), name=f"{self.name}.physics"))
+            if self.use_mqtt:
+                self._tasks.append(group.create_task(self._mqtt(), name=f"{self.name}.mqtt"))
+        except BaseException:
+            await stack.aclose()
+            self._stack = None
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._stack is not None
+        self._cancel_tasks()
+        try:
+            await self._stack.aclose()
+        finally:
+            self._stack = None
+            self.mqtt_ready.clear()
+
+    def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    # ------------------------------------------------------------------ physics
+
+    def step(self, dt: float) -> None:
+        """Advance every simulator by `dt` and queue the doors' messages."""
+        for sim in self.devices.values():
+            sim.step(dt)
+        self._collect_messages()
+
+    async def refresh(self) -> None:
+        """Copy the simulators' register images into the Modbus servers now."""
+        for server in self.servers.values():
+            await server.refresh()
+
+    async def _physics(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(self.tick)
+            now = loop.time()
+            self.step(min(now - last, 5 * self.tick))  # a stalled loop does not jump the physics
+            last = now
+            await self.refresh()
+
+    def _collect_messages(self) -> None:
+        for device_id, sim in self.devices.items():
+            if not isinstance(sim, AccessDoorSimulator):
+                continue
+            base = self.site.devices[device_id].spec.mqtt
+            for message in sim.take_outbox():
+                if base is None:
+                    continue
+                sub = message.subtopic
+                topic = sub[1:] if sub.startswith("/") else f"{base.topic}/{sub}"
+                try:
+                    self._outgoing.put_nowait((topic, json.dumps(message.payload), message.retain))
+                except asyncio.QueueFull:
+                    self.dropped_messages += 1
+
+    # ------------------------------------------------------------------ MQTT
+
+    async def _mqtt(self) -> None:
+        """Keep one MQTT connection: inject commands in, door messages out; reconnect with back-off."""
+        host, port = self.broker
+        backoff = Backoff(initial=0.2, cap=5.0)
+        identifier = f"fgw-sim-{self.site.id}-{os.getpid()}-{id(self):x}"
+        lost = False
+        while True:
+            try:
+                async with aiomqtt.Client(host, port, identifier=identifier) as client:
+                    await client.subscribe(f"{TOPIC_ROOT}/{self.site.id}/+/inject", qos=1)
+                    backoff.reset()
+                    if lost:
+                        log.info("%s: broker %s:%d is back", self.name, host, port)
+                    lost = False
+                    for sim in self.devices.values():
+                        if isinstance(sim, AccessDoorSimulator):
+                            sim.announce()
+                    self.mqtt_ready.set()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._publish(client), name=f"{self.name}.mqtt.publish")
+                        group.create_task(self._listen(client), name=f"{self.name}.mqtt.inject")
+            except* aiomqtt.MqttError as errors:
+                self.mqtt_ready.clear()
+                if not lost:
+                    log.warning("%s: broker %s:%d unreachable: %s", self.name, host, port, errors)
+                lost = True
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _publish(self, client: aiomqtt.Client) -> None:
+        while True:
+            topic, payload, retain = await self._outgoing.get()
+            await client.publish(topic, payload, qos=1, retain=retain)
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            parts = message.topic.value.split("/")
+            if len(parts) != 4 or parts[3] != "inject":
+                continue
+            device_id = parts[2]
+            payload: Any = message.payload
+            if not isinstance(payload, bytes | str):
+                payload = b""
+            result = handle_message(self.devices, device_id, payload)
+            log.info("%s: inject %s %s -> %s", self.name, device_id, payload, result)
+            self._collect_messages()
+            await self.refresh()
+            await client.publish(result_topic(self.site.id, device_id), json.dumps(result), qos=1)
+
+
+async def run_until_cancelled(
+    site: Site,
+    broker_host: str | None = None,
+    broker_port: int | None = None,
+    *,
+    seed: int | None = None,
+) -> None:
+    """`fgw sim SITE`: serve the site's simulators until the task is cancelled (Ctrl-C, SIGTERM)."""
+    async with SiteSimulator(site, broker_host, broker_port, seed=seed) as sim:
+        for bus_id, server in sim.servers.items():
+            host, port = server.address
+            log.info("fgw sim: bus %s on %s:%d, units %s", bus_id, host, port, sorted(server.units))
+        host, port = sim.broker
+        log.info(
+            "fgw sim: doors and inject channel via MQTT %s:%d (%s/%s/DEVICE/inject)",
+            host,
+            port,
+            TOPIC_ROOT,
+            site.id,
+        )
+        await asyncio.Event().wait()
