@@ -13,7 +13,7 @@ Rules:
 - `workarounds.no_merge`: one request per point, for devices that reject merged reads (points that
   occupy exactly the same addresses still share their request — it is the same request).
 A single point longer than the limit (a string on a device with a small `max_registers`) gets a request
-of its own; the points cannot be split across requests.
+of its own (shared only with points inside it): a point cannot be split across requests.
 """
 
 from __future__ import annotations
@@ -71,10 +71,11 @@ def plan_reads(
 ) -> list[ReadBlock]:
     """Group a device's points into read requests, fewest first-fit blocks per table.
 
-    Greedy in address order: a block grows while the next point keeps it within the size limit and
-    starts at most `max_gap` unused addresses after the block's end. Greedy is minimal here: the
-    first block must hold the lowest point, and taking every point that fits into it leaves the
-    fewest and highest points for the rest.
+    Greedy in address order (the longest point first at equal addresses): a block grows while the
+    next point lies inside it, or keeps it within the size limit and starts at most `max_gap` unused
+    addresses after its end. Greedy is minimal here — the first block must hold the lowest point,
+    and taking every point that fits leaves the fewest for the rest; the property test checks this
+    against a brute-force search.
 
     Args:
         points: the device's Modbus points by name.
@@ -88,7 +89,7 @@ def plan_reads(
     for table in TABLES:
         members = sorted(
             ((name, p) for name, p in points.items() if p.table == table),
-            key=lambda item: (item[1].address, item[1].register_count, item[0]),
+            key=lambda item: (item[1].address, -item[1].register_count, item[0]),
         )
         limit = workarounds.max_bits if table in BIT_TABLES else workarounds.max_registers
         blocks.extend(_blocks_of_table(table, members, limit, max_gap, workarounds.no_merge))
@@ -123,4 +124,6 @@ def _fits(
     """Can the block [start, end) take the point [p_start, p_end) (p_start >= start)?"""
     if no_merge:
         return (p_start, p_end) == (start, end)
-    return p_start - end <= max_gap and max(end, p_end) - start <= limit
+    if p_end <= end:  # inside the block already (perhaps one point longer than the limit)
+        return True
+    return p_start - end <= max_gap and p_end - start <= limit
