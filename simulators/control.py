@@ -134,6 +134,6 @@ async def _round_trip(
                 result = json.loads(reply.payload)  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 continue
-            if isinstance(result, dict) and result.get("id") == correlation:
+            if isinstance(result, dict) and result.pop("id", None) == correlation:
                 return result
     raise TimeoutError("the result stream ended")  # pragma: no cover - the loop never ends
