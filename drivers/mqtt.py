@@ -1,0 +1,373 @@
+"""The MQTT driver: devices that publish their own state (access doors, gateways of other vendors).
+
+Shape, as the Modbus driver: `MqttDriver` is an async context manager that owns a `TaskGroup`
+(`fgw[mqtt-in:SITE].receive` keeps the broker connection, `fgw[mqtt-in:SITE].liveness` watches for
+silent devices); `await driver.run()` is the same until cancelled.
+
+    async with MqttDriver(site, devices, sink) as driver:
+        await driver.wait_ready()      # connected and subscribed
+        driver.stats()                 # per-device counters for /metrics
+
+Why it is built this way:
+- **Persistent session** (client id `fgw-{site}-in`, clean_session False, QoS 1 subscriptions): while
+  the gateway restarts, the broker queues what devices publish, and it arrives afterwards.
+- **Resubscribe on every connect**: a broker restarted without persistence has forgotten the session.
+- **Liveness from live traffic only**: a retained message says what a device said once, not that it
+  is alive now. A device is offline after `mqtt.timeout` of silence (default 3 x the template's
+  `heartbeat`, or 30 s), or while its `controller_online` point reads false. `DeviceStatus` is emitted
+  on changes only, with stale readings once when a device goes offline.
+- **Bad payloads are counted, never fatal**: each malformed message counts once for its device; each
+  distinct problem is logged once per device (`drivers.mqtt_payload` never raises anything else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import aiomqtt
+
+from drivers.mqtt_payload import (
+    Payload,
+    PayloadError,
+    Problem,
+    decode_payload,
+    payload_time,
+    point_value,
+)
+from gateway.backoff import Backoff
+from gateway.config.models import MqttPoint
+from gateway.durations import format_duration
+from gateway.model import DeviceStatus, Quality, Reading, ReadingSink
+from gateway.mqtt_settings import BrokerSettings
+
+if TYPE_CHECKING:
+    from gateway.config.site import Device, Site
+
+log = logging.getLogger("drivers.mqtt")
+
+CONTROLLER_ONLINE = "controller_online"
+"""A point by this name reading false means the device's controller reports itself offline."""
+
+DEFAULT_TIMEOUT = 30.0
+"""Silence after which a device without `mqtt.timeout` or template heartbeat is offline."""
+
+MAX_QUEUED_MESSAGES = 10_000
+"""Incoming messages aiomqtt may hold before it drops (and logs) more: memory stays bounded."""
+
+
+def build(site: Site, sink: ReadingSink) -> dict[str, MqttDriver]:
+    """The driver kind's factory (see `drivers.DRIVERS`): one driver for every MQTT device."""
+    devices = [d for d in site.devices.values() if d.spec.mqtt is not None]
+    return {"mqtt": MqttDriver(site, devices, sink)} if devices else {}
+
+
+def point_topic(device_topic: str, point: MqttPoint) -> str:
+    """A point's full topic: relative to the device's topic, or absolute with a leading `/`."""
+    if point.topic.startswith("/"):
+        return point.topic[1:]
+    return f"{device_topic}/{point.topic}" if point.topic else device_topic
+
+
+def device_timeout(device: Device) -> float:
+    """Silence after which the device is offline (PRODUCT §3 comm_loss, for MQTT)."""
+    assert device.spec.mqtt is not None
+    if device.spec.mqtt.timeout is not None:
+        return device.spec.mqtt.timeout
+    if device.template is not None and device.template.heartbeat:
+        return 3 * device.template.heartbeat
+    return DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    device: str
+    point: str
+    spec: MqttPoint
+
+
+@dataclass
+class _DeviceState:
+    """One device's counters and liveness; times are monotonic except `last_seen` (wall)."""
+
+    id: str
+    timeout: float
+    points: tuple[str, ...]
+    last_heard: float = 0.0
+    heard: bool = False
+    online: bool | None = None
+    controller_down: bool = False
+    messages: int = 0
+    malformed: int = 0
+    last_seen: float | None = None
+    problems: Counter[str] = field(default_factory=Counter)
+
+    def wanted(self, now: float) -> tuple[bool | None, str]:
+        """What the status should be now, and why (None: not known yet)."""
+        if self.controller_down:
+            return False, "controller reports offline"
+        if now - self.last_heard > self.timeout:
+            return False, f"silent for more than {format_duration(self.timeout)}"
+        if self.heard:
+            return True, "publishing again"
+        return None, ""
+
+
+class MqttDriver:
+    """Subscribes to the MQTT devices' topics and hands readings to a sink.
+
+    Args:
+        site: the site (broker settings, site id for the client id).
+        devices: the MQTT devices to serve (each with `spec.mqtt`).
+        sink: receives `Reading` batches (one per message and device) and `DeviceStatus` changes.
+        backoff: reconnect pacing (default: 0.5 s doubling up to 30 s, jittered).
+        broker: connection settings (default: from `site`; reads the password file).
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        devices: Sequence[Device],
+        sink: ReadingSink,
+        *,
+        backoff: Backoff | None = None,
+        broker: BrokerSettings | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.sink = sink
+        self.name = f"fgw[mqtt-in:{site.id}]"
+        self.broker = broker or BrokerSettings.from_site(site)
+        self.backoff = backoff or Backoff()
+        self._monotonic = monotonic
+        self._wall = wall
+        self._routes: dict[str, list[_Route]] = {}
+        self._states: dict[str, _DeviceState] = {}
+        for device in devices:
+            if device.spec.mqtt is None:
+                raise ValueError(f"device {device.id} is not an MQTT device")
+            points = {n: p for n, p in device.points.items() if isinstance(p, MqttPoint)}
+            self._states[device.id] = _DeviceState(device.id, device_timeout(device), tuple(points))
+            for name, point in points.items():
+                topic = point_topic(device.spec.mqtt.topic, point)
+                self._routes.setdefault(topic, []).append(_Route(device.id, name, point))
+        self._ready = asyncio.Event()
+        self._logged: set[tuple[str, str]] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        if self._group is not None:
+            raise RuntimeError(f"{self.name} is already running (the driver is not re-entrant)")
+        now = self._monotonic()
+        for state in self._states.values():
+            state.last_heard, state.heard = now, False  # the silence timer starts now
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        self._tasks = [
+            self._group.create_task(self._receive(), name=f"{self.name}.receive"),
+            self._group.create_task(self._liveness(), name=f"{self.name}.liveness"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        group, self._group = self._group, None
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        self._ready.clear()
+        if group is not None:
+            await group.__aexit__(exc_type, exc, tb)
+
+    async def run(self) -> None:
+        """Receive until cancelled (for callers that want a single awaitable)."""
+        async with self:
+            await asyncio.Future()
+
+    async def wait_ready(self) -> None:
+        """Return once connected and subscribed (again, after a reconnect)."""
+        await self._ready.wait()
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic subscribed to."""
+        return sorted(self._routes)
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per-device counters: messages, malformed, last_seen (wall clock), online, problems."""
+        return {
+            s.id: {
+                "messages": s.messages,
+                "malformed": s.malformed,
+                "last_seen": s.last_seen,
+                "online": s.online,
+                "problems": dict(s.problems),
+            }
+            for s in self._states.values()
+        }
+
+    # ------------------------------------------------------------------------------ connection
+
+    async def _receive(self) -> None:
+        """Connect, subscribe, receive; on any broker trouble, back off and do it again, forever."""
+        outage_logged = False
+        while True:
+            try:
+                client = self.broker.client(
+                    "in", clean_session=False, max_queued_incoming_messages=MAX_QUEUED_MESSAGES
+                )
+                async with client:
+                    await self._subscribe(client)
+                    self.backoff.reset()
+                    self._ready.set()
+                    if outage_logged:
+                        log.info("%s: connected to %s again", self.name, self.broker.where)
+                        outage_logged = False
+                    async for message in client.messages:
+                        self.handle(message.topic.value, message.payload, retained=message.retain)
+            except aiomqtt.MqttError as exc:
+                self._ready.clear()
+                if not outage_logged:
+                    log.warning("%s: broker %s: %s", self.name, self.broker.where, exc)
+                    outage_logged = True
+            await asyncio.sleep(self.backoff.next_delay())
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        topics = self.topics
+        granted = await client.subscribe([(t, 1) for t in topics])
+        for topic, code in zip(topics, granted, strict=False):
+            value = getattr(code, "value", code)
+            if isinstance(value, int) and value >= 0x80:
+                self._log_once("*", f"refused:{topic}", "broker refused subscription to %s", topic)
+
+    # ------------------------------------------------------------------------------ messages
+
+    def handle(self, topic: str, raw: bytes | bytearray, *, retained: bool = False) -> None:
+        """Map one message to readings and status changes (the part without sockets).
+
+        Args:
+            topic: the message's topic.
+            raw: its payload.
+            retained: a retained message (sent on subscribe) is a value, not a sign of life.
+        """
+        routes = self._routes.get(topic)
+        if not routes:
+            return
+        now, wall = self._monotonic(), self._wall()
+        try:
+            payload: Payload | PayloadError = decode_payload(bytes(raw))
+        except PayloadError as exc:
+            payload = exc
+        ts = payload_time(payload, wall) if isinstance(payload, Payload) else None
+        for device_id in dict.fromkeys(r.device for r in routes):
+            state = self._states[device_id]
+            state.messages += 1
+            if not retained:
+                state.last_heard, state.heard, state.last_seen = now, True, wall
+            readings = self._readings(state, topic, routes, payload, ts or wall)
+            self._update_status(state, now, wall)
+            if state.online is False:  # e.g. a retained value, or the controller says it is down
+                readings = [r if r.point == CONTROLLER_ONLINE else _stale(r) for r in readings]
+            if readings:
+                self._deliver(self.sink.readings, readings)
+
+    def _readings(
+        self,
+        state: _DeviceState,
+        topic: str,
+        routes: list[_Route],
+        payload: Payload | PayloadError,
+        ts: float,
+    ) -> list[Reading]:
+        readings: list[Reading] = []
+        problems: list[PayloadError] = []
+        mine = [r for r in routes if r.device == state.id]
+        for route in mine:
+            try:
+                if isinstance(payload, PayloadError):
+                    raise payload
+                value, quality = point_value(route.spec, payload)
+            except PayloadError as exc:
+                problems.append(exc)
+                if exc.kind is not Problem.MISSING_FIELD:  # a partial update is not a bad value
+                    readings.append(Reading(state.id, route.point, None, Quality.BAD, ts))
+                continue
+            readings.append(Reading(state.id, route.point, value, quality, ts))
+            if route.point == CONTROLLER_ONLINE and quality is Quality.GOOD:
+                state.controller_down = value is False
+        serious = [p for p in problems if p.kind is not Problem.MISSING_FIELD]
+        if serious or (problems and len(problems) == len(mine)):
+            problem = (serious or problems)[0]
+            state.malformed += 1
+            state.problems[problem.kind] += 1
+            self._log_once(
+                state.id,
+                problem.kind,
+                "%s: malformed payload on %s: %s (further ones are only counted)",
+                state.id,
+                topic,
+                problem.reason,
+            )
+        return readings
+
+    # ------------------------------------------------------------------------------ liveness
+
+    async def _liveness(self) -> None:
+        timeouts = [s.timeout for s in self._states.values()] or [DEFAULT_TIMEOUT]
+        period = min(1.0, max(0.05, min(timeouts) / 4))
+        while True:
+            await asyncio.sleep(period)
+            now, wall = self._monotonic(), self._wall()
+            for state in self._states.values():
+                self._update_status(state, now, wall)
+
+    def _update_status(self, state: _DeviceState, now: float, wall: float) -> None:
+        online, reason = state.wanted(now)
+        if online is None or online == state.online:
+            return
+        state.online = online
+        level = logging.INFO if online else logging.WARNING
+        log.log(level, "%s %s: %s", state.id, "online" if online else "offline", reason,
+                extra={"device": state.id})  # fmt: skip
+        self._deliver(self.sink.device_status, DeviceStatus(state.id, online, wall, reason))
+        if not online:
+            keep = {CONTROLLER_ONLINE} if state.controller_down else set()
+            stale = [
+                Reading(state.id, p, None, Quality.STALE, wall)
+                for p in state.points
+                if p not in keep
+            ]
+            if stale:
+                self._deliver(self.sink.readings, stale)
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _log_once(self, device: str, key: str, message: str, *args: object) -> None:
+        if (device, key) not in self._logged:
+            self._logged.add((device, key))
+            log.warning(message, *args, extra={"device": device})
+
+    def _deliver(self, method: Callable[[Any], None], arg: object) -> None:
+        """A failing sink is its owner's bug; it must not stop the driver."""
+        try:
+            method(arg)
+        except Exception:
+            log.exception("%s: the reading sink failed", self.name)
+
+
+def _stale(reading: Reading) -> Reading:
+    """The value as the device said it, marked as not trustworthy (it is not answering itself)."""
+    return Reading(reading.device, reading.point, reading.value, Quality.STALE, reading.ts)
