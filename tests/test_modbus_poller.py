@@ -1,0 +1,312 @@
+"""The Modbus bus driver against real pymodbus servers on loopback.
+
+Every test talks over the wire: a pymodbus 3.16 server with several unit ids, a trace hook that counts
+requests per unit and can drop a unit's requests (a dead device behind a gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+import pytest
+from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
+from pymodbus.pdu import ModbusPDU
+from pymodbus.server import ModbusTcpServer
+
+from drivers.modbus.poller import ModbusBusDriver, next_slot, poll_once
+from gateway.config.models import DeviceSpec, ModbusBus, ModbusPoint
+from gateway.config.site import Device
+from gateway.model import DeviceStatus, Quality, Reading
+from simulators.encode import encode_point
+from tests.support import free_port
+
+FUNCTION = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+SIZE = 100  # registers and bits per table and unit on the test server
+
+
+# ------------------------------------------------------------------------------ test parts
+
+
+class Recorder:
+    """A `ReadingSink` that keeps everything and lets a test await a condition."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Reading]] = []
+        self.statuses: list[DeviceStatus] = []
+        self._changed = asyncio.Event()
+
+    def readings(self, batch: Sequence[Reading]) -> None:
+        self.batches.append(list(batch))
+        self._changed.set()
+
+    def device_status(self, status: DeviceStatus) -> None:
+        self.statuses.append(status)
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    def online(self, device: str) -> list[bool]:
+        return [s.online for s in self.statuses if s.device == device]
+
+    def latest(self, device: str) -> dict[str, Reading]:
+        out: dict[str, Reading] = {}
+        for batch in self.batches:
+            out.update({r.point: r for r in batch if r.device == device})
+        return out
+
+    def batches_of(self, device: str, quality: Quality) -> list[list[Reading]]:
+        return [b for b in self.batches if b and b[0].device == device and b[0].quality is quality]
+
+
+class TestServer:
+    """A Modbus TCP server on loopback answering `units`; `silent` units' requests are dropped."""
+
+    __test__ = False
+
+    def __init__(self, units: Iterable[int], port: int | None = None) -> None:
+        self.units = list(units)
+        self.port = port or free_port()
+        self.silent: set[int] = set()
+        self.requests: Counter[int] = Counter()
+        self.server: ModbusTcpServer | None = None
+
+    def context(self) -> ModbusServerContext:
+        def block(value: Any) -> ModbusSequentialDataBlock:
+            return ModbusSequentialDataBlock(1, [value] * SIZE)
+
+        return ModbusServerContext(
+            devices={
+                u: ModbusDeviceContext(di=block(False), co=block(False), hr=block(0), ir=block(0))
+                for u in self.units
+            },
+            single=False,
+        )
+
+    def trace(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
+        if sending:
+            return pdu
+        self.requests[pdu.dev_id] += 1
+        return None if pdu.dev_id in self.silent else pdu
+
+    async def start(self) -> None:
+        self.server = ModbusTcpServer(
+            self.context(), address=("127.0.0.1", self.port), trace_pdu=self.trace
+        )
+        await self.server.serve_forever(background=True)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.shutdown()
+            self.server = None
+
+    async def write(
+        self, unit: int, points: dict[str, ModbusPoint], values: dict[str, Any]
+    ) -> None:
+        """Put engineering values into the unit's registers, bits of a status word combined."""
+        assert self.server is not None
+        image: dict[tuple[str, int], int] = {}
+        for name, value in values.items():
+            p = points[name]
+            for i, word in enumerate(encode_point(p, value)):
+                key = (p.table, p.address + i)
+                image[key] = image.get(key, 0) | word if p.bit is not None else word
+        for (table, address), word in image.items():
+            bits = table in ("coil", "discrete")
+            await self.server.async_setValues(
+                unit, FUNCTION[table], address, [bool(word)] if bits else [word]
+            )
+
+
+def device(
+    device_id: str,
+    unit: int,
+    points: dict[str, ModbusPoint],
+    bus: str = "plant",
+    **spec: Any,
+) -> Device:
+    return Device(
+        spec=DeviceSpec(id=device_id, modbus={"bus": bus, "unit": unit}, **spec),
+        points=dict(points),
+        rules=[],
+        plans=[],
+        template=None,
+    )
+
+
+def tcp_bus(port: int, timeout: float = 0.5, bus_id: str = "plant") -> ModbusBus:
+    return ModbusBus(id=bus_id, transport="tcp", host="127.0.0.1", port=port, timeout=timeout)
+
+
+PUMP = {
+    "running": ModbusPoint(register="holding", address=0, type="uint16", bit=0),
+    "fault": ModbusPoint(register="holding", address=0, type="uint16", bit=1),
+    "pressure": ModbusPoint(register="holding", address=1, type="float32", order="CDAB"),
+    "hours": ModbusPoint(register="holding", address=3, type="uint32"),
+    "model": ModbusPoint(register="holding", address=10, type="string", length=4),
+    "temperature": ModbusPoint(register="input", address=0, type="int16", scale=0.1),
+    "energy": ModbusPoint(register="input", address=4, type="float64", order="HGFEDCBA"),
+    "enabled": ModbusPoint(register="coil", address=0, type="bool"),
+    "alarm": ModbusPoint(register="discrete", address=2, type="bool"),
+}
+SIMPLE = {"level": ModbusPoint(register="holding", address=0, type="uint16")}
+
+
+def fgw_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("fgw[") and not t.done()]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TestServer]:
+    s = TestServer(units=[1, 2, 3])
+    await s.start()
+    yield s
+    await s.stop()
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_schedule_is_a_fixed_grid() -> None:
+    assert next_slot(10.0, 1.0, 10.2) == 11.0
+    assert next_slot(10.0, 1.0, 13.5) == 14.0  # overran: skip slots, no burst, no drift
+    assert next_slot(10.0, 0.5, 11.0) == 11.5
+
+
+async def test_several_units_decoded_as_written(server: TestServer) -> None:
+    one = {"running": True, "fault": False, "pressure": 3.25, "hours": 70_000, "model": "CR10",
+           "temperature": -12.5, "energy": 1234.5, "enabled": True, "alarm": True}  # fmt: skip
+    two = {"running": False, "fault": True, "pressure": 0.5, "hours": 7, "model": "X",
+           "temperature": 21.0, "energy": 0.0, "enabled": False, "alarm": False}  # fmt: skip
+    await server.write(1, PUMP, one)
+    await server.write(2, PUMP, two)
+    sink = Recorder()
+    devices = [device("pump-1", 1, PUMP, poll=0.1), device("pump-2", 2, PUMP, poll=0.1)]
+    async with ModbusBusDriver(tcp_bus(server.port), devices, sink) as driver:
+        assert fgw_tasks(), "polling tasks are named fgw[modbus:BUS].poll[DEVICE]"
+        await sink.wait_for(lambda: {"pump-1", "pump-2"} <= {b[0].device for b in sink.batches})
+        stats = driver.stats()
+    assert not fgw_tasks(), "leaving the driver stops every task it started"
+    for device_id, expected in (("pump-1", one), ("pump-2", two)):
+        latest = sink.latest(device_id)
+        got = {name: r.value for name, r in latest.items()}
+        assert got == pytest.approx(expected)
+        assert {r.quality for r in latest.values()} == {Quality.GOOD}
+        assert sink.online(device_id) == [True]
+        assert stats[device_id].online is True and stats[device_id].errors == 0
+    assert isinstance(sink.latest("pump-1")["hours"].value, int)
+
+
+async def test_silent_unit_goes_offline_once_and_does_not_slow_its_neighbours(
+    server: TestServer,
+) -> None:
+    server.silent.add(3)
+    sink = Recorder()
+    period, timeout = 0.1, 0.5
+    devices = [
+        device(f"dev-{u}", u, SIMPLE, poll=period, timeout=timeout, comm_loss_polls=3)
+        for u in (1, 2, 3)
+    ]
+    async with ModbusBusDriver(tcp_bus(server.port), devices, sink) as driver:
+        started = time.monotonic()
+        await sink.wait_for(lambda: sink.online("dev-3") == [False])
+        window = time.monotonic() - started
+        polls = {i: s.polls for i, s in driver.stats().items()}
+        # Three timeouts of 0.5 s passed. Had dev-3 shared its neighbours' connection (or lock),
+        # they would have waited out those timeouts: about a quarter of their polls.
+        expected = window / period
+        for neighbour in ("dev-1", "dev-2"):
+            assert polls[neighbour] >= 0.6 * expected, (polls, window)
+            assert polls[neighbour] <= expected + 2, "no bursts: a fixed-rate schedule"
+        assert polls["dev-3"] == 3
+        # It is tried again (on back-off) but reported once, not once per poll.
+        await sink.wait_for(lambda: driver.stats()["dev-3"].polls >= 5, timeout=15)
+        assert sink.online("dev-3") == [False]
+        assert sink.online("dev-1") == sink.online("dev-2") == [True]
+        stale = sink.batches_of("dev-3", Quality.STALE)
+        assert len(stale) == 1 and [r.point for r in stale[0]] == ["level"]
+        assert stale[0][0].value is None
+        assert "no answer" in sink.statuses[-1].reason
+        assert driver.stats()["dev-3"].errors >= 5
+        assert driver.stats()["dev-3"].online is False
+
+
+async def test_server_restart_reconnects_and_device_comes_back(server: TestServer) -> None:
+    sink = Recorder()
+    devices = [device("tank", 1, SIMPLE, poll=0.1, timeout=0.3, comm_loss_polls=2)]
+    await server.write(1, SIMPLE, {"level": 11})
+    async with ModbusBusDriver(tcp_bus(server.port), devices, sink) as driver:
+        await sink.wait_for(lambda: sink.latest("tank").get("level") is not None)
+        await server.stop()
+        await sink.wait_for(lambda: sink.online("tank") == [True, False])
+        assert sink.latest("tank")["level"].quality is Quality.STALE
+        await server.start()  # same port, fresh register image
+        await server.write(1, SIMPLE, {"level": 42})
+        await sink.wait_for(lambda: sink.online("tank") == [True, False, True], timeout=15)
+        await sink.wait_for(lambda: sink.latest("tank")["level"].value == 42)
+        assert sink.latest("tank")["level"].quality is Quality.GOOD
+        assert driver.stats()["tank"].online is True
+
+
+async def test_ten_adjacent_points_are_one_request(server: TestServer) -> None:
+    points = {
+        f"r{i}": ModbusPoint(register="holding", address=20 + i, type="uint16") for i in range(10)
+    }
+    await server.write(2, points, {f"r{i}": 100 + i for i in range(10)})
+    readings = await poll_once({"plant": tcp_bus(server.port)}, [device("meter", 2, points)])
+    assert server.requests[2] == 1
+    assert [(r.point, r.value, r.quality) for r in readings] == [
+        (f"r{i}", 100 + i, Quality.GOOD) for i in range(10)
+    ]
+    no_merge = device("meter", 2, points, workarounds={"no_merge": True})
+    await poll_once({"plant": tcp_bus(server.port)}, [no_merge])
+    assert server.requests[2] == 11
+
+
+async def test_exception_response_is_an_answer_with_bad_points(server: TestServer) -> None:
+    points = {
+        "ok": ModbusPoint(register="holding", address=0, type="uint16"),
+        "missing": ModbusPoint(register="holding", address=SIZE + 50, type="uint16"),
+    }
+    sink = Recorder()
+    async with ModbusBusDriver(
+        tcp_bus(server.port), [device("odd", 1, points, poll=0.1)], sink
+    ) as driver:
+        await sink.wait_for(lambda: len(sink.batches) >= 3)
+        stats = driver.stats()["odd"]
+    latest = sink.latest("odd")
+    assert latest["ok"].quality is Quality.GOOD
+    assert (latest["missing"].value, latest["missing"].quality) == (None, Quality.BAD)
+    assert sink.online("odd") == [True], "an exception response means the device is alive"
+    assert stats.errors >= 3
+
+
+async def test_poll_once_bounds_a_silent_device_by_its_timeout(server: TestServer) -> None:
+    server.silent.add(3)
+    await server.write(1, SIMPLE, {"level": 5})
+    devices = [device("a", 1, SIMPLE, timeout=0.3), device("b", 3, SIMPLE, timeout=0.3)]
+    started = time.monotonic()
+    readings = await poll_once({"plant": tcp_bus(server.port)}, devices)
+    assert time.monotonic() - started < 0.3 + 2.0  # the timeout, never a hang
+    assert [(r.device, r.value, r.quality) for r in readings] == [
+        ("a", 5, Quality.GOOD),
+        ("b", None, Quality.STALE),
+    ]
+    only_a = await poll_once({"plant": tcp_bus(server.port)}, devices, device_ids=["a"])
+    assert [r.device for r in only_a] == ["a"]
+    with pytest.raises(ValueError, match="nope"):
+        await poll_once({"plant": tcp_bus(server.port)}, devices, device_ids=["nope"])
+    assert not fgw_tasks()
+
+
+async def test_unreachable_server_gives_stale_readings_quickly() -> None:
+    port = free_port()  # nothing listens
+    readings = await poll_once({"plant": tcp_bus(port)}, [device("gone", 1, SIMPLE, timeout=0.5)])
+    assert [(r.point, r.quality) for r in readings] == [("level", Quality.STALE)]
