@@ -110,6 +110,7 @@ class MqttPublisher:
         self._wakeup = asyncio.Event()  # something was queued, or a stop was asked for
         self._stop_requested = asyncio.Event()
         self._connected = asyncio.Event()
+        self._flushed = asyncio.Event()  # the outbox was seen empty after an ack
         self._done = asyncio.Event()
         self._running = False
         self._abandon = False  # stop timed out: leave what is queued
@@ -156,6 +157,7 @@ class MqttPublisher:
         self, topic: str, payload: bytes, *, qos: int, retain: bool = False, droppable: bool = False
     ) -> None:
         self.outbox.put(topic, payload, qos=qos, retain=retain, droppable=droppable)
+        self._flushed.clear()
         self._wakeup.set()
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -186,6 +188,12 @@ class MqttPublisher:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    async def wait_flushed(self) -> None:
+        """Return once everything queued so far has been acknowledged by the broker."""
+        if len(self.outbox):
+            self._flushed.clear()
+            await self._flushed.wait()
 
     async def wait_connected(self) -> None:
         """Return once connected and `online` (again, after a reconnect) has been said."""
@@ -302,6 +310,8 @@ class MqttPublisher:
                         )
                 self.outbox.ack(batch[-1].seq)
                 self.published += len(batch)
+                if not len(self.outbox):
+                    self._flushed.set()
                 continue
             if self._stop_requested.is_set():
                 return
