@@ -328,7 +328,7 @@ class AlarmBook:
     # ------------------------------------------------------------------ operator actions
 
     def acknowledge(
-        self, alarm_id: str, user: str, comment: str = "", at: float | datetime = 0.0
+        self, alarm_id: str, user: str, comment: str, at: float | datetime
     ) -> list[AlarmTransition]:
         """active_unack→active_ack, rtn_unack→normal; anything else is refused."""
         alarm = self.get(alarm_id)
@@ -344,7 +344,7 @@ class AlarmBook:
         return self._transition(alarm, before, when, user, comment or "acknowledged")
 
     def acknowledge_device(
-        self, device: str, user: str, comment: str = "", at: float | datetime = 0.0
+        self, device: str, user: str, comment: str, at: float | datetime
     ) -> list[AlarmTransition]:
         """Acknowledge every alarm of a device that waits for it; the others are left alone."""
         out: list[AlarmTransition] = []

@@ -19,7 +19,9 @@ Why it is shaped like this:
   keeps it true (`x > 7.1` is held while `x > 7.1 - db`; `x < 20` while `x < 20 + db`; under `not` the
   other way round). `==`/`!=` and comparisons inside `count()`/`rate()` are not shifted.
 - Quality `bad` or `stale` makes a point missing; a NaN value counts as bad.
-- comm_loss: the built-in `comm_loss` rule (`when == ""`) is active exactly while the device is offline.
+- comm_loss: the built-in `comm_loss` rule (`when == ""`) is active exactly while the device is
+  offline (its `for`/`clear_for` are not applied: the driver already waits `comm_loss_polls` /
+  `comm_loss_after` before it declares a device offline).
   While offline, the device's other rules are not evaluated, its values are dropped (cross-device
   references to it become missing), and its active rules are reported again with `suppressed=True`.
   When it is back, every rule restarts from fresh readings (timers and helper windows reset); a rule
