@@ -153,7 +153,9 @@ class MqttDriver:
             if device.spec.mqtt is None:
                 raise ValueError(f"device {device.id} is not an MQTT device")
             points = {n: p for n, p in device.points.items() if isinstance(p, MqttPoint)}
-            self._states[device.id] = _DeviceState(device.id, device_timeout(device), tuple(points))
+            self._states[device.id] = _DeviceState(
+                device.id, device_timeout(device), tuple(points), last_heard=monotonic()
+            )
             for name, point in points.items():
                 topic = point_topic(device.spec.mqtt.topic, point)
                 self._routes.setdefault(topic, []).append(_Route(device.id, name, point))
@@ -330,9 +332,13 @@ class MqttDriver:
         period = min(1.0, max(0.05, min(timeouts) / 4))
         while True:
             await asyncio.sleep(period)
-            now, wall = self._monotonic(), self._wall()
-            for state in self._states.values():
-                self._update_status(state, now, wall)
+            self.check_liveness()
+
+    def check_liveness(self) -> None:
+        """Mark devices silent past their timeout offline (the liveness task calls this)."""
+        now, wall = self._monotonic(), self._wall()
+        for state in self._states.values():
+            self._update_status(state, now, wall)
 
     def _update_status(self, state: _DeviceState, now: float, wall: float) -> None:
         online, reason = state.wanted(now)

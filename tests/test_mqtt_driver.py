@@ -90,6 +90,26 @@ def test_point_topics_are_relative_or_absolute() -> None:
     assert point_topic("doors/lobby", MqttPoint()) == "doors/lobby"
 
 
+def test_liveness_without_sockets(tmp_path: Path) -> None:
+    """The clock is injected: offline exactly once after the timeout, online on the next message."""
+    site, sink = make_site(tmp_path, 1883, tank_timeout="10s"), Sink()
+    clock = [1000.0]
+    driver = MqttDriver(site, [site.devices["tank"]], sink, monotonic=lambda: clock[0])
+    topic = f"{site.id}/tanks/1/level"
+    driver.handle(topic, b'{"v": 5}', retained=True)  # a retained value is no sign of life
+    driver.check_liveness()
+    assert sink.online("tank") == []
+    driver.handle(topic, b'{"v": 5}')
+    for t in (1005.0, 1010.0, 1010.5, 1011.0, 1030.0, 1100.0):
+        clock[0] = t
+        driver.check_liveness()
+    assert sink.online("tank") == [True, False]
+    assert [r.quality for r in sink.got].count(Quality.STALE) == 2  # level and alarm, once
+    driver.handle(topic, b'{"v": 6}')
+    assert sink.online("tank") == [True, False, True]
+    assert sink.got[-1].value == 6.0 and sink.got[-1].quality is Quality.GOOD
+
+
 async def test_door_topics_map_to_readings(broker: Broker, tmp_path: Path) -> None:
     site, sink = make_site(tmp_path, broker.port), Sink()
     base = site.devices["door-lobby"].spec.mqtt.topic  # type: ignore[union-attr]
