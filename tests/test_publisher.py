@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -359,3 +360,11 @@ async def test_last_will_says_offline_when_the_gateway_is_killed(
                 proc.kill()
             await proc.wait()
     assert (await retained(broker.port, status)) == {status: b"offline"}
+
+
+async def test_connections_set_tcp_nodelay(broker: Broker, tmp_path: Path) -> None:
+    """Nagle would hold the first small PUBLISHes back ~40 ms waiting for an ACK."""
+    settings = BrokerSettings.from_site(make_site(tmp_path, broker.port))
+    async with settings.client("out") as client:
+        sock = client._client.socket()  # paho's socket: the only way to see the option
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
