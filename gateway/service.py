@@ -60,6 +60,8 @@ class Gateway:
         )
         self.book = AlarmBook(rules, locale=site.file.site.locale)
         self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())
+        # a restored active alarm must be able to clear: the engine starts from "inactive"
+        self.engine.assume_active(self.book.active_condition_ids())
         self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot)
         self.drivers = build_drivers(site, self)
         self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
@@ -124,6 +126,7 @@ class Gateway:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self._handle(self.engine.tick(self._monotonic()))
+            self._emit(self.book.expire_shelves(self._wall()))
 
     def _handle(self, changes: Sequence[ConditionChange]) -> None:
         transitions: list[AlarmTransition] = []

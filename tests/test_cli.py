@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.site import load_site
 from tests.e2e import watching, write_site
 from tests.support import Broker
 
@@ -75,7 +76,8 @@ async def test_sim_inject_and_run_as_processes(broker: Broker, tmp_path: Path) -
             [*FGW, "run", str(site), "--log-format", "json"], cwd=ROOT, stderr=out
         )
     try:
-        async with watching(broker.port, "fgw/e2e") as watcher:
+        prefix = load_site(site).topic_prefix
+        async with watching(broker.port, prefix) as watcher:
             await watcher.wait_for(lambda: watcher.status == "online", timeout=20)
             for _ in range(50):  # the simulator may still be starting
                 injected = await asyncio.to_thread(
