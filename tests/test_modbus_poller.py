@@ -163,6 +163,15 @@ def fgw_tasks() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("fgw[") and not t.done()]
 
 
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves a task running (ours or pymodbus' reconnect tasks)."""
+    yield
+    await asyncio.sleep(0)  # let cancelled tasks finish their last step
+    leaked = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert not leaked, f"tasks left running: {[t.get_name() for t in leaked]}"
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[TestServer]:
     s = TestServer(units=[1, 2, 3])

@@ -20,7 +20,15 @@ from pymodbus.server import ModbusSerialServer
 from drivers.modbus.poller import ModbusBusDriver, poll_once
 from gateway.config.models import ModbusBus
 from gateway.model import Quality
-from tests.test_modbus_poller import PUMP, SIMPLE, Recorder, TestServer, device, fgw_tasks
+from tests.test_modbus_poller import (  # noqa: F401  (no_leaked_tasks: an autouse fixture)
+    PUMP,
+    SIMPLE,
+    Recorder,
+    TestServer,
+    device,
+    fgw_tasks,
+    no_leaked_tasks,
+)
 
 SOCAT = shutil.which("socat")
 pytestmark = pytest.mark.skipif(

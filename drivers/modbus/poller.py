@@ -67,12 +67,6 @@ class ModbusBusDriver:
         self.name = f"fgw[modbus:{bus.id}]"
         self.pollers = {d.id: DevicePoller(d, bus) for d in devices}
         self._links: dict[str, Link] = {}
-        if bus.transport == "rtu":
-            longest = max((p.timeout for p in self.pollers.values()), default=bus.timeout)
-            shared = RtuLink(bus, longest)
-            self._links = dict.fromkeys(self.pollers, shared)
-        else:
-            self._links = {i: TcpLink(bus, p.timeout) for i, p in self.pollers.items()}
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -81,6 +75,7 @@ class ModbusBusDriver:
     async def __aenter__(self) -> Self:
         if self._group is not None:
             raise RuntimeError(f"{self.name} is already running (the driver is not re-entrant)")
+        self._open_links()
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         for device_id, poller in self.pollers.items():
@@ -154,22 +149,33 @@ class ModbusBusDriver:
         level = logging.INFO if online else logging.WARNING
         state = "online" if online else "offline"
         log.log(level, "%s %s: %s", poller.id, state, reason, extra={"device": poller.id})
-        self._sink_call(self.sink.device_status, DeviceStatus(poller.id, online, wall, reason))
+        status = DeviceStatus(poller.id, online, wall, reason)
+        self._sink_call(lambda: self.sink.device_status(status))
 
     def _deliver(self, readings: list[Reading]) -> None:
         if readings:
-            self._sink_call(self.sink.readings, readings)
+            self._sink_call(lambda: self.sink.readings(readings))
 
-    def _sink_call(self, method: Callable[[object], None], arg: object) -> None:
+    def _sink_call(self, deliver: Callable[[], None]) -> None:
         """A failing sink is its owner's bug; it must not stop the polling of a bus."""
         try:
-            method(arg)
+            deliver()
         except Exception:
             log.exception("%s: the reading sink failed", self.name)
+
+    def _open_links(self) -> None:
+        """pymodbus clients belong to the running loop, so they are made on entry, not in __init__."""
+        if self.bus.transport == "rtu":
+            longest = max((p.timeout for p in self.pollers.values()), default=self.bus.timeout)
+            shared = RtuLink(self.bus, longest)
+            self._links = dict.fromkeys(self.pollers, shared)
+        else:
+            self._links = {i: TcpLink(self.bus, p.timeout) for i, p in self.pollers.items()}
 
     def _close_links(self) -> None:
         for link in {id(link): link for link in self._links.values()}.values():
             link.close()
+        self._links = {}
 
     # ------------------------------------------------------------------------------ one-shot
 
@@ -180,6 +186,7 @@ class ModbusBusDriver:
         nothing waits longer than a device's timeout (RTU devices take turns on the line).
         """
         ids = list(self.pollers) if device_ids is None else list(device_ids)
+        self._open_links()
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
