@@ -58,7 +58,10 @@ def cmd_poll(args: argparse.Namespace) -> int:
     setup_logging("warning", "text")
     site = _load(args.site)
     if not args.once:
-        print("fgw poll: only --once is supported: use `fgw run` to poll continuously", file=sys.stderr)
+        print(
+            "fgw poll: only --once is supported: use `fgw run` to poll continuously",
+            file=sys.stderr,
+        )
         return 2
     devices = args.device or None
     unknown = [d for d in devices or [] if d not in site.devices]
@@ -100,7 +103,10 @@ def cmd_inject(args: argparse.Namespace) -> int:
         for item in args.values:
             point, sep, raw = item.partition("=")
             if not sep or point not in site.devices[args.device].points:
-                print(f"fgw inject: {item!r} is not POINT=VALUE of a point of {args.device}", file=sys.stderr)
+                print(
+                    f"fgw inject: {item!r} is not POINT=VALUE of a point of {args.device}",
+                    file=sys.stderr,
+                )
                 return 2
             values[point] = _parse_value(raw)
         command = {"set": values}
@@ -115,7 +121,10 @@ def cmd_inject(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(send_inject(mqtt.host, mqtt.port, site.id, args.device, command))
     except (TimeoutError, OSError) as exc:
-        print(f"fgw inject: no simulator answered ({exc or 'timeout'}): is `fgw sim` running?", file=sys.stderr)
+        print(
+            f"fgw inject: no simulator answered ({exc or 'timeout'}): is `fgw sim` running?",
+            file=sys.stderr,
+        )
         return 1
     if not result.get("ok"):
         print(f"fgw inject: {result.get('error', 'refused')}", file=sys.stderr)
@@ -180,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_sim)
 
-    p = sub.add_parser("inject", help="drive a running simulator into a fault, clear it, or set a value")
+    p = sub.add_parser(
+        "inject", help="drive a running simulator into a fault, clear it, or set a value"
+    )
     p.add_argument("site")
     p.add_argument("device")
     p.add_argument("fault", help="a fault name, `clear`, or `set` followed by POINT=VALUE")
@@ -190,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulators + gateway on the bundled example site")
     p.add_argument("--workdir", default="var/demo", help="where the demo keeps its files")
-    p.add_argument("--site", default=None, help="site file to demo (default: examples/riverside.yaml)")
+    p.add_argument(
+        "--site", default=None, help="site file to demo (default: examples/riverside.yaml)"
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_demo)
     return parser

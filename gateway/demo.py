@@ -71,15 +71,20 @@ def start_broker(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"fgw demo: mosquitto did not start (see {workdir / 'mosquitto.log'})")
 
 
-async def run_demo(workdir: Path, site_file: str | None = None) -> int:
-    """Run the demo until Ctrl-C or SIGTERM."""
-    from simulators.runner import SiteSimulator
-
+def prepare_demo(workdir: Path, site_file: str | None) -> tuple[Path, int, subprocess.Popen[bytes]]:
+    """Write the demo's site file and start its broker; returns (site file, port, broker)."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     mqtt_port = free_port()
     site_path = write_demo_site(Path(site_file) if site_file else EXAMPLE, workdir, mqtt_port)
-    broker = start_broker(workdir, mqtt_port)
+    return site_path, mqtt_port, start_broker(workdir, mqtt_port)
+
+
+async def run_demo(workdir: Path, site_file: str | None = None) -> int:
+    """Run the demo until Ctrl-C or SIGTERM."""
+    from simulators.runner import SiteSimulator
+
+    site_path, mqtt_port, broker = await asyncio.to_thread(prepare_demo, workdir, site_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

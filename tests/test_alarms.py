@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gateway.config.models import Text
-from gateway.config.site import COMM_LOSS, Rule
+from gateway.config.site import Rule
+from gateway.config.site import template_rules as site_template_rules
 from gateway.config.templates import load_template
 from rules.alarms import (
     ACTIVE_STATES,
@@ -31,26 +32,8 @@ ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def template_rules(template: str, device: str) -> list[Rule]:
-    """The rules a device of `template` gets, built the way `gateway.config.site` builds them."""
-    tpl = load_template(template)
-    out = [Rule(device, COMM_LOSS, "", "high", Text(zh="设备通讯中断", en="Device not answering"))]
-    for spec in tpl.rules:
-        assert spec.when is not None and spec.priority is not None
-        out.append(
-            Rule(
-                device=device,
-                id=spec.id,
-                when=spec.when,
-                priority=spec.priority,
-                message=spec.message or Text(zh=spec.id, en=spec.id),
-                for_=spec.for_,
-                clear_for=spec.clear_for,
-                deadband=spec.deadband,
-                shelvable=spec.shelvable if spec.shelvable is not None else True,
-                ticket=spec.ticket,
-            )
-        )
-    return out
+    """The rules a device of `template` gets, exactly as the site loader builds them."""
+    return site_template_rules(device, load_template(template))
 
 
 def change(

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.config.models import Text
 from gateway.config.site import COMM_LOSS, Rule
+from gateway.config.site import template_rules as site_template_rules
 from gateway.config.templates import load_template
 from gateway.model import DeviceStatus, Quality, Reading, Value
 from rules.engine import ConditionChange, RuleEngine
@@ -27,26 +28,8 @@ def rule(device: str, rid: str, when: str, **kw: object) -> Rule:
 
 
 def template_rules(template: str, device: str) -> list[Rule]:
-    """The rules a device of `template` gets, built the way `gateway.config.site` builds them."""
-    tpl = load_template(template)
-    out = [comm_loss(device)]
-    for spec in tpl.rules:
-        assert spec.when is not None and spec.priority is not None
-        out.append(
-            Rule(
-                device=device,
-                id=spec.id,
-                when=spec.when,
-                priority=spec.priority,
-                message=spec.message or Text(zh=spec.id, en=spec.id),
-                for_=spec.for_,
-                clear_for=spec.clear_for,
-                deadband=spec.deadband,
-                shelvable=spec.shelvable if spec.shelvable is not None else True,
-                ticket=spec.ticket,
-            )
-        )
-    return out
+    """The rules a device of `template` gets, exactly as the site loader builds them."""
+    return site_template_rules(device, load_template(template))
 
 
 class Feed:

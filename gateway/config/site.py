@@ -108,6 +108,36 @@ class Site:
             yield from device.rules
 
 
+def template_rules(device_id: str, template: Template | None) -> list[Rule]:
+    """The rules a device gets before site overrides: `comm_loss`, then its template's rules."""
+    rules = [
+        Rule(
+            device=device_id,
+            id=COMM_LOSS,
+            when="",
+            priority="high",
+            message=Text(zh="设备通讯中断", en="Device not answering (communication lost)"),
+        )
+    ]
+    for spec in template.rules if template else []:
+        assert spec.when is not None and spec.priority is not None  # templates are validated
+        rules.append(
+            Rule(
+                device=device_id,
+                id=spec.id,
+                when=spec.when,
+                priority=spec.priority,
+                message=spec.message or Text(zh=spec.id, en=spec.id),
+                for_=spec.for_,
+                clear_for=spec.clear_for,
+                deadband=spec.deadband,
+                shelvable=spec.shelvable if spec.shelvable is not None else True,
+                ticket=spec.ticket,
+            )
+        )
+    return rules
+
+
 def load_site(path: str | Path, text: str | None = None) -> Site:
     """Read, validate and resolve a site file.
 
@@ -213,33 +243,10 @@ class _Resolver:
                 points[name] = point
             if not points:
                 self.error((*here, "points"), "a device without template needs points:")
-            rules = list(self._template_rules(spec, template))
+            rules = template_rules(spec.id, template)
             plans = list(template.plans) if template else []
             devices[spec.id] = Device(spec, points, rules, plans, template)
         return devices
-
-    def _template_rules(self, spec: DeviceSpec, template: Template | None) -> Iterable[Rule]:
-        yield Rule(
-            device=spec.id,
-            id=COMM_LOSS,
-            when="",
-            priority="high",
-            message=Text(zh="设备通讯中断", en="Device not answering (communication lost)"),
-        )
-        for rule in template.rules if template else []:
-            assert rule.when is not None and rule.priority is not None
-            yield Rule(
-                device=spec.id,
-                id=rule.id,
-                when=rule.when,
-                priority=rule.priority,
-                message=rule.message or Text(zh=rule.id, en=rule.id),
-                for_=rule.for_,
-                clear_for=rule.clear_for,
-                deadband=rule.deadband,
-                shelvable=rule.shelvable if rule.shelvable is not None else True,
-                ticket=rule.ticket,
-            )
 
     def _dependencies(self, devices: dict[str, Device]) -> None:
         for i, spec in enumerate(self.file.devices):
