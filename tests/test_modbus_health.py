@@ -67,3 +67,10 @@ def test_counters() -> None:
     s = h.stats()
     assert (s.polls, s.errors, s.last_seen, s.last_poll_seconds) == (2, 3, 500.0, 1.0)
     assert s.last_error == "timeout"
+
+
+def test_timer_of_an_unheard_device_runs_from_start_of_polling() -> None:
+    h = DeviceHealth(polls=3, after=10.0, now=0.0)  # built long before the driver started
+    h.start(100.0)
+    assert h.record_failure(101.0, "timeout") is None  # 1 s since start, not 101 s
+    assert h.record_failure(110.5, "timeout") == HealthChange(False, "no answer for 10.5s: timeout")

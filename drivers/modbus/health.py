@@ -65,6 +65,11 @@ class DeviceHealth:
         self.last_poll_seconds: float | None = None
         self.last_error = ""
 
+    def start(self, now: float) -> None:
+        """Polling begins: the `after` timer of a device not yet heard from runs from here."""
+        if self.online is None:
+            self.last_ok = now
+
     def record_ok(
         self, now: float, wall: float | None = None, duration: float | None = None, errors: int = 0
     ) -> HealthChange | None:

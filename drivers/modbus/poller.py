@@ -115,6 +115,7 @@ class ModbusBusDriver:
 
     async def _run_device(self, poller: DevicePoller, link: Link) -> None:
         due = time.monotonic()
+        poller.health.start(due)
         while True:
             delay = due - time.monotonic()
             if delay > 0:
