@@ -66,7 +66,7 @@ def _mqtt(site: Site, sink: ReadingSink) -> dict[str, Driver]:
     """The MQTT driver (`drivers/mqtt.py`), which provides `build(site, sink)` of the same shape."""
     if not any(d.spec.mqtt is not None for d in site.devices.values()):
         return {}
-    from drivers.mqtt import build  # type: ignore[attr-defined,unused-ignore]
+    from drivers.mqtt import build
 
     result: dict[str, Driver] = build(site, sink)
     return result

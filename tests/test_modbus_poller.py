@@ -319,3 +319,26 @@ async def test_unreachable_server_gives_stale_readings_quickly() -> None:
     port = free_port()  # nothing listens
     readings = await poll_once({"plant": tcp_bus(port)}, [device("gone", 1, SIMPLE, timeout=0.5)])
     assert [(r.point, r.quality) for r in readings] == [("level", Quality.STALE)]
+
+
+async def test_registry_builds_one_driver_per_bus_with_devices() -> None:
+    from pathlib import Path
+
+    from drivers import DRIVERS, build_drivers, register_driver
+    from gateway.config.site import load_site
+
+    site = load_site(Path(__file__).parent.parent / "examples" / "riverside.yaml")
+    drivers = build_drivers(site, Recorder())
+    modbus = {name: d for name, d in drivers.items() if isinstance(d, ModbusBusDriver)}
+    on_buses = {d.spec.modbus.bus for d in site.devices.values() if d.spec.modbus is not None}
+    assert set(modbus) == {f"modbus:{bus}" for bus in on_buses}
+    assert sum(len(d.pollers) for d in modbus.values()) == sum(
+        1 for d in site.devices.values() if d.spec.modbus is not None
+    )
+    saved = dict(DRIVERS)
+    try:
+        register_driver("extra", lambda site, sink: {"extra": modbus[next(iter(modbus))]})
+        assert "extra" in build_drivers(site, Recorder())
+    finally:
+        DRIVERS.clear()
+        DRIVERS.update(saved)
