@@ -119,6 +119,8 @@ class Gateway:
                     changes = self.engine.device_status(item, now)
                 else:
                     changes = self.engine.ingest(item, now)
+                    if self.publisher.readings_enabled:
+                        self._publish_readings(item)
                 self._handle(changes)
             await asyncio.sleep(0)
 
@@ -150,6 +152,13 @@ class Gateway:
             )
             self.publisher.publish_alarm(payload)
             self.publisher.publish_event(t.event())
+
+    def _publish_readings(self, batch: Sequence[Reading]) -> None:
+        by_device: dict[str, list[Reading]] = {}
+        for reading in batch:
+            by_device.setdefault(reading.device, []).append(reading)
+        for device, readings in by_device.items():
+            self.publisher.publish_readings(device, readings)
 
     def _retained_snapshot(self) -> list[dict[str, Any]]:
         return [alarm.payload() for alarm in self.book.non_normal()]
