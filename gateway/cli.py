@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import __version__
+from gateway.commands import COMMAND_MODULES
 from gateway.config.errors import SiteError
 from gateway.config.site import Site, load_site
 
@@ -206,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_demo)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from drivers import build_drivers
+from gateway.components import Component, build_components
 from gateway.config.site import Site
 from gateway.model import DeviceStatus, Reading
 from gateway.publisher import MqttPublisher
@@ -64,6 +65,7 @@ class Gateway:
         self.engine.assume_active(self.book.active_condition_ids())
         self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot)
         self.drivers = build_drivers(site, self)
+        self.components: list[Component] = build_components(self)
         self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
         self._wakeup = asyncio.Event()
         self.dropped_batches = 0
@@ -97,6 +99,8 @@ class Gateway:
                 tg.create_task(self.publisher.run(), name="fgw[mqtt-out].run")
                 for name, driver in self.drivers.items():
                     tg.create_task(driver.run(), name=f"fgw[{name}].run")
+                for component in self.components:
+                    tg.create_task(component.run(), name=f"fgw[{component.name}].run")
                 tg.create_task(self._process(), name="fgw[engine].process")
                 tg.create_task(self._tick(), name="fgw[engine].tick")
                 await stop.wait()
@@ -104,6 +108,11 @@ class Gateway:
         except* _Stop:
             pass
         finally:
+            for component in self.components:
+                try:
+                    await component.close()
+                except Exception:
+                    log.exception("component %s did not close cleanly", component.name)
             await self.publisher.stop()
             self.store.close()
             log.info("gateway stopped", extra={"site": self.site.id})
@@ -117,18 +126,25 @@ class Gateway:
                 now = self._monotonic()
                 if isinstance(item, DeviceStatus):
                     changes = self.engine.device_status(item, now)
+                    for component in self.components:
+                        component.on_status(item)
                 else:
                     changes = self.engine.ingest(item, now)
                     if self.publisher.readings_enabled:
                         self._publish_readings(item)
+                    for component in self.components:
+                        component.on_readings(item)
                 self._handle(changes)
             await asyncio.sleep(0)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self._handle(self.engine.tick(self._monotonic()))
-            self._emit(self.book.expire_shelves(self._wall()))
+            monotonic, wall = self._monotonic(), self._wall()
+            self._handle(self.engine.tick(monotonic))
+            self._emit(self.book.expire_shelves(wall))
+            for component in self.components:
+                component.on_tick(wall, monotonic)
 
     def _handle(self, changes: Sequence[ConditionChange]) -> None:
         transitions: list[AlarmTransition] = []
@@ -152,6 +168,8 @@ class Gateway:
             )
             self.publisher.publish_alarm(payload)
             self.publisher.publish_event(t.event())
+        for component in self.components:
+            component.on_transitions(transitions)
 
     def _publish_readings(self, batch: Sequence[Reading]) -> None:
         by_device: dict[str, list[Reading]] = {}

@@ -1,0 +1,11 @@
+"""Subcommands of `fgw` beyond the core ones in `gateway.cli`, one module each.
+
+Each module listed in `COMMAND_MODULES` has `register(subparsers)`, which adds its subcommand(s)
+with `set_defaults(func=…)`; the function gets the parsed arguments and returns the exit code. The
+modules are imported only to build the parser, so keep their heavy imports inside the functions.
+"""
+
+from __future__ import annotations
+
+COMMAND_MODULES: list[str] = []
+"""Modules adding subcommands, in the order they appear in `fgw --help`."""

@@ -1,0 +1,58 @@
+"""Parts of the service that listen to what flows through it, registered in one explicit table.
+
+The gateway's core path is fixed: drivers -> rule engine -> alarm book -> alarm store -> MQTT. Every
+other capability — history, export, tickets, notifications, the console — is a *component* that is
+told about readings, alarm transitions and the passing of time, and may run a background task. Adding
+one is a class and a line in `COMPONENTS`, never an edit of the core loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from gateway.model import DeviceStatus, Reading
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+    from rules.alarms import AlarmTransition
+
+
+class Component:
+    """Base class with do-nothing hooks; override what the component needs.
+
+    Hooks run on the gateway's event loop in the order things happened, so they must not block:
+    queue slow work and do it in `run()`.
+    """
+
+    name: str = "component"
+
+    def on_readings(self, batch: Sequence[Reading]) -> None:
+        """A batch of readings, after the rule engine has seen it."""
+
+    def on_status(self, status: DeviceStatus) -> None:
+        """A device's communication changed."""
+
+    def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
+        """Alarm transitions, after they were committed to the journal and queued for MQTT."""
+
+    def on_tick(self, wall: float, monotonic: float) -> None:
+        """About four times a second: for timers of the component's own."""
+
+    async def run(self) -> None:
+        """A background task (the default has none and returns at once)."""
+
+    async def close(self) -> None:
+        """Flush and release, before the publisher says `offline` and storage closes."""
+
+
+ComponentFactory = Callable[["Gateway"], Component | None]
+
+COMPONENTS: list[ComponentFactory] = []
+"""Every component kind, in the order they are told things. A factory returns None when the site
+does not use it (e.g. no `influx:` section)."""
+
+
+def build_components(gateway: Gateway) -> list[Component]:
+    built = (factory(gateway) for factory in COMPONENTS)
+    return [component for component in built if component is not None]
