@@ -42,6 +42,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("drivers.modbus")
 
 
+def _reraise_swallowed_cancel() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    On Python 3.11, `asyncio.wait_for` (which pymodbus uses for every request) drops a cancellation
+    that arrives as the response does (gh-86296). The task is then "cancelling" but runs on, and
+    the task group waiting for it never ends: shutdown hangs. Checking after each poll fixes that.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def next_slot(due: float, period: float, not_before: float) -> float:
     """The first time on the grid `due + k × period` (k ≥ 1) that is later than `not_before`."""
     if due + period > not_before:
@@ -121,6 +133,7 @@ class ModbusBusDriver:
             if delay > 0:
                 await asyncio.sleep(delay)
             answered = await self._poll_and_report(poller, link)
+            _reraise_swallowed_cancel()
             now = time.monotonic()
             if answered:
                 poller.backoff.reset()
