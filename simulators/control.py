@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
 import aiomqtt
 
 from simulators.base import DeviceSimulator, InjectError
+
+log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "fgw-sim"
 
@@ -83,6 +86,9 @@ def handle_message(
         result: dict[str, Any] = {"ok": True}
     except InjectError as exc:
         result = {"ok": False, "error": str(exc)}
+    except Exception as exc:  # a simulator bug must not take the inject channel down
+        log.exception("inject %s %r failed", device_id, payload)
+        result = {"ok": False, "error": f"the simulator failed: {exc!r}"}
     if correlation is not None:
         result["id"] = correlation
     return result

@@ -53,6 +53,8 @@ class FirePanelSimulator(DeviceSimulator):
         if unknown:
             raise InjectError(f"fault 'fire' takes only zone, got {sorted(unknown)}")
         zone = params.get("zone", 1)
+        if isinstance(zone, str) and zone.strip().isdigit():
+            zone = int(zone)  # from a command line
         if isinstance(zone, bool) or not isinstance(zone, int) or not 1 <= zone <= 16:
             raise InjectError(f"zone must be 1..16, not {zone!r}")
         self.zones_on = set_bit(self.zones_on, zone - 1, True)

@@ -4,6 +4,9 @@ Like the plant room's real Modbus gateway: one address, many units behind it. Th
 are copied from the simulators after each physics step. A simulator that is `offline` is made silent
 with a server-side `trace_pdu` hook that drops requests to its unit (TESTBED.md): the client times
 out, and the next request to another unit on the same connection still works.
+
+Writes by a client (e.g. to a holding register) are accepted but overwritten at the next refresh:
+the simulator's state is the truth; change it with `set` on the inject channel.
 """
 
 from __future__ import annotations

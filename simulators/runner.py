@@ -75,6 +75,8 @@ class SiteSimulator:
         self._outgoing: asyncio.Queue[tuple[str, str, bool]] = asyncio.Queue(OUTBOX_LIMIT)
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._children: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     @property
     def name(self) -> str:
@@ -102,6 +104,7 @@ class SiteSimulator:
             log.warning("%s: not simulating %s: %s", self.name, device_id, why)
         stack = contextlib.AsyncExitStack()
         self._stack = stack
+        self._stopping = False
         try:
             for server in self.servers.values():
                 await server.start()
@@ -124,16 +127,30 @@ class SiteSimulator:
         tb: TracebackType | None,
     ) -> None:
         assert self._stack is not None
-        self._cancel_tasks()
         try:
-            await self._stack.aclose()
+            try:
+                await self._stop_tasks()
+            finally:
+                await self._stack.aclose()
         finally:
             self._stack = None
             self.mqtt_ready.clear()
 
     def _cancel_tasks(self) -> None:
-        for task in self._tasks:
+        self._stopping = True
+        for task in [*self._tasks, *self._children]:
             task.cancel()
+
+    async def _stop_tasks(self) -> None:
+        """Cancel our tasks until they are all done.
+
+        Once is not enough on Python 3.11: aiomqtt's publish awaits `asyncio.wait_for`, which can
+        swallow a cancellation that arrives as the PUBACK does; a task that lost its cancel would
+        wait for the next message forever and the TaskGroup with it.
+        """
+        while live := [t for t in (*self._tasks, *self._children) if not t.done()]:
+            self._cancel_tasks()
+            await asyncio.wait(live, timeout=0.5)
         self._tasks.clear()
 
     # ------------------------------------------------------------------ physics
@@ -182,7 +199,7 @@ class SiteSimulator:
         backoff = Backoff(initial=0.2, cap=5.0)
         identifier = f"fgw-sim-{self.site.id}-{os.getpid()}-{id(self):x}"
         lost = False
-        while True:
+        while not self._stopping:
             try:
                 async with aiomqtt.Client(host, port, identifier=identifier) as client:
                     await client.subscribe(f"{TOPIC_ROOT}/{self.site.id}/+/inject", qos=1)
@@ -195,10 +212,21 @@ class SiteSimulator:
                             sim.announce()
                     self.mqtt_ready.set()
                     async with asyncio.TaskGroup() as group:
-                        group.create_task(self._publish(client), name=f"{self.name}.mqtt.publish")
-                        group.create_task(self._listen(client), name=f"{self.name}.mqtt.inject")
+                        self._children = {
+                            group.create_task(
+                                self._publish(client), name=f"{self.name}.mqtt.publish"
+                            ),
+                            group.create_task(
+                                self._listen(client), name=f"{self.name}.mqtt.inject"
+                            ),
+                        }
             except* aiomqtt.MqttError as errors:
                 self.mqtt_ready.clear()
+                if self._stopping:
+                    # The client's disconnect failed while we were being cancelled and its
+                    # MqttError replaced the CancelledError: swallowing it would loop forever.
+                    # (A flag, not Task.cancelling(): 3.11's TaskGroup leaves that count stale.)
+                    raise asyncio.CancelledError from None
                 if not lost:
                     log.warning("%s: broker %s:%d unreachable: %s", self.name, host, port, errors)
                 lost = True

@@ -4,6 +4,7 @@ doors and the inject channel through a real Mosquitto."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -157,3 +158,48 @@ async def test_stop_leaves_nothing_behind(tmp_path: Path, broker: Broker) -> Non
     assert {t for t in asyncio.all_tasks() if not t.done()} <= before
     with pytest.raises(OSError):  # the Modbus port is closed again
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_mqtt_comes_back_after_a_broker_restart(
+    tmp_path: Path, private_broker: Broker
+) -> None:
+    site = write_site(tmp_path, private_broker, free_port())
+    async with SiteSimulator(site, private_broker.host, private_broker.port, seed=1) as running:
+        await asyncio.wait_for(running.mqtt_ready.wait(), 10)
+        await asyncio.to_thread(private_broker.restart)
+        async with asyncio.timeout(15):
+            while True:  # the inject channel answers again once the simulator has reconnected
+                try:
+                    result = await send_inject(
+                        private_broker.host, private_broker.port, "testsite", "fire-1",
+                        {"fault": "battery_low"}, timeout=1.0,
+                    )  # fmt: skip
+                    break
+                except (TimeoutError, aiomqtt.MqttError):
+                    await asyncio.sleep(0.1)
+        assert result == {"ok": True}
+        assert running.devices["fire-1"].values["battery_low"] is True
+
+
+@pytest.mark.timeout(20)  # without the fix this hangs
+async def test_stop_survives_a_swallowed_cancellation(tmp_path: Path, broker: Broker) -> None:
+    """On Python 3.11 `asyncio.wait_for` (inside aiomqtt's publish) can eat a cancellation; the
+    simulator must stop anyway instead of waiting for the next door message forever."""
+    site = write_site(tmp_path, broker, free_port())
+    running = SiteSimulator(site, broker.host, broker.port, seed=1)
+    publish = running._publish
+
+    started = asyncio.Event()
+
+    async def stubborn(client: aiomqtt.Client) -> None:
+        started.set()
+        for _ in range(3):  # a cancel lost several times over, as the wait_for race loses it
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        await publish(client)
+
+    running._publish = stubborn  # type: ignore[method-assign]
+    async with asyncio.timeout(10):
+        async with running:
+            await started.wait()
+    assert all(t.done() for t in running._children)
