@@ -228,7 +228,8 @@ class SiteSimulator:
                     # (A flag, not Task.cancelling(): 3.11's TaskGroup leaves that count stale.)
                     raise asyncio.CancelledError from None
                 if not lost:
-                    log.warning("%s: broker %s:%d unreachable: %s", self.name, host, port, errors)
+                    why = "; ".join(str(e) or type(e).__name__ for e in errors.exceptions)
+                    log.warning("%s: broker %s:%d unreachable: %s", self.name, host, port, why)
                 lost = True
             await asyncio.sleep(backoff.next_delay())
 
