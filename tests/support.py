@@ -54,8 +54,10 @@ class Broker:
             "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
             + ("user root\n" if os.geteuid() == 0 else "")
         )
-        log = (self.workdir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stderr=log, stdout=log)
+        with (self.workdir / "mosquitto.log").open("ab") as log:  # the child keeps its own handle
+            self.process = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.config)], stderr=log, stdout=log
+            )
         wait_for_port(self.port)
 
     def stop(self) -> None:
