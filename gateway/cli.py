@@ -73,7 +73,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
     readings = asyncio.run(poll_site_once(site, devices, mqtt_wait=args.mqtt_wait))
     for reading in readings:
         print(json.dumps(reading, ensure_ascii=False))
-    return 0 if all(r["quality"] != "stale" for r in readings) else 1
+    heard = {r["device"] for r in readings if r["quality"] != "stale"}
+    silent = sorted({r["device"] for r in readings} - heard)
+    if silent:
+        print(f"fgw poll: no answer from {', '.join(silent)}", file=sys.stderr)
+    return 1 if silent else 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
