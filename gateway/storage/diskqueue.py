@@ -1,0 +1,174 @@
+"""A bounded, ordered queue on disk (SQLite) for store-and-forward: the InfluxDB export's buffer.
+
+Why on disk: the uplink or the database may be away for an hour, and the box may lose power in the
+middle of it. What was taken must still arrive, in order, with its own timestamps. Why bounded: the
+box's disk is small and shared with the alarm journal. When the bound is reached the oldest
+*droppable* entries (readings) go first, counted; entries that are not droppable (alarm events) are
+never dropped, whatever the bound.
+
+Entries are opaque bytes with a timestamp (the entry's own time, reported as the oldest entry's age)
+and a `droppable` flag. Writes come in batches (`put_many`: one transaction), the consumer `peek`s
+the oldest entries and `ack`s them after the remote side accepted them: at least once, never lost.
+The queue is owned by one thread at a time (the exporter hands calls to a worker thread).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    droppable  INTEGER NOT NULL,
+    ts         REAL NOT NULL,
+    body       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_droppable ON queue (droppable, seq);
+"""
+
+ROW_OVERHEAD = 40
+"""Bytes a row costs beyond its body (rowid, columns, index entry): for the size bound's arithmetic."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued entry: `seq` orders entries and is what `ack` takes."""
+
+    seq: int
+    ts: float
+    body: bytes
+    droppable: bool
+
+
+class DiskQueue:
+    """An ordered SQLite queue with a size bound that only ever drops droppable entries.
+
+    Args:
+        path: the SQLite file (created with mode 0600).
+        max_bytes: the bound on queued bytes (bodies plus `ROW_OVERHEAD` each).
+        durable: `synchronous=FULL` (survives a power cut) instead of NORMAL (survives a crash).
+    """
+
+    def __init__(self, path: str | Path, max_bytes: int, *, durable: bool = False) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be positive")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = not self.path.exists()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if fresh:
+            os.chmod(self.path, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        count, size = self._db.execute(
+            f"SELECT count(*), coalesce(sum(length(body)), 0) + count(*) * {ROW_OVERHEAD} FROM queue"
+        ).fetchone()
+        self._count: int = count
+        self._bytes: int = size
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
+        self._dropped: int = row[0] if row else 0
+
+    # ------------------------------------------------------------------------------ writing
+
+    def put_many(self, entries: Iterable[tuple[bytes, float, bool]]) -> int:
+        """Append `(body, ts, droppable)` entries in one transaction; return how many were dropped.
+
+        Raises:
+            sqlite3.Error: the write failed (e.g. the disk is full); nothing of this batch is queued.
+        """
+        rows = [(int(droppable), ts, body) for body, ts, droppable in entries]
+        if not rows:
+            return 0
+        added = sum(len(body) + ROW_OVERHEAD for _, _, body in rows)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO queue (droppable, ts, body) VALUES (?, ?, ?)", rows)
+            dropped, freed = self._trim(self._bytes + added)
+            if dropped:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('dropped', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (self._dropped + dropped,),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._count += len(rows) - dropped
+        self._bytes += added - freed
+        self._dropped += dropped
+        return dropped
+
+    def _trim(self, size: int) -> tuple[int, int]:
+        """Delete the oldest droppable rows until `size` fits the bound (inside the transaction)."""
+        if size <= self.max_bytes:
+            return 0, 0
+        dropped = freed = 0
+        while size - freed > self.max_bytes:
+            rows = self._db.execute(
+                "SELECT seq, length(body) FROM queue WHERE droppable = 1 ORDER BY seq LIMIT 500"
+            ).fetchall()
+            if not rows:
+                break  # only events left: they are kept beyond the bound
+            last = rows[0][0]
+            for seq, length in rows:
+                last = seq
+                dropped += 1
+                freed += length + ROW_OVERHEAD
+                if size - freed <= self.max_bytes:
+                    break
+            self._db.execute("DELETE FROM queue WHERE droppable = 1 AND seq <= ?", (last,))
+        return dropped, freed
+
+    # ------------------------------------------------------------------------------ reading
+
+    def peek(self, limit: int) -> list[Entry]:
+        """The oldest `limit` entries, in order, without removing them."""
+        rows = self._db.execute(
+            "SELECT seq, ts, body, droppable FROM queue ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        return [Entry(seq, ts, bytes(body), bool(droppable)) for seq, ts, body, droppable in rows]
+
+    def ack(self, seq: int) -> None:
+        """Every entry up to and including `seq` was delivered: forget them (one transaction)."""
+        count, size = self._db.execute(
+            f"SELECT count(*), coalesce(sum(length(body)), 0) + count(*) * {ROW_OVERHEAD} "
+            "FROM queue WHERE seq <= ?",
+            (seq,),
+        ).fetchone()
+        if count:
+            self._db.execute("DELETE FROM queue WHERE seq <= ?", (seq,))
+            self._count -= count
+            self._bytes -= size
+
+    # ------------------------------------------------------------------------------ reporting
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes queued, as the bound counts them."""
+        return self._bytes
+
+    @property
+    def dropped(self) -> int:
+        """Droppable entries dropped because of the bound, since the queue file was created."""
+        return self._dropped
+
+    def oldest(self) -> float | None:
+        """The timestamp of the oldest queued entry (its own time), or None when empty."""
+        row = self._db.execute("SELECT ts FROM queue ORDER BY seq LIMIT 1").fetchone()
+        return float(row[0]) if row else None
+
+    def close(self) -> None:
+        self._db.close()
