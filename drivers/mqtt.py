@@ -46,6 +46,7 @@ from gateway.config.models import MqttPoint
 from gateway.durations import format_duration
 from gateway.model import DeviceStatus, Quality, Reading, ReadingSink
 from gateway.mqtt_settings import BrokerSettings
+from gateway.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from gateway.config.site import Device, Site
@@ -187,8 +188,7 @@ class MqttDriver:
         tb: TracebackType | None,
     ) -> None:
         group, self._group = self._group, None
-        for task in self._tasks:
-            task.cancel()
+        await cancel_and_wait(self._tasks)  # once is not always enough on 3.11 (gateway.tasks)
         self._tasks.clear()
         self._ready.clear()
         if group is not None:

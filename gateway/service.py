@@ -23,6 +23,7 @@ from gateway.config.site import Site
 from gateway.model import DeviceStatus, Reading
 from gateway.publisher import MqttPublisher
 from gateway.storage.sqlite import AlarmStore
+from gateway.tasks import cancel_and_wait
 from rules.alarms import Alarm, AlarmBook, AlarmTransition
 from rules.engine import ConditionChange, RuleEngine
 
@@ -96,17 +97,15 @@ class Gateway:
         )
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.publisher.run(), name="fgw[mqtt-out].run")
+                tasks = [tg.create_task(self.publisher.run(), name="fgw[mqtt-out].run")]
                 for name, driver in self.drivers.items():
-                    tg.create_task(driver.run(), name=f"fgw[{name}].run")
+                    tasks.append(tg.create_task(driver.run(), name=f"fgw[{name}].run"))
                 for component in self.components:
-                    tg.create_task(component.run(), name=f"fgw[{component.name}].run")
-                tg.create_task(self._process(), name="fgw[engine].process")
-                tg.create_task(self._tick(), name="fgw[engine].tick")
+                    tasks.append(tg.create_task(component.run(), name=f"fgw[{component.name}].run"))
+                tasks.append(tg.create_task(self._process(), name="fgw[engine].process"))
+                tasks.append(tg.create_task(self._tick(), name="fgw[engine].tick"))
                 await stop.wait()
-                raise _Stop
-        except* _Stop:
-            pass
+                await cancel_and_wait(tasks)
         finally:
             for component in self.components:
                 try:
@@ -186,10 +185,6 @@ class Gateway:
     def acknowledge(self, alarm_id: str, user: str, comment: str = "") -> None:
         """Acknowledge one alarm (raises the book's refusal for a transition not allowed)."""
         self._emit(self.book.acknowledge(alarm_id, user, comment, self._wall()))
-
-
-class _Stop(Exception):
-    """Raised inside the task group to end it when the stop event is set."""
 
 
 async def run_service(site: Site) -> int:

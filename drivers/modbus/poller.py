@@ -35,6 +35,7 @@ from drivers.modbus.health import DeviceStats
 from drivers.modbus.link import Link, RtuLink, TcpLink
 from gateway.config.models import ModbusBus
 from gateway.model import DeviceStatus, Reading, ReadingSink
+from gateway.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from gateway.config.site import Device, Site
@@ -105,8 +106,7 @@ class ModbusBusDriver:
         tb: TracebackType | None,
     ) -> None:
         group, self._group = self._group, None
-        for task in self._tasks:
-            task.cancel()
+        await cancel_and_wait(self._tasks)  # once is not always enough on 3.11 (gateway.tasks)
         self._tasks.clear()
         try:
             if group is not None:
