@@ -316,7 +316,27 @@ class InfluxConfig(Strict):
 
 
 class ConsoleConfig(Strict):
+    """The web console and HTTP API (PRODUCT §7). Loopback by default: exposing it is a decision."""
+
     listen: str = "127.0.0.1:8080"
+    enabled: bool = True
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
 
 
 class ModbusBus(Strict):
