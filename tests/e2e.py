@@ -58,6 +58,7 @@ class Watcher:
         self.retained: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self.status: str | None = None
+        self.last: dict[str, bytes] = {}  # every topic under the prefix, its last payload
         self._changed = asyncio.Condition()
 
     async def _feed(self, client: aiomqtt.Client) -> None:
@@ -68,6 +69,7 @@ class Watcher:
         async for message in client.messages:
             topic = str(message.topic)
             payload = bytes(message.payload or b"")
+            self.last[topic] = payload
             if topic == f"{self.prefix}/status":
                 self.status = payload.decode()
             elif topic == f"{self.prefix}/events":

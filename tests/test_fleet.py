@@ -1,0 +1,81 @@
+"""A fleet: three buildings' gateways on one broker, each under its own topic prefix.
+
+Every gateway has its own site id, simulators and storage; they share only the Mosquitto. A fault in
+one building must raise its alarm under that building's prefix and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from gateway.config.site import load_site
+from gateway.service import Gateway
+from simulators.control import send_inject
+from simulators.runner import SiteSimulator
+from tests.e2e import watching, write_site
+from tests.support import Broker
+
+pytestmark = pytest.mark.integration
+
+
+async def test_three_gateways_on_one_broker_keep_their_alarms_apart(
+    private_broker: Broker, tmp_path: Path
+) -> None:
+    broker = private_broker  # a broker of its own: the broker-wide check must see only this fleet
+    sites = []
+    for building in ("a", "b", "c"):
+        folder = tmp_path / building
+        folder.mkdir()
+        sites.append(load_site(write_site(folder, broker.port)))
+    assert len({s.topic_prefix for s in sites}) == 3
+
+    async with contextlib.AsyncExitStack() as stack:
+        watchers = []
+        for site in sites:
+            await stack.enter_async_context(SiteSimulator(site, "127.0.0.1", broker.port, seed=1))
+            watchers.append(
+                await stack.enter_async_context(watching(broker.port, site.topic_prefix))
+            )
+        everything = await stack.enter_async_context(watching(broker.port, "fgw"))
+        stop = asyncio.Event()
+        gateways = [Gateway(site) for site in sites]
+        tasks = [asyncio.create_task(g.run(stop), name=f"fleet.{g.site.id}") for g in gateways]
+        try:
+            for watcher in watchers:
+                await watcher.wait_for(lambda w=watcher: w.status == "online", timeout=20)
+            # a different fault in each building
+            faults = [("fire-1", {"fault": "fire", "zone": 2}, "fire_alarm"),
+                      ("lift-1", {"fault": "entrapment"}, "entrapment"),
+                      ("pump-2", {"fault": "trip"}, "pump_fault")]  # fmt: skip
+            for site, (device, command, _) in zip(sites, faults, strict=True):
+                result = await send_inject("127.0.0.1", broker.port, site.id, device, command)
+                assert result["ok"], result
+            for watcher, (device, _, rule) in zip(watchers, faults, strict=True):
+                await watcher.wait_alarm(device, rule, "active_unack", timeout=15)
+            # no building sees another building's fault
+            for watcher, (device, _, rule) in zip(watchers, faults, strict=True):
+                raised = {
+                    topic.rsplit("/", 2)[-2] + "." + topic.rsplit("/", 1)[-1]
+                    for topic, alarm in watcher.retained.items()
+                    if alarm and alarm["state"] == "active_unack"
+                    and not topic.endswith("/comm_loss")
+                }  # fmt: skip
+                assert raised == {f"{device}.{rule}"}, raised
+            # and the alarm topics of the whole broker are exactly the three, each under its site
+            active = sorted(
+                topic for topic, payload in everything.last.items()
+                if "/alarms/" in topic and b'"active_unack"' in payload
+                and not topic.endswith("/comm_loss")
+            )  # fmt: skip
+            expected = sorted(
+                f"{site.topic_prefix}/alarms/{device}/{rule}"
+                for site, (device, _, rule) in zip(sites, faults, strict=True)
+            )
+            assert active == expected
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
