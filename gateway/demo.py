@@ -104,7 +104,8 @@ async def run_demo(workdir: Path, site_file: str | None = None) -> int:
 
 
 def _print_banner(site_path: Path, prefix: str, mqtt_port: int) -> None:
-    fgw = "fgw" if shutil.which("fgw") else f"{sys.executable} -m gateway.cli"
+    beside = Path(sys.executable).parent / "fgw"  # the venv's script, when not on PATH
+    fgw = "fgw" if shutil.which("fgw") else str(beside) if beside.exists() else "fgw"
     print(
         f"""
 Facility Gateway demo is running (Ctrl-C to stop).
