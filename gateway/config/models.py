@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config.alarm_options import AlarmsConfig, NotifyConfig
 from gateway.durations import parse_duration
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -308,11 +309,46 @@ class MqttConfig(Strict):
         return value
 
 
+class HistoryConfig(Strict):
+    """Local history (`gateway.storage.history`): raw readings, then 1-minute aggregates."""
+
+    raw_window: Duration = 48 * 3600.0
+    aggregate_window: Duration = 365 * 86400.0
+    max_mb: float = Field(default=1024.0, ge=1)
+
+    @model_validator(mode="after")
+    def _windows(self) -> HistoryConfig:
+        if self.raw_window < 60:
+            raise ValueError("raw_window must be at least 1m")
+        if self.aggregate_window < self.raw_window:
+            raise ValueError("aggregate_window must be at least as long as raw_window")
+        return self
+
+
 class InfluxConfig(Strict):
+    """InfluxDB v2 export (`gateway.export.influx`) through a disk-backed store-and-forward queue."""
+
     url: str
     org: str
     bucket: str
     token_file: str | None = None
+    queue_max_mb: float = Field(default=256.0, ge=1)
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval: Duration = 1.0
+    timeout: Duration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _positive(self) -> InfluxConfig:
+        if self.flush_interval <= 0 or self.timeout <= 0:
+            raise ValueError("flush_interval and timeout must be positive")
+        return self
 
 
 class ConsoleConfig(Strict):
@@ -436,6 +472,7 @@ class SiteFile(Strict):
 
     site: SiteInfo
     storage: StorageConfig = StorageConfig()
+    history: HistoryConfig = HistoryConfig()
     mqtt: MqttConfig = MqttConfig()
     influx: InfluxConfig | None = None
     console: ConsoleConfig = ConsoleConfig()
@@ -443,3 +480,5 @@ class SiteFile(Strict):
     devices: list[DeviceSpec]
     rules: list[RuleSpec] = []
     maintenance: list[PlanSpec] = []
+    alarms: AlarmsConfig = AlarmsConfig()  # chattering and flood thresholds
+    notify: NotifyConfig = NotifyConfig()  # notification channels and escalation per priority

@@ -1,0 +1,198 @@
+"""Local history: raw readings, 1-minute aggregates, windows, the size bound, a refused disk.
+
+A fake wall clock drives the windows; the writer thread runs for real where its pacing matters.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.model import Quality, Reading
+from gateway.storage.history import HistoryStore
+
+T0 = 1_700_000_040.0  # a whole minute
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + 3600)
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[HistoryStore]:
+    s = HistoryStore(tmp_path, raw_window=3600, aggregate_window=30 * 86400, wall=clock)
+    yield s
+    s.close()
+
+
+def r(point: str, value: object, ts: float, quality: Quality = Quality.GOOD) -> Reading:
+    return Reading("pump-1", point, value, quality, ts)  # type: ignore[arg-type]
+
+
+def test_raw_readings_come_back_in_order_with_their_quality(store: HistoryStore) -> None:
+    store.add([r("p", 1.5, T0 + 1), r("running", True, T0 + 1)])
+    store.add([r("p", None, T0 + 2, Quality.STALE), r("p", 99.0, T0 + 3, Quality.BAD)])
+    store.flush()
+    assert store.query("pump-1", "p", T0, T0 + 10) == [
+        {"ts": T0 + 1, "value": 1.5, "quality": "good"},
+        {"ts": T0 + 2, "value": None, "quality": "stale"},
+        {"ts": T0 + 3, "value": 99.0, "quality": "bad"},
+    ]
+    assert store.query("pump-1", "running", T0, T0 + 10)[0]["value"] == 1
+    assert store.query("pump-1", "nope", T0, T0 + 10) == []
+    assert store.path.name == "history.sqlite3"
+    assert oct(store.path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_minute_aggregates_of_good_numbers_only(store: HistoryStore) -> None:
+    store.add([r("p", v, T0 + i * 10) for i, v in enumerate([3.0, 1.0, 5.0, 2.0, 4.0, 6.0])])
+    store.add([r("p", 100.0, T0 + 15, Quality.BAD), r("p", None, T0 + 16, Quality.STALE)])
+    store.add([r("p", 7.0, T0 + 61), r("s", "granted", T0 + 61)])
+    store.flush()
+    rows = store.query("pump-1", "p", T0, T0 + 119, max_points=2)  # 10 raw rows > 2: aggregates
+    assert rows == [
+        {"ts": T0, "min": 1.0, "max": 6.0, "count": 6, "last": 6.0, "mean": 3.5},
+        {"ts": T0 + 60, "min": 7.0, "max": 7.0, "count": 1, "last": 7.0, "mean": 7.0},
+    ]
+    assert store.query("pump-1", "s", T0, T0 + 119, max_points=0) == []
+
+
+def test_a_long_span_merges_minutes_into_buckets(store: HistoryStore) -> None:
+    store.add([r("p", float(i), T0 + i * 60) for i in range(10)])
+    store.flush()
+    rows = store.query("pump-1", "p", T0, T0 + 599, max_points=5)  # 2 minutes per bucket
+    assert [(b["min"], b["max"], b["last"], b["count"]) for b in rows] == [
+        (0.0, 1.0, 1.0, 2), (2.0, 3.0, 3.0, 2), (4.0, 5.0, 5.0, 2), (6.0, 7.0, 7.0, 2),
+        (8.0, 9.0, 9.0, 2),
+    ]  # fmt: skip
+    assert len(rows) <= 5
+
+
+def test_aggregates_are_merged_across_commits_and_restarts(tmp_path: Path, clock: Clock) -> None:
+    first = HistoryStore(tmp_path, wall=clock)
+    first.add([r("p", 2.0, T0 + 1), r("p", 4.0, T0 + 2)])
+    first.flush()
+    first.close()
+    again = HistoryStore(tmp_path, wall=clock)
+    again.add([r("p", 9.0, T0 + 3)])
+    again.add([r("p", 0.0, T0 + 0.5)])  # late: not the minute's last
+    again.flush()
+    (row,) = again.query("pump-1", "p", T0, T0 + 59, max_points=1)
+    assert (row["min"], row["max"], row["count"], row["last"]) == (0.0, 9.0, 4, 9.0)
+    assert row["mean"] == pytest.approx(15.0 / 4)
+    again.close()
+
+
+def test_older_than_the_raw_window_is_answered_from_aggregates(
+    store: HistoryStore, clock: Clock
+) -> None:
+    store.add([r("p", 1.0, T0 + 1), r("p", 3.0, T0 + 2)])
+    store.flush()
+    clock.now = T0 + 2 * 3600  # raw window is 1 h
+    deleted = store.prune()
+    assert deleted == {"raw": 2, "agg": 0}
+    rows = store.query("pump-1", "p", T0, T0 + 59)
+    assert rows == [{"ts": T0, "min": 1.0, "max": 3.0, "count": 2, "last": 3.0, "mean": 2.0}]
+    clock.now = T0 + 31 * 86400
+    assert store.prune()["agg"] == 1
+    assert store.query("pump-1", "p", T0, T0 + 59) == []
+
+
+def test_the_size_bound_drops_the_oldest_raw_rows_first(tmp_path: Path, clock: Clock) -> None:
+    store = HistoryStore(tmp_path, raw_window=10 * 86400, max_bytes=200_000, wall=clock)
+    for minute in range(200):
+        store.add([r(f"p{i}", float(i), T0 + minute * 60 + s) for s in range(0, 60, 10)
+                   for i in range(5)])  # fmt: skip
+    store.flush()
+    assert store._used_bytes() > 200_000
+    deleted = store.prune(T0 + 200 * 60)
+    assert deleted["raw"] > 0 and store._used_bytes() <= 200_000
+    raw = store.query("pump-1", "p0", T0, T0 + 200 * 60, max_points=10**6)
+    assert raw and "value" in raw[0]
+    assert raw[0]["ts"] > T0  # the oldest went first
+    assert raw[-1]["ts"] == T0 + 199 * 60 + 50  # the newest stayed
+    assert len(store.query("pump-1", "p0", T0, T0 + 200 * 60, max_points=200)) == 200
+    store.close()
+
+
+def test_the_writer_thread_commits_a_few_times_not_once_per_batch(
+    tmp_path: Path, clock: Clock
+) -> None:
+    store = HistoryStore(tmp_path, wall=clock, commit_interval=5.0)
+    store.start()
+    for i in range(500):
+        store.add([r("p", float(i), T0 + i), r("q", float(i), T0 + i)])
+    assert store.flush(timeout=10)
+    assert store.rows_written == 1000
+    assert store.commits <= 2, store.commits
+    store.close()
+    assert store.stats()["writer_running"] is False
+
+
+def test_a_refused_write_is_counted_reported_and_recovered(store: HistoryStore) -> None:
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the file refuses writes, as a full disk would
+    store._db.execute("PRAGMA busy_timeout=0")
+    store.add([r("p", 1.0, T0 + 1), r("p", 2.0, T0 + 2)])
+    store.flush()
+    assert store.dropped == 2 and store.error is not None
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    store.add([r("p", 3.0, T0 + 3)])
+    store.flush()
+    assert store.error is None
+    assert [row["value"] for row in store.query("pump-1", "p", T0, T0 + 10)] == [3.0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=5990).map(lambda tenths: tenths / 10),
+            st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(min_value=1, max_value=12),
+)
+def test_aggregates_agree_with_a_brute_force_fold(
+    tmp_path_factory: pytest.TempPathFactory, samples: list[tuple[float, float]], max_points: int
+) -> None:
+    store = HistoryStore(tmp_path_factory.mktemp("h"), wall=lambda: T0 + 600)
+    for offset, value in samples:
+        store.add([r("p", value, T0 + offset)])
+    store.flush()
+    rows = store.query("pump-1", "p", T0, T0 + 599, max_points=max_points)
+    store.close()
+    if len(samples) <= max_points:
+        assert sorted(x["value"] for x in rows) == sorted(v for _, v in samples)
+        return
+    bucket = 60 * math.ceil(599 / 60 / max_points)
+    expected: dict[float, list[tuple[float, float]]] = {}
+    for offset, value in samples:
+        start = T0 + offset - (T0 + offset) % 60
+        expected.setdefault(start - start % bucket, []).append((offset, value))
+    assert [b["ts"] for b in rows] == sorted(expected)
+    for b in rows:
+        values = expected[b["ts"]]
+        assert b["min"] == min(v for _, v in values) and b["max"] == max(v for _, v in values)
+        assert b["count"] == len(values)
+        assert b["mean"] == pytest.approx(sum(v for _, v in values) / len(values), abs=1e-6)
+        latest = max(o for o, _ in values)
+        assert b["last"] in [v for o, v in values if o == latest]
