@@ -122,6 +122,9 @@ class Alarm:
     hidden_cleared: bool = False  # the condition was inactive at some time under the overlay
     hidden_cleared_at: float | None = None
     values: dict[str, Value] = field(default_factory=dict)
+    # flags set by alarm-load management (`rules.floods`), shown but not states of their own
+    chattering: bool = False  # flipped too often: held active until quiet
+    first_out: bool = False  # the first alarm of the flood it started (this episode)
 
     def payload(self) -> dict[str, Any]:
         """The retained `P/alarms/{device}/{rule}` JSON (PRODUCT §6), plus both message languages."""
@@ -140,6 +143,13 @@ class Alarm:
             "cleared_at": iso(self.cleared_at),
             "message_zh": self.message_zh,
             "message_en": self.message_en,
+            "suppressed_by": self.suppressed_by or None,
+            "shelved_until": iso(self.shelved_until),
+            "shelved_by": self.shelved_by,
+            "shelve_reason": self.shelve_reason or None,
+            "out_of_service": self.out_of_service,
+            "chattering": self.chattering,
+            "first_out": self.first_out,
         }
 
     def record(self) -> dict[str, Any]:
@@ -208,6 +218,9 @@ class AlarmTransition:
             "priority": self.alarm.priority,
             "message": self.alarm.message,
             "value": self.value,
+            "cause": self.alarm.suppressed_by or None,
+            "chattering": self.alarm.chattering,
+            "first_out": self.alarm.first_out,
         }
 
 
@@ -296,6 +309,7 @@ class AlarmBook:
         alarm.base = AlarmState.ACTIVE_UNACK
         alarm.raised_at, alarm.cleared_at = at, None
         alarm.acked_at = alarm.acked_by = None
+        alarm.first_out = False
 
     @staticmethod
     def _begin_overlay(alarm: Alarm) -> None:
@@ -432,6 +446,47 @@ class AlarmBook:
         alarm.out_of_service = False
         self._show(alarm, when)
         return self._transition(alarm, before, when, user, reason)
+
+    # ------------------------------------------------------------------ load flags
+
+    def flag(
+        self,
+        alarm_id: str,
+        at: float | datetime,
+        reason: str,
+        *,
+        chattering: bool | None = None,
+        first_out: bool | None = None,
+    ) -> list[AlarmTransition]:
+        """Set the `chattering` or `first_out` flag (by `system`).
+
+        Not a state change, but journaled and published like one (a transition whose `from` and
+        `to` are the same state): the retained payload must show the flag, and the alarm-load
+        report reads it back from the journal. Nothing is returned if the flag already had that
+        value.
+        """
+        alarm = self.get(alarm_id)
+        changed = False
+        if chattering is not None and alarm.chattering != chattering:
+            alarm.chattering, changed = chattering, True
+        if first_out is not None and alarm.first_out != first_out:
+            alarm.first_out, changed = first_out, True
+        if not changed:
+            return []
+        when = _epoch(at)
+        return [
+            AlarmTransition(
+                alarm_id=alarm.id,
+                from_state=alarm.state,
+                to_state=alarm.state,
+                episode=alarm.episode,
+                at=when,
+                by=SYSTEM,
+                reason=reason,
+                value=alarm.value,
+                alarm=alarm.copy(),
+            )
+        ]
 
     # ------------------------------------------------------------------ restart
 

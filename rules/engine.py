@@ -32,6 +32,13 @@ Why it is shaped like this:
   suppression starts is not reported (no flood of `suppressed` for alarms that were quiet); one that
   was reported suppressed is reported again when suppression ends.
 
+- Restarts: `take_timer_changes()` hands out the on/off-delays that started or ended since the last
+  call (as wall-clock start times, for the store); `restore_timers()` takes them back after a restart.
+  A restored delay is not scheduled: it waits for the rule's first evaluation on fresh data, which
+  fires it at once if the delay has run out meanwhile (the time the gateway was down counts, as if
+  the condition had held: it held when we stopped and holds when we are back), and drops it if the
+  condition no longer holds.
+
 The alarm layer (`rules.alarms`) turns the changes into ISA-18.2 states; shelving and out-of-service
 live there, since they are decisions of people, not of data.
 """
@@ -80,6 +87,17 @@ class ConditionChange:
     cause: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingTimer:
+    """An on-delay (`for`, kind `on`) or off-delay (`clear_for`, kind `off`) in progress.
+
+    `started` is wall-clock epoch seconds: the only clock that means anything after a restart.
+    """
+
+    kind: str
+    started: float
+
+
 @dataclass(eq=False, slots=True)
 class _RuleState:
     rule: Rule
@@ -120,6 +138,8 @@ class RuleEngine:
         self._heap: list[tuple[float, int, _RuleState]] = []
         self._seq = itertools.count()
         self._wall_offset = 0.0  # wall - monotonic, from the last reading/status seen
+        self._by_alarm: dict[str, _RuleState] = {}
+        self._timers_dirty: dict[str, _RuleState] = {}
         self.ignored_readings = 0  # unknown device, or a device we know is offline
         self.broken_rules: list[str] = []
         for order, rule in enumerate(rules):
@@ -134,7 +154,7 @@ class RuleEngine:
         self._rules.setdefault(device, [])
         self._values.setdefault(device, {})
         if rule.id == COMM_LOSS or not rule.when:
-            self._comm[device] = _RuleState(rule, None, order)
+            self._comm[device] = self._by_alarm[rule.alarm_id] = _RuleState(rule, None, order)
             return
         try:
             expr = parse_expression(rule.when)
@@ -144,6 +164,7 @@ class RuleEngine:
             return
         rs = _RuleState(rule, expr, order, expr.new_state() if expr.stateful else None)
         self._rules[device].append(rs)
+        self._by_alarm[rule.alarm_id] = rs
         for name in expr.names:
             other, _, point = name.rpartition(".")
             key = (other or device, point)
@@ -199,6 +220,48 @@ class RuleEngine:
                 if rs.rule.alarm_id in wanted:
                     rs.active = True
                     rs.reported = (True, False)
+
+    def take_timer_changes(self) -> dict[str, PendingTimer | None]:
+        """On/off-delays started (a `PendingTimer`) or ended (None) since the last call, by alarm id."""
+        out: dict[str, PendingTimer | None] = {}
+        for alarm_id, rs in self._timers_dirty.items():
+            out[alarm_id] = self._pending(rs)
+        self._timers_dirty.clear()
+        return out
+
+    def pending_timers(self) -> dict[str, PendingTimer]:
+        """Every on/off-delay in progress (for tests and the console)."""
+        out: dict[str, PendingTimer] = {}
+        for alarm_id, rs in self._by_alarm.items():
+            timer = self._pending(rs)
+            if timer is not None:
+                out[alarm_id] = timer
+        return out
+
+    def _pending(self, rs: _RuleState) -> PendingTimer | None:
+        if rs.pending_since is not None:
+            return PendingTimer("on", rs.pending_since + self._wall_offset)
+        if rs.clear_since is not None:
+            return PendingTimer("off", rs.clear_since + self._wall_offset)
+        return None
+
+    def restore_timers(self, timers: Mapping[str, PendingTimer], now: float, wall: float) -> None:
+        """After a restart: take back delays in progress (see the module docstring).
+
+        Unknown alarm ids, and delays that no longer fit the rule's restored state (an on-delay
+        of a rule already active), are ignored.
+        """
+        self._wall_offset = wall - now
+        for alarm_id, timer in timers.items():
+            rs = self._by_alarm.get(alarm_id)
+            if rs is None or rs.expr is None:
+                continue
+            delay = rs.rule.for_ if timer.kind == "on" else rs.rule.clear_for
+            elapsed = min(max(wall - timer.started, 0.0), delay)
+            if timer.kind == "on" and not rs.active:
+                rs.pending_since = now - elapsed
+            elif timer.kind == "off" and rs.active:
+                rs.clear_since = now - elapsed
 
     def ingest(self, batch: Sequence[Reading], now: float) -> list[ConditionChange]:
         """Apply a batch of readings and evaluate the rules that name their points.
@@ -260,6 +323,8 @@ class RuleEngine:
         else:
             self._offline.discard(device)
             for rs in self._rules[device]:
+                if rs.pending_since is not None or rs.clear_since is not None:
+                    self._timers_dirty[rs.rule.alarm_id] = rs
                 rs.reset()
                 self._schedule(rs)
         reason = status.reason or ("device not answering" if offline else "device answers again")
@@ -318,6 +383,7 @@ class RuleEngine:
         )
         verdict = truth(rs.expr.evaluate(scope))
         was = rs.active
+        timers = (rs.pending_since, rs.clear_since)
         if verdict is None:  # unknown: no evidence either way, restart any timer in progress
             rs.pending_since = rs.clear_since = None
         elif verdict:
@@ -334,6 +400,8 @@ class RuleEngine:
                     rs.clear_since = now
                 if now - rs.clear_since >= rule.clear_for:
                     rs.active, rs.clear_since = False, None
+        if (rs.pending_since, rs.clear_since) != timers:
+            self._timers_dirty[rule.alarm_id] = rs
         self._schedule(rs)
         if rs.active != was:
             ts = now + self._wall_offset

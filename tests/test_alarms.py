@@ -284,13 +284,17 @@ PAYLOAD_KEYS = {
     "id", "device", "rule", "priority", "state", "message", "value", "episode",
     "raised_at", "acked_at", "acked_by", "cleared_at",
 }  # fmt: skip
+EXTRA_KEYS = {
+    "message_zh", "message_en", "suppressed_by", "shelved_until", "shelved_by", "shelve_reason",
+    "out_of_service", "chattering", "first_out",
+}  # fmt: skip
 
 
 def test_payload_shape(book: AlarmBook) -> None:
     book.apply(change(DRY, True, T0, value=0.2, values={"flow": 0.2}))
     book.acknowledge(DRY, "alice", "", T0 + 1.5)
     p = book.get(DRY).payload()
-    assert set(p) >= PAYLOAD_KEYS and set(p) - PAYLOAD_KEYS == {"message_zh", "message_en"}
+    assert set(p) >= PAYLOAD_KEYS and set(p) - PAYLOAD_KEYS == EXTRA_KEYS
     assert p["id"] == DRY and p["device"] == "pump-1" and p["rule"] == "dry_run"
     assert (p["priority"], p["state"], p["episode"], p["value"]) == ("high", "active_ack", 1, 0.2)
     assert p["raised_at"] == "2027-01-15T08:00:00.000Z"
@@ -299,6 +303,7 @@ def test_payload_shape(book: AlarmBook) -> None:
     assert p["cleared_at"] is None and p["acked_by"] == "alice"
     assert p["message_en"] == "Pump running dry: flow 0.2 m³/h while running"
     json.dumps(p)  # JSON-ready as it is
+    assert p["suppressed_by"] is None and p["shelved_until"] is None and not p["chattering"]
     normal = book.get("pump-1.pump_fault").payload()
     assert (normal["state"], normal["raised_at"], normal["episode"]) == ("normal", None, 0)
 
@@ -318,6 +323,9 @@ def test_event_shape(book: AlarmBook) -> None:
         "priority": "high",
         "message": "水泵干转: 运行中流量 0.2 m³/h",
         "value": 0.2,
+        "cause": None,
+        "chattering": False,
+        "first_out": False,
     }
     t.alarm.state = S.NORMAL  # the snapshot is a copy: the book is not changed through it
     assert book.get(DRY).state == S.ACTIVE_UNACK

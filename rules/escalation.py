@@ -1,0 +1,138 @@
+"""Escalation: per priority, who is told about an unacknowledged alarm, how soon, and how often again.
+
+Pure code on an injected clock (the gateway's monotonic seconds). The notification channels that
+carry the messages live in `gateway.notify`; this module only decides *when* and *to whom*.
+
+Why these rules:
+
+- Escalation follows an alarm while it is `active_unack`: announced, active, and nobody has said
+  they are on it. Acknowledging it, its return to normal (`rtn_unack` waits for an ack but needs no
+  one to run), shelving, suppression and out-of-service all end it. A new episode starts afresh.
+- A policy is a list of steps per priority: `after` the alarm was raised, tell `notify` (channel
+  ids), and again every `repeat` until it is acknowledged (e.g. critical: at once, again every
+  5 min; high: after 10 min unacknowledged; then the manager after 30 min).
+- Late ticks never cause bursts: a step that missed several repeats (a suspended clock) is sent
+  once and rescheduled to its next slot in the future.
+- After a restart the schedule goes on from the alarm's `raised_at`; steps already due when the
+  gateway comes back are taken as sent (each was sent before, or its time passed while the
+  gateway was down), so a restart never re-sends a round of messages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+ACTIVE_UNACK = "active_unack"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Tell `notify` (channel ids) `after` seconds unacknowledged, then every `repeat` seconds."""
+
+    after: float
+    notify: tuple[str, ...]
+    repeat: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message to send: which alarm episode, to which channels, and the how-manieth it is."""
+
+    alarm_id: str
+    episode: int
+    priority: str
+    channels: tuple[str, ...]
+    step: int
+    repeat: int  # 0 for the first message of a step
+
+
+@dataclass(slots=True)
+class _Tracked:
+    priority: str
+    episode: int
+    start: float
+    next_at: list[float | None] = field(default_factory=list)  # per step
+    sent: list[int] = field(default_factory=list)  # per step
+
+
+class Escalator:
+    """Follows alarms and says which notifications are due.
+
+    Args:
+        policy: priority -> steps. Priorities not in it are never notified.
+    """
+
+    def __init__(self, policy: Mapping[str, Sequence[Step]]) -> None:
+        self.policy = {p: tuple(steps) for p, steps in policy.items()}
+        self._tracked: dict[str, _Tracked] = {}
+
+    def tracked(self) -> list[str]:
+        return sorted(self._tracked)
+
+    def observe(
+        self, alarm_id: str, priority: str, state: str, episode: int, now: float
+    ) -> None:
+        """An alarm's state (after a transition): starts, keeps or ends its escalation."""
+        current = self._tracked.get(alarm_id)
+        if state != ACTIVE_UNACK or not self.policy.get(priority):
+            self._tracked.pop(alarm_id, None)
+            return
+        if current is not None and current.episode == episode:
+            return
+        self._tracked[alarm_id] = self._track(priority, episode, now, now)
+
+    def restore(self, alarm_id: str, priority: str, episode: int, elapsed: float, now: float) -> None:
+        """After a restart: an `active_unack` alarm raised `elapsed` seconds ago (see docstring)."""
+        if not self.policy.get(priority):
+            return
+        elapsed = max(0.0, elapsed)
+        self._tracked[alarm_id] = self._track(priority, episode, now - elapsed, now + 1e-9)
+
+    def _track(self, priority: str, episode: int, start: float, first: float) -> _Tracked:
+        """Steps are scheduled from `start`; slots before `first` count as already sent."""
+        tracked = _Tracked(priority, episode, start)
+        for step in self.policy[priority]:
+            at = start + step.after
+            sent = 0
+            if at < first:
+                sent = 1
+                at = _next_slot(at, step.repeat, first) if step.repeat else math.inf
+            tracked.next_at.append(None if at == math.inf else at)
+            tracked.sent.append(sent)
+        return tracked
+
+    def tick(self, now: float) -> list[Notification]:
+        """Every notification due at `now`, each step at most once per call."""
+        out: list[Notification] = []
+        for alarm_id, tracked in self._tracked.items():
+            steps = self.policy[tracked.priority]
+            for i, step in enumerate(steps):
+                at = tracked.next_at[i]
+                if at is None or at > now:
+                    continue
+                out.append(
+                    Notification(
+                        alarm_id=alarm_id,
+                        episode=tracked.episode,
+                        priority=tracked.priority,
+                        channels=step.notify,
+                        step=i,
+                        repeat=tracked.sent[i],
+                    )
+                )
+                tracked.sent[i] += 1
+                tracked.next_at[i] = _next_slot(at, step.repeat, now) if step.repeat else None
+        return out
+
+    def next_deadline(self) -> float | None:
+        times = [t for tr in self._tracked.values() for t in tr.next_at if t is not None]
+        return min(times) if times else None
+
+
+def _next_slot(at: float, repeat: float | None, after: float) -> float:
+    """The first `at + k*repeat` (k >= 1) later than `after`."""
+    assert repeat is not None and repeat > 0
+    k = max(1, math.floor((after - at) / repeat) + 1)
+    return at + k * repeat
