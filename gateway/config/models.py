@@ -230,6 +230,14 @@ class PlanSpec(Strict):
     every_count: CountPlan | None = None
     urgency: Urgency = "normal"
     enabled: bool = True
+    lead: Duration | None = None  # calendar plans: open the ticket this long before it is due
+    window: Duration | None = None  # meter plans: time from reaching the limit to due (7d)
+
+    @model_validator(mode="after")
+    def _one_calendar(self) -> PlanSpec:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("a plan has one calendar trigger: every: or cron:, not both")
+        return self
 
     @field_validator("every")
     @classmethod
@@ -243,6 +251,10 @@ class PlanSpec(Strict):
     def _cron(cls, value: str | None) -> str | None:
         if value is not None and len(value.split()) != 5:
             raise ValueError("cron needs five fields: minute hour day month weekday")
+        if value is not None:
+            from rules.maintenance.cron import Cron
+
+            Cron.parse(value)  # CronError is a ValueError naming the field that is wrong
         return value
 
 
@@ -467,6 +479,40 @@ class DeviceSpec(Strict):
         return self
 
 
+class TicketTarget(Strict):
+    """Service targets of one urgency: respond within, resolve within (or `next_morning`)."""
+
+    respond: Duration | None = None
+    resolve: float | Literal["next_morning"] | None = None
+
+    @field_validator("resolve", mode="before")
+    @classmethod
+    def _resolve(cls, value: Any) -> Any:
+        if value is None or value == "next_morning":
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise ValueError(
+                f"resolve is a duration such as 4h or 2d, or next_morning; got {value!r}"
+            ) from None
+
+
+class TicketsConfig(Strict):
+    """Tickets (PRODUCT §5): targets per urgency over the defaults, and working with alarms."""
+
+    targets: dict[Urgency, TicketTarget] = {}
+    morning: str = "08:00"  # what "by the next morning" means, site time
+    out_of_service_while_working: bool = True  # alarms below critical, while in_progress
+
+    @field_validator("morning")
+    @classmethod
+    def _morning(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError(f"morning must be a time of day HH:MM, got {value!r}")
+        return value
+
+
 class SiteFile(Strict):
     """The whole site file, as written; see `gateway.config.site.Site` for the resolved form."""
 
@@ -480,5 +526,6 @@ class SiteFile(Strict):
     devices: list[DeviceSpec]
     rules: list[RuleSpec] = []
     maintenance: list[PlanSpec] = []
+    tickets: TicketsConfig = TicketsConfig()  # service targets per urgency, alarms during work
     alarms: AlarmsConfig = AlarmsConfig()  # chattering and flood thresholds
     notify: NotifyConfig = NotifyConfig()  # notification channels and escalation per priority
