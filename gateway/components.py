@@ -53,6 +53,15 @@ COMPONENTS: list[ComponentFactory] = []
 does not use it (e.g. no `influx:` section)."""
 
 
+def _console(gateway: Gateway) -> Component | None:
+    from gateway.api.component import build
+
+    return build(gateway)
+
+
+COMPONENTS.append(_console)  # the HTTP API and web console (gateway/api), on console.listen
+
+
 def build_components(gateway: Gateway) -> list[Component]:
     built = (factory(gateway) for factory in COMPONENTS)
     return [component for component in built if component is not None]

@@ -1,0 +1,139 @@
+"""The console inside `fgw run`: uvicorn serving `create_app(gateway)` on `console.listen`.
+
+Why a component: the API reads the live alarm book and readings, so it must run on the gateway's own
+event loop; and a console that cannot bind its port must not take the alarm path down with it — it
+logs one clear error and the gateway goes on publishing alarms over MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from gateway.accounts import Accounts
+from gateway.api.events import EventHub
+from gateway.api.live import LiveState
+from gateway.components import Component
+from gateway.model import Reading
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+
+log = logging.getLogger("fgw.console")
+
+SHUTDOWN_SECONDS = 3.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: SIGTERM belongs to `fgw run`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiComponent(Component):
+    """Owns the accounts database, the live state (latest readings, event hub) and the server."""
+
+    name = "console"
+
+    def __init__(self, gateway: Gateway, accounts: Accounts | None = None) -> None:
+        from gateway.api.app import event_enricher
+
+        self.gateway = gateway
+        self.settings = gateway.site.file.console
+        self.accounts = accounts or Accounts(gateway.site.storage_dir)
+        self.live = LiveState(EventHub(event_enricher(gateway)))
+        self.port: int | None = None  # the bound port once serving (listen may say port 0)
+        self.serving = asyncio.Event()
+        self._observe_events()
+
+    def _observe_events(self) -> None:
+        """See every event the gateway publishes on `P/events` (alarm transitions, ticket changes)."""
+        publisher = self.gateway.publisher
+        publish = publisher.publish_event
+        hub = self.live.hub
+
+        def publish_and_stream(event: Mapping[str, Any]) -> None:
+            publish(event)
+            hub.publish(event)
+
+        publisher.publish_event = publish_and_stream  # type: ignore[method-assign]
+
+    @property
+    def url(self) -> str | None:
+        if self.port is None:
+            return None
+        host = self.settings.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return (
+            f"http://{shown}:{self.port}/" if ":" not in shown else f"http://[{shown}]:{self.port}/"
+        )
+
+    def on_readings(self, batch: Sequence[Reading]) -> None:
+        self.live.add(batch)
+
+    async def run(self) -> None:
+        if not self.settings.enabled:
+            return
+        try:
+            sock = _bind(self.settings.host, self.settings.port)
+        except OSError as exc:
+            log.error(
+                "console not started: cannot listen on %s: %s (set console.listen in the site file)",
+                self.settings.listen,
+                exc.strerror or exc,
+            )
+            return
+        from gateway.api.app import create_app
+
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            create_app(self.gateway),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        )
+        server = _Server(config)
+        log.info("console at %s", self.url, extra={"listen": self.settings.listen})
+        self.serving.set()
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            self.live.hub.close()  # end the live streams so connections can close
+            if server.started and not server.should_exit:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server.shutdown([sock]), SHUTDOWN_SECONDS + 2)
+            sock.close()
+            self.serving.clear()
+
+    async def close(self) -> None:
+        self.accounts.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def build(gateway: Gateway) -> ApiComponent:
+    """The `COMPONENTS` factory: always built (it also keeps the accounts), serving when enabled."""
+    return ApiComponent(gateway)

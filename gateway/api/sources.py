@@ -1,0 +1,148 @@
+"""What the API reads from the gateway, normalised — and what this gateway cannot give yet.
+
+Drivers report their health in their own shapes (Modbus: `DeviceStats` objects; MQTT: dicts), and
+some capabilities (tickets, history, shelving) arrive with their own components. The API never
+invents data: a capability that is not on this gateway answers 503 with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gateway.api.errors import ApiError
+from rules.alarms import iso
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+
+PRIORITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+def require(gateway: Gateway, attribute: str, what: str) -> Any:
+    """The gateway's `attribute`, or a 503 saying the capability is not available here yet."""
+    value = getattr(gateway, attribute, None)
+    if value is None:
+        raise ApiError(503, f"{what} is not available on this gateway yet")
+    return value
+
+
+def sort_alarms(alarms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Priority first; within it, waiting for acknowledgement first, then the newest first."""
+    alarms = sorted(alarms, key=lambda a: (a.get("raised_at") or "", a["id"]), reverse=True)
+    return sorted(
+        alarms,
+        key=lambda a: (
+            PRIORITY_RANK.get(str(a.get("priority")), 9),
+            0 if a.get("state") in ("active_unack", "rtn_unack") else 1,
+        ),
+    )
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready form of what a component returns: dataclass, mapping, or `payload()` object."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    for method in ("payload", "to_dict", "record"):
+        if callable(getattr(value, method, None)):
+            return plain(getattr(value, method)())
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
+    """The alarm's public payload plus what the console needs to offer the right actions."""
+    alarm = gateway.book.get(alarm_id)
+    view = alarm.payload()
+    view.update(
+        {
+            "shelvable": alarm.shelvable,
+            "shelved_until": iso(alarm.shelved_until),
+            "shelved_by": alarm.shelved_by,
+            "shelve_reason": alarm.shelve_reason,
+            "suppressed_by": alarm.suppressed_by or None,
+            "condition_active": alarm.condition_active,
+        }
+    )
+    return view
+
+
+def _plain(stats: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        return dataclasses.asdict(stats)
+    if isinstance(stats, Mapping):
+        return dict(stats)
+    return {}
+
+
+def driver_stats(gateway: Gateway) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Per device: (driver name, its counters as a plain dict)."""
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, driver in gateway.drivers.items():
+        try:
+            stats = driver.stats()
+        except Exception:  # one driver's broken counters must not hide the other devices
+            continue
+        for device, value in stats.items():
+            out[device] = (name, _plain(value))
+    return out
+
+
+def device_health(
+    gateway: Gateway, device_id: str, stats: Mapping[str, tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """One shape for every driver: online, last_seen (ISO), polls, errors, last_poll_seconds."""
+    driver, raw = stats.get(device_id, ("", {}))
+    online = raw.get("online")
+    if online is None:
+        online = gateway.engine.online(device_id)
+    last_seen = raw.get("last_seen")
+    polls = raw.get("polls", raw.get("messages"))
+    errors = raw.get("errors", raw.get("malformed"))
+    last_error = raw.get("last_error")
+    if last_error is None and raw.get("problems"):
+        last_error = "; ".join(f"{k}: {v}" for k, v in dict(raw["problems"]).items())
+    return {
+        "driver": driver,
+        "online": bool(online),
+        "last_seen": iso(last_seen) if isinstance(last_seen, int | float) else None,
+        "polls": int(polls) if isinstance(polls, int | float) else None,
+        "errors": int(errors) if isinstance(errors, int | float) else None,
+        "last_poll_seconds": raw.get("last_poll_seconds"),
+        "last_error": last_error or None,
+    }
+
+
+def alarm_counts(gateway: Gateway, device_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for alarm in gateway.book.all():
+        if alarm.device == device_id and str(alarm.state) != "normal":
+            counts[alarm.priority] = counts.get(alarm.priority, 0) + 1
+    return counts
+
+
+def site_health(gateway: Gateway) -> dict[str, Any]:
+    """`gateway.health()` when the gateway has it; otherwise an honest minimum from driver stats."""
+    health = getattr(gateway, "health", None)
+    if callable(health):
+        result = health()
+        if isinstance(result, Mapping):
+            return dict(result)
+    stats = driver_stats(gateway)
+    online = sum(1 for d in gateway.site.devices if device_health(gateway, d, stats)["online"])
+    total = len(gateway.site.devices)
+    publisher = gateway.publisher.stats()
+    return {
+        "status": "ok" if online == total and publisher.get("connected") else "degraded",
+        "devices": total,
+        "devices_online": online,
+        "mqtt_connected": bool(publisher.get("connected")),
+    }
