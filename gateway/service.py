@@ -18,19 +18,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from drivers import build_drivers
+from gateway.alarming import AlarmManagement
 from gateway.components import Component, build_components
 from gateway.config.site import Site
 from gateway.model import DeviceStatus, Reading
 from gateway.publisher import MqttPublisher
 from gateway.storage.sqlite import AlarmStore
 from gateway.tasks import cancel_and_wait
-from rules.alarms import Alarm, AlarmBook, AlarmTransition
+from rules.alarms import Alarm, AlarmBook, AlarmTransition, UnknownAlarm
 from rules.engine import ConditionChange, RuleEngine
 
 log = logging.getLogger("fgw.service")
 
 TICK_SECONDS = 0.25
 """How often timers (`for`, `clear_for`, windows) are advanced: bounds their lateness."""
+
+SHELVE_MAX_MINUTES = 7 * 24 * 60
+"""A shelve is temporary by nature; longer than a week is `remove_from_service`."""
 
 MAX_QUEUED_BATCHES = 10_000
 """Readings waiting for the engine beyond this are dropped (and counted); statuses never are."""
@@ -65,6 +69,8 @@ class Gateway:
         # a restored active alarm must be able to clear: the engine starts from "inactive"
         self.engine.assume_active(self.book.active_condition_ids())
         self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot)
+        # chattering latch, floods, and delays restored from disk (gateway.alarming)
+        self.alarming = AlarmManagement(self, monotonic(), wall())
         self.drivers = build_drivers(site, self)
         self.components: list[Component] = build_components(self)
         self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
@@ -120,36 +126,47 @@ class Gateway:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._queue:
-                item = self._queue.popleft()
-                now = self._monotonic()
-                if isinstance(item, DeviceStatus):
-                    changes = self.engine.device_status(item, now)
-                    for component in self.components:
-                        component.on_status(item)
-                else:
-                    changes = self.engine.ingest(item, now)
-                    if self.publisher.readings_enabled:
-                        self._publish_readings(item)
-                    for component in self.components:
-                        component.on_readings(item)
-                self._handle(changes)
+            self.process_queued()
             await asyncio.sleep(0)
+
+    def process_queued(self) -> None:
+        """Feed every queued batch and status through the engine (the `_process` task's work)."""
+        while self._queue:
+            item = self._queue.popleft()
+            now = self._monotonic()
+            if isinstance(item, DeviceStatus):
+                changes = self.engine.device_status(item, now)
+                for component in self.components:
+                    component.on_status(item)
+            else:
+                changes = self.engine.ingest(item, now)
+                if self.publisher.readings_enabled:
+                    self._publish_readings(item)
+                for component in self.components:
+                    component.on_readings(item)
+            self._handle(changes)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            monotonic, wall = self._monotonic(), self._wall()
-            self._handle(self.engine.tick(monotonic))
-            self._emit(self.book.expire_shelves(wall))
-            for component in self.components:
-                component.on_tick(wall, monotonic)
+            self.tick_once()
+
+    def tick_once(self) -> None:
+        """Advance timers, shelves and components once (the `_tick` task's work)."""
+        monotonic, wall = self._monotonic(), self._wall()
+        self._handle(self.engine.tick(monotonic))
+        self._emit(self.book.expire_shelves(wall))
+        self.alarming.tick(monotonic, wall)
+        for component in self.components:
+            component.on_tick(wall, monotonic)
 
     def _handle(self, changes: Sequence[ConditionChange]) -> None:
+        changes = self.alarming.filter(changes, self._monotonic(), self._wall())
         transitions: list[AlarmTransition] = []
         for change in changes:
             transitions.extend(self.book.apply(change))
         self._emit(transitions)
+        self.alarming.save_timers()
 
     def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
         if not transitions:
@@ -169,6 +186,7 @@ class Gateway:
             self.publisher.publish_event(t.event())
         for component in self.components:
             component.on_transitions(transitions)
+        self.alarming.committed(transitions, self._monotonic())
 
     def _publish_readings(self, batch: Sequence[Reading]) -> None:
         by_device: dict[str, list[Reading]] = {}
@@ -185,6 +203,70 @@ class Gateway:
     def acknowledge(self, alarm_id: str, user: str, comment: str = "") -> None:
         """Acknowledge one alarm (raises the book's refusal for a transition not allowed)."""
         self._emit(self.book.acknowledge(alarm_id, user, comment, self._wall()))
+
+    def acknowledge_device(self, device: str, user: str, comment: str = "") -> list[str]:
+        """Acknowledge every alarm of `device` waiting for it; returns their ids (maybe none).
+
+        Raises:
+            UnknownAlarm: no such device (HTTP 404).
+        """
+        if device not in self.site.devices:
+            raise UnknownAlarm(device)
+        transitions = self.book.acknowledge_device(device, user, comment, self._wall())
+        self._emit(transitions)
+        return [t.alarm_id for t in transitions]
+
+    def shelve(self, alarm_id: str, user: str, minutes: float, reason: str) -> dict[str, Any]:
+        """Shelve an alarm for `minutes` (at most 7 days), with a reason; returns its payload.
+
+        Raises:
+            UnknownAlarm (404); TransitionRefused (409: not shelvable, already shelved or out of
+            service); ValueError (422: minutes not in (0, 10080]).
+        """
+        if not 0 < minutes <= SHELVE_MAX_MINUTES:
+            raise ValueError(f"minutes must be in (0, {SHELVE_MAX_MINUTES}]")
+        now = self._wall()
+        self._emit(self.book.shelve(alarm_id, user, reason, now + minutes * 60.0, now))
+        return self.book.get(alarm_id).payload()
+
+    def unshelve(self, alarm_id: str, user: str) -> dict[str, Any]:
+        """End a shelve early; the alarm shows its true state again. Raises as `shelve`."""
+        self._emit(self.book.unshelve(alarm_id, user, self._wall()))
+        return self.book.get(alarm_id).payload()
+
+    def remove_from_service(self, alarm_id: str, user: str, reason: str) -> dict[str, Any]:
+        """Take an alarm out of service (sensor removed, equipment decommissioned)."""
+        self._emit(self.book.remove_from_service(alarm_id, user, reason, self._wall()))
+        return self.book.get(alarm_id).payload()
+
+    def return_to_service(self, alarm_id: str, user: str) -> dict[str, Any]:
+        self._emit(self.book.return_to_service(alarm_id, user, self._wall()))
+        return self.book.get(alarm_id).payload()
+
+    def journal(self, alarm_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The alarm's journal, oldest first: who moved it from what to what, when and why.
+
+        Raises:
+            UnknownAlarm: no such alarm (HTTP 404).
+        """
+        self.book.get(alarm_id)
+        return [
+            {
+                "seq": e.seq,
+                "id": e.alarm_id,
+                "episode": e.episode,
+                "from": e.from_state,
+                "to": e.to_state,
+                "at": e.at,
+                "by": e.by,
+                "reason": e.reason,
+                "value": e.value,
+                "cause": e.event.get("cause"),
+                "chattering": e.event.get("chattering", False),
+                "first_out": e.event.get("first_out", False),
+            }
+            for e in self.store.journal(alarm_id, limit)
+        ]
 
 
 async def run_service(site: Site) -> int:

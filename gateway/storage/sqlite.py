@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,15 @@ CREATE TABLE IF NOT EXISTS alarm_journal (
     event       TEXT NOT NULL           -- the P/events JSON, as published
 );
 CREATE INDEX IF NOT EXISTS alarm_journal_by_alarm ON alarm_journal (alarm_id, seq);
+"""
+
+_TIMERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS engine_timers (
+    alarm_id    TEXT PRIMARY KEY,       -- an on-delay (kind 'on') or off-delay ('off') in progress
+    kind        TEXT NOT NULL,
+    started     REAL NOT NULL           -- wall-clock epoch seconds
+);
+CREATE INDEX IF NOT EXISTS alarm_journal_by_time ON alarm_journal (at);
 """
 
 
@@ -76,6 +85,7 @@ class AlarmStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_TIMERS_SCHEMA)
         self._db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -135,6 +145,40 @@ class AlarmStore:
                     ),
                 )
 
+    def save_timers(self, changes: Mapping[str, tuple[str, float] | None]) -> None:
+        """Rule-engine delays that started (`(kind, started)`) or ended (None), in one transaction.
+
+        Written as they change, so a SIGKILL loses none: a restart resumes an on-delay where it was
+        instead of starting it over (or forgetting it).
+        """
+        if not changes:
+            return
+        with self._transaction() as db:
+            for alarm_id, timer in changes.items():
+                if timer is None:
+                    db.execute("DELETE FROM engine_timers WHERE alarm_id = ?", (alarm_id,))
+                else:
+                    db.execute(
+                        "INSERT INTO engine_timers (alarm_id, kind, started) VALUES (?, ?, ?) "
+                        "ON CONFLICT(alarm_id) DO UPDATE SET kind=excluded.kind, "
+                        "started=excluded.started",
+                        (alarm_id, timer[0], timer[1]),
+                    )
+
+    def timers(self) -> dict[str, tuple[str, float]]:
+        """Every saved delay in progress: alarm id -> (kind, wall-clock start)."""
+        rows = self._db.execute("SELECT alarm_id, kind, started FROM engine_timers").fetchall()
+        return {row[0]: (row[1], float(row[2])) for row in rows}
+
+    def journal_since(self, at: str) -> list[JournalEntry]:
+        """Every journal row at or after `at` (ISO 8601 UTC, as stored), oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, alarm_id, episode, from_state, to_state, at, by, reason, value, event "
+            "FROM alarm_journal WHERE at >= ? ORDER BY seq",
+            (at,),
+        ).fetchall()
+        return [_entry(row) for row in rows]
+
     def alarm_records(self) -> list[dict[str, Any]]:
         """Every alarm's last record, for restoring the alarm book after a restart."""
         rows = self._db.execute("SELECT record FROM alarms ORDER BY id").fetchall()
@@ -170,3 +214,18 @@ class AlarmStore:
             )
             for row in rows
         ]
+
+
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
+    return JournalEntry(
+        seq=row[0],
+        alarm_id=row[1],
+        episode=row[2],
+        from_state=row[3],
+        to_state=row[4],
+        at=row[5],
+        by=row[6],
+        reason=row[7],
+        value=json.loads(row[8]) if row[8] is not None else None,
+        event=json.loads(row[9]),
+    )

@@ -1,0 +1,131 @@
+"""Alarm management around the gateway's core path: chattering latch, floods, delays kept on disk.
+
+The core path is drivers -> rule engine -> alarm book -> store -> MQTT (`gateway.service`). Three
+things of ISA-18.2 / EEMUA 191 alarm management need to sit *inside* that path rather than listen to
+it as a component, and they live here so the service stays short:
+
+- the chattering latch (`rules.floods.ChatterFilter`) filters the engine's condition changes before
+  the alarm book sees them, and its flag is journaled and published like a transition;
+- flood detection (`rules.floods.FloodDetector`) counts announced activations across the site,
+  publishes `{"type": "flood", ...}` on `P/events` and marks the first-out alarm;
+- on/off-delays in progress are written to SQLite as they start and end, so a gateway killed with
+  SIGKILL resumes a pending on-delay instead of forgetting it (`RuleEngine.restore_timers`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rules.alarms import AlarmTransition
+from rules.engine import ConditionChange, PendingTimer
+from rules.floods import (
+    Activations,
+    ChatterFilter,
+    ChatterFlag,
+    ChatterSettings,
+    Flood,
+    FloodDetector,
+    FloodSettings,
+)
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+
+log = logging.getLogger("fgw.alarming")
+
+
+class AlarmManagement:
+    """Owned by the `Gateway`; built after the alarm book and engine have been restored."""
+
+    def __init__(self, gateway: Gateway, monotonic: float, wall: float) -> None:
+        self.gateway = gateway
+        options = gateway.site.file.alarms
+        self.chatter = ChatterFilter(
+            ChatterSettings(
+                activations=options.chattering.activations,
+                window=options.chattering.window,
+                quiet=options.chattering.quiet,
+            )
+        )
+        self.floods = FloodDetector(
+            FloodSettings(
+                alarms=options.flood.alarms,
+                window=options.flood.window,
+                end_at=options.flood.end_threshold,
+            )
+        )
+        book, engine, store = gateway.book, gateway.engine, gateway.store
+        self.activations = Activations({a.id: a.episode for a in book.all()})
+        self.chatter.restore([a.id for a in book.all() if a.chattering], monotonic)
+        saved = {alarm_id: PendingTimer(*timer) for alarm_id, timer in store.timers().items()}
+        engine.restore_timers(saved, monotonic, wall)
+        self.floods_total = 0
+
+    # ------------------------------------------------------------------ in the core path
+
+    def filter(
+        self, changes: Sequence[ConditionChange], monotonic: float, wall: float
+    ) -> list[ConditionChange]:
+        """What the alarm book should see of the engine's changes (chattering alarms latched)."""
+        if not changes:
+            return []
+        passed, flags = self.chatter.filter(changes, monotonic)
+        self._flags(flags, wall)
+        return passed
+
+    def tick(self, monotonic: float, wall: float) -> None:
+        """Release latched clears of calmed alarms; end a flood whose burst is over."""
+        released, flags = self.chatter.tick(monotonic, wall)
+        transitions: list[AlarmTransition] = []
+        for change in released:
+            transitions.extend(self.gateway.book.apply(change))
+        self.gateway._emit(transitions)
+        self._flags(flags, wall)
+        self._floods(self.floods.tick(monotonic, wall), wall)
+
+    def committed(self, transitions: Sequence[AlarmTransition], monotonic: float) -> None:
+        """After transitions were journaled and published: count activations for floods."""
+        for t in transitions:
+            if self.activations.is_new(t.alarm_id, t.to_state, t.episode):
+                self._floods(self.floods.observe(t.alarm_id, monotonic, t.at), t.at)
+
+    def save_timers(self) -> None:
+        """Write the on/off-delays that started or ended since the last call."""
+        changes = self.gateway.engine.take_timer_changes()
+        if changes:
+            self.gateway.store.save_timers(
+                {k: (t.kind, t.started) if t else None for k, t in changes.items()}
+            )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _flags(self, flags: Sequence[ChatterFlag], wall: float) -> None:
+        for flag in flags:
+            log.warning("alarm %s %s", flag.alarm_id, flag.reason, extra={"alarm": flag.alarm_id})
+            self.gateway._emit(
+                self.gateway.book.flag(flag.alarm_id, wall, flag.reason, chattering=flag.on)
+            )
+
+    def _floods(self, floods: Sequence[tuple[str, Flood]], wall: float) -> None:
+        window = self.floods.settings.window
+        for state, flood in floods:
+            event = flood.event(state, window)
+            if state == "started":
+                self.floods_total += 1
+                log.warning(
+                    "alarm flood: %d alarms within %gs, first out %s",
+                    len(flood.alarms),
+                    window,
+                    flood.first_out,
+                    extra={"alarm": flood.first_out},
+                )
+            else:
+                log.warning("alarm flood over: %d alarms in all", len(flood.alarms))
+            self.gateway.publisher.publish_event(event)
+            if state == "started":
+                reason = f"first out of a flood of {len(flood.alarms)} alarms"
+                self.gateway._emit(
+                    self.gateway.book.flag(flood.first_out, wall, reason, first_out=True)
+                )
