@@ -62,6 +62,42 @@ def _console(gateway: Gateway) -> Component | None:
 COMPONENTS.append(_console)  # the HTTP API and web console (gateway/api), on console.listen
 
 
+def _history(gateway: Gateway) -> Component | None:
+    from gateway.storage.history import history_component
+
+    return history_component(gateway)
+
+
+COMPONENTS.append(_history)  # local history of readings (gateway/storage/history.py)
+
+
+def _influx(gateway: Gateway) -> Component | None:
+    from gateway.export.influx import influx_component
+
+    return influx_component(gateway)
+
+
+COMPONENTS.append(_influx)  # InfluxDB export with a disk queue, when the site has `influx:`
+
+
+def _health(gateway: Gateway) -> Component | None:
+    from gateway.health import health_component
+
+    return health_component(gateway)
+
+
+COMPONENTS.append(_health)  # samples progress for Gateway.health() (gateway/health.py)
+
+
+def _systemd(gateway: Gateway) -> Component | None:
+    from gateway.sdnotify import systemd_component
+
+    return systemd_component(gateway)
+
+
+COMPONENTS.append(_systemd)  # READY/WATCHDOG/STOPPING to systemd when run with Type=notify
+
+
 def build_components(gateway: Gateway) -> list[Component]:
     built = (factory(gateway) for factory in COMPONENTS)
     return [component for component in built if component is not None]

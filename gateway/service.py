@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,8 +22,11 @@ from drivers import build_drivers
 from gateway.alarming import AlarmManagement
 from gateway.components import Component, build_components
 from gateway.config.site import Site
+from gateway.health import HealthMonitor
 from gateway.model import DeviceStatus, Reading
+from gateway.outbox_sqlite import SqliteOutbox
 from gateway.publisher import MqttPublisher
+from gateway.storage.history import HistoryStore
 from gateway.storage.sqlite import AlarmStore
 from gateway.tasks import cancel_and_wait
 from rules.alarms import Alarm, AlarmBook, AlarmTransition, UnknownAlarm
@@ -38,6 +42,9 @@ SHELVE_MAX_MINUTES = 7 * 24 * 60
 
 MAX_QUEUED_BATCHES = 10_000
 """Readings waiting for the engine beyond this are dropped (and counted); statuses never are."""
+
+MAX_JOURNAL_BACKLOG = 100_000
+"""Journal rows kept in memory while the disk refuses them (disk full); retried every tick."""
 
 
 class Gateway:
@@ -68,7 +75,13 @@ class Gateway:
         self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())
         # a restored active alarm must be able to clear: the engine starts from "inactive"
         self.engine.assume_active(self.book.active_condition_ids())
-        self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot)
+        # alarms and events wait on disk for their PUBACK: a crash mid-outage loses none of them
+        self.outbox = SqliteOutbox(site.storage_dir / "outbox.sqlite3")
+        self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot, outbox=self.outbox)
+        self.history = HistoryStore.for_site(site)
+        self.journal_backlog: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.journal_error: str | None = None
+        self.monitor = HealthMonitor(self, monotonic=monotonic)
         # chattering latch, floods, and delays restored from disk (gateway.alarming)
         self.alarming = AlarmManagement(self, monotonic(), wall())
         self.drivers = build_drivers(site, self)
@@ -119,6 +132,8 @@ class Gateway:
                 except Exception:
                     log.exception("component %s did not close cleanly", component.name)
             await self.publisher.stop()
+            self.outbox.close()
+            self.history.close()
             self.store.close()
             log.info("gateway stopped", extra={"site": self.site.id})
 
@@ -154,6 +169,8 @@ class Gateway:
     def tick_once(self) -> None:
         """Advance timers, shelves and components once (the `_tick` task's work)."""
         monotonic, wall = self._monotonic(), self._wall()
+        if self.journal_backlog:
+            self._journal(())
         self._handle(self.engine.tick(monotonic))
         self._emit(self.book.expire_shelves(wall))
         self.alarming.tick(monotonic, wall)
@@ -171,7 +188,7 @@ class Gateway:
     def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
         if not transitions:
             return
-        self.store.record(((t.alarm.record(), t.event()) for t in transitions), self._wall())
+        self._journal(transitions)
         for t in transitions:
             self.transitions_total += 1
             payload = t.alarm.payload()
@@ -187,6 +204,35 @@ class Gateway:
         for component in self.components:
             component.on_transitions(transitions)
         self.alarming.committed(transitions, self._monotonic())
+
+    def _journal(self, transitions: Sequence[AlarmTransition]) -> None:
+        """Commit transitions to the journal, before they are published.
+
+        A disk that refuses the write (full) must not silence alarms: the rows are kept in memory
+        (bounded), published anyway, retried first on every tick, and reported by `health()`.
+        """
+        self.journal_backlog.extend((t.alarm.record(), t.event()) for t in transitions)
+        try:
+            self.store.record(self.journal_backlog, self._wall())
+        except sqlite3.Error as exc:
+            if self.journal_error is None:
+                log.error(
+                    "alarm journal %s: cannot write (%s); alarms are still published, "
+                    "their journal rows wait in memory",
+                    self.store.path,
+                    exc,
+                )
+            self.journal_error = str(exc)
+            del self.journal_backlog[:-MAX_JOURNAL_BACKLOG]
+            return
+        if self.journal_error is not None:
+            log.info("alarm journal: writing again (%d rows caught up)", len(self.journal_backlog))
+            self.journal_error = None
+        self.journal_backlog.clear()
+
+    def health(self) -> dict[str, Any]:
+        """`{"status": "ok" | "degraded" | "unhealthy", "checks": {...}}`, for `/healthz`."""
+        return self.monitor.report()
 
     def _publish_readings(self, batch: Sequence[Reading]) -> None:
         by_device: dict[str, list[Reading]] = {}

@@ -75,6 +75,7 @@ class DiskQueue:
         self._bytes: int = size
         row = self._db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
         self._dropped: int = row[0] if row else 0
+        self._closed = False
 
     # ------------------------------------------------------------------------------ writing
 
@@ -170,5 +171,11 @@ class DiskQueue:
         row = self._db.execute("SELECT ts FROM queue ORDER BY seq LIMIT 1").fetchone()
         return float(row[0]) if row else None
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        self._db.close()
+        if not self._closed:
+            self._closed = True
+            self._db.close()

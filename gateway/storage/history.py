@@ -20,6 +20,7 @@ A full disk does not stop the gateway: the failed batch is counted in `dropped`,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -30,10 +31,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.components import Component
 from gateway.model import Quality, Reading
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
+    from gateway.service import Gateway
 
 log = logging.getLogger("fgw.history")
 
@@ -81,6 +84,8 @@ QUALITY_NAME = {code: str(quality) for quality, code in QUALITY_CODE.items()}
 RAW_WINDOW = 48 * 3600.0
 AGGREGATE_WINDOW = 365 * 86400.0
 MAX_BYTES = 1024 * 1024 * 1024
+CLOSE_TIMEOUT = 10.0
+"""Seconds a stop may spend writing what is buffered."""
 MAX_BUFFERED = 200_000
 """Readings waiting for the writer at most; beyond this the oldest batches are dropped (counted)."""
 
@@ -469,3 +474,32 @@ def _fold(acc: dict[tuple[int, int], list[float]], sid: int, ts: float, value: f
     a[3] += 1
     if ts >= a[5]:
         a[4], a[5] = value, ts
+
+
+# ------------------------------------------------------------------------------ the component
+
+
+def history_component(gateway: Gateway) -> Component:
+    """The `COMPONENTS` factory: feeds `gateway.history` and runs its writer thread."""
+    return HistoryRecorder(gateway.history)
+
+
+class HistoryRecorder(Component):
+    """Hands every reading batch to the history store; starts and stops its writer thread."""
+
+    name = "history"
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+
+    def on_readings(self, batch: Sequence[Reading]) -> None:
+        self.store.add(batch)
+
+    async def run(self) -> None:
+        self.store.start()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.store.stop, CLOSE_TIMEOUT)
+
+    def stats(self) -> dict[str, Any]:
+        return self.store.stats()

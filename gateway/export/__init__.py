@@ -1,0 +1,1 @@
+"""Exports of the gateway's data to systems outside the box (InfluxDB v2), store-and-forward."""

@@ -1,0 +1,366 @@
+"""InfluxDB v2 export with store-and-forward: every reading taken arrives, with its own timestamp.
+
+PRODUCT §2's schema: one measurement per template (`device` for a device without one), tags `site`
+and `device`, one field per point, the reading's own timestamp (milliseconds). Alarm transitions go
+to the measurement `alarm_event` (tags `site`, `device`, `alarm`, `priority`; fields `state`, `from`,
+`episode`) so a dashboard can overlay them.
+
+Path of a reading: `on_readings` turns a batch into line protocol in memory (never blocking the
+loop) -> every `flush_interval` the lines are appended to a `DiskQueue` in one transaction
+(`<storage>/influx-queue.sqlite3`) -> the sender peeks `batch_size` lines in order, writes them with
+`influxdb-client`'s v2 write API and acknowledges them only after the server said 2xx. While the
+server is away the queue grows on disk up to `queue_max_mb`; then the oldest *readings* are dropped
+and counted, alarm events never. A restart (even after SIGKILL) replays what is on disk, in order.
+
+Why numbers are written as floats: InfluxDB refuses a field whose type changes, and an MQTT device's
+JSON does not say whether `5` is an int or a float. Only good readings are exported: `stale` has no
+value, and `bad` is not a measurement anyone should trend (the local history keeps both).
+
+Task: `fgw[influx].send`, owned by the gateway's TaskGroup. The blocking client and SQLite calls run
+in worker threads, one at a time (the queue is never touched by two threads at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.backoff import Backoff
+from gateway.components import Component
+from gateway.model import Quality, Reading
+from gateway.mqtt_settings import Secret
+from gateway.storage.diskqueue import DiskQueue
+
+if TYPE_CHECKING:
+    from gateway.config.site import Site
+    from gateway.service import Gateway
+    from rules.alarms import AlarmTransition
+
+log = logging.getLogger("fgw.influx")
+
+MAX_MEMORY_LINES = 100_000
+"""Lines waiting in memory for the disk queue (only grows while the disk refuses writes)."""
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds a stop may spend sending what is queued; the rest stays on disk for the next start."""
+
+
+# ------------------------------------------------------------------------------ line protocol
+
+
+def _escape_key(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _escape_measurement(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def field_value(value: Any) -> str | None:
+    """A value as a line-protocol field: bool, float (numbers) or quoted string; None to skip."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        number = float(value)
+        return repr(number) if math.isfinite(number) else None
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return None
+
+
+def line(measurement: str, tags: dict[str, str], fields: dict[str, Any], ts: float) -> str | None:
+    """One line of InfluxDB line protocol with a millisecond timestamp; None without any field."""
+    encoded = [
+        f"{_escape_key(k)}={v}"
+        for k, value in fields.items()
+        if (v := field_value(value)) is not None
+    ]
+    if not encoded:
+        return None
+    tag_text = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v)
+    return f"{_escape_measurement(measurement)}{tag_text} {','.join(encoded)} {round(ts * 1000)}"
+
+
+def reading_lines(
+    site: str, measurements: dict[str, str], batch: Iterable[Reading]
+) -> list[tuple[str, float]]:
+    """Good readings grouped into one line per device and timestamp: `(line, ts)` pairs."""
+    grouped: dict[tuple[str, float], dict[str, Any]] = {}
+    for r in batch:
+        if r.quality == Quality.GOOD and r.value is not None:
+            grouped.setdefault((r.device, r.ts), {})[r.point] = r.value
+    out = []
+    for (device, ts), fields in grouped.items():
+        text = line(
+            measurements.get(device, "device"), {"site": site, "device": device}, fields, ts
+        )
+        if text is not None:
+            out.append((text, ts))
+    return out
+
+
+def transition_line(site: str, t: AlarmTransition) -> tuple[str, float]:
+    device, _, _ = t.alarm_id.partition(".")
+    tags = {"site": site, "device": device, "alarm": t.alarm_id, "priority": t.alarm.priority}
+    fields = {"state": str(t.to_state), "from": str(t.from_state), "episode": t.episode}
+    text = line("alarm_event", tags, fields, t.at)
+    assert text is not None
+    return text, t.at
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+class WriteRefused(Exception):
+    """The server answered and refused the batch for good (4xx other than auth/rate limits)."""
+
+
+class LineWriter(Protocol):
+    def write(self, lines: Sequence[str]) -> None:
+        """Write lines or raise (`WriteRefused` for a batch that can never be written)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InfluxWriter:
+    """The v2 write API through `influxdb-client`, synchronously (called from a worker thread).
+
+    Retries are ours (the queue and a back-off), so the client's own are off.
+    """
+
+    def __init__(self, url: str, org: str, bucket: str, token: Secret | None, timeout: float):
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.url, self.org, self.bucket = url, org, bucket
+        self._client = InfluxDBClient(
+            url=url,
+            token=token.reveal() if token is not None else "",
+            org=org,
+            timeout=int(timeout * 1000),
+            retries=False,
+        )
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, lines: Sequence[str]) -> None:
+        from influxdb_client import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._api.write(
+                bucket=self.bucket, org=self.org, record="\n".join(lines),
+                write_precision=WritePrecision.MS,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (
+                401, 403, 404, 408, 429,
+            ):  # fmt: skip
+                raise WriteRefused(f"HTTP {exc.status} {exc.reason}") from None
+            raise
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def read_token(site: Site) -> Secret | None:
+    """The token from `influx.token_file` (relative to the site file), masked.
+
+    Raises:
+        OSError: the file cannot be read (the message names it).
+    """
+    influx = site.file.influx
+    if influx is None or influx.token_file is None:
+        return None
+    path = Path(influx.token_file).expanduser()
+    if not path.is_absolute():
+        path = site.path.parent / path
+    try:
+        return Secret(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise OSError(f"influx.token_file {path}: {exc.strerror or exc}") from None
+
+
+# ------------------------------------------------------------------------------ the component
+
+
+class InfluxExporter(Component):
+    """Readings and alarm events to InfluxDB through a bounded disk queue.
+
+    Args:
+        site: the site (its `influx:` section must be set).
+        writer: the server side (default: `InfluxWriter` from the site's settings).
+        backoff: retry pacing while the server is away (default 0.5 s doubling to 30 s).
+    """
+
+    name = "influx"
+
+    def __init__(
+        self, site: Site, *, writer: LineWriter | None = None, backoff: Backoff | None = None
+    ) -> None:
+        config = site.file.influx
+        if config is None:
+            raise ValueError("the site has no influx: section")
+        self.site_id = site.id
+        self.batch_size = config.batch_size
+        self.flush_interval = config.flush_interval
+        self.measurements = {d.id: d.measurement for d in site.devices.values()}
+        self.queue = DiskQueue(
+            site.storage_dir / "influx-queue.sqlite3", int(config.queue_max_mb * 1024 * 1024)
+        )
+        self.writer = writer or InfluxWriter(
+            config.url, config.org, config.bucket, read_token(site), config.timeout
+        )
+        self.where = config.url
+        self.backoff = backoff or Backoff()
+        self._memory: list[tuple[bytes, float, bool]] = []
+        self._wakeup = asyncio.Event()
+        self._next_try = 0.0
+        self._lock = asyncio.Lock()  # one worker thread on the queue at a time
+        self.sent = 0
+        self.rejected = 0
+        self.memory_dropped = 0
+        self.last_error: str | None = None
+        self.queue_error: str | None = None
+        self.reachable: bool | None = None
+        self.last_success: float | None = None
+
+    # ------------------------------------------------------------------------------ hooks
+
+    def on_readings(self, batch: Sequence[Reading]) -> None:
+        for text, ts in reading_lines(self.site_id, self.measurements, batch):
+            self._remember(text, ts, droppable=True)
+
+    def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
+        for t in transitions:
+            text, ts = transition_line(self.site_id, t)
+            self._remember(text, ts, droppable=False)
+
+    def _remember(self, text: str, ts: float, *, droppable: bool) -> None:
+        self._memory.append((text.encode(), ts, droppable))
+        if len(self._memory) > MAX_MEMORY_LINES:  # only while the disk refuses writes
+            for i, (_, _, can_drop) in enumerate(self._memory):
+                if can_drop:
+                    del self._memory[i]
+                    self.memory_dropped += 1
+                    break
+        if len(self._memory) >= self.batch_size:
+            self._wakeup.set()
+
+    # ------------------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            await self._spool()
+            if time.monotonic() >= self._next_try:
+                await self._drain(deadline=None)
+
+    async def _spool(self) -> None:
+        """Memory -> disk queue, in one transaction."""
+        if not self._memory:
+            return
+        lines, self._memory = self._memory, []
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self.queue.put_many, lines)
+            except Exception as exc:  # sqlite3.Error: disk full, I/O error
+                self._memory[:0] = lines  # keep them, in order, and try again next time
+                if self.queue_error is None:
+                    log.error("influx queue %s: cannot write: %s", self.queue.path, exc)
+                self.queue_error = str(exc)
+                return
+        if self.queue_error is not None:
+            log.info("influx queue %s: writing again", self.queue.path)
+            self.queue_error = None
+
+    async def _drain(self, deadline: float | None) -> None:
+        """Send queued batches in order until empty, a failure, or `deadline` (monotonic)."""
+        while deadline is None or time.monotonic() < deadline:
+            async with self._lock:
+                entries = await asyncio.to_thread(self.queue.peek, self.batch_size)
+            if not entries:
+                return
+            try:
+                await asyncio.to_thread(self.writer.write, [e.body.decode() for e in entries])
+            except WriteRefused as exc:
+                self.rejected += len(entries)
+                log.error("influx %s refused %d lines for good: %s", self.where, len(entries), exc)
+            except Exception as exc:  # connection refused, timeout, 5xx, auth
+                self._failed(exc)
+                return
+            async with self._lock:
+                await asyncio.to_thread(self.queue.ack, entries[-1].seq)
+            self.sent += len(entries)
+            self._succeeded()
+            await asyncio.sleep(0)  # let readings in between batches of a long replay
+
+    def _failed(self, exc: Exception) -> None:
+        if self.reachable is not False:
+            log.warning(
+                "influx %s unreachable (%s): queueing on disk", self.where, _short(exc),
+                extra={"queued": len(self.queue)},
+            )  # fmt: skip
+        self.reachable = False
+        self.last_error = _short(exc)
+        self._next_try = time.monotonic() + self.backoff.next_delay()
+
+    def _succeeded(self) -> None:
+        if self.reachable is False:
+            log.info("influx %s reachable again", self.where, extra={"queued": len(self.queue)})
+        self.reachable = True
+        self.last_error = None
+        self.last_success = time.time()
+        self.backoff.reset()
+        self._next_try = 0.0
+
+    async def close(self) -> None:
+        """Spool memory to disk, send what can be sent within `CLOSE_TIMEOUT`, close."""
+        try:
+            await self._spool()
+            if self.reachable is not False or time.monotonic() >= self._next_try:
+                await self._drain(deadline=time.monotonic() + CLOSE_TIMEOUT)
+        finally:
+            if len(self.queue):
+                log.info("influx: %d lines stay queued on disk for the next start", len(self.queue))
+            async with self._lock:
+                self.queue.close()
+            self.writer.close()
+
+    def stats(self) -> dict[str, Any]:
+        """For health and /metrics: depth, oldest entry, drops, reachability."""
+        oldest = None if self.queue.closed else self.queue.oldest()
+        return {
+            "reachable": self.reachable,
+            "queued": len(self.queue) + len(self._memory),
+            "queue_bytes": self.queue.size_bytes,
+            "oldest": oldest,
+            "dropped": self.queue.dropped + self.memory_dropped,
+            "rejected": self.rejected,
+            "sent": self.sent,
+            "last_error": self.last_error,
+            "queue_error": self.queue_error,
+            "last_success": self.last_success,
+        }
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def influx_component(gateway: Gateway) -> InfluxExporter | None:
+    """The `COMPONENTS` factory: an exporter when the site has an `influx:` section."""
+    if gateway.site.file.influx is None:
+        return None
+    return InfluxExporter(gateway.site)
