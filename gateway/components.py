@@ -98,6 +98,15 @@ def _systemd(gateway: Gateway) -> Component | None:
 COMPONENTS.append(_systemd)  # READY/WATCHDOG/STOPPING to systemd when run with Type=notify
 
 
+def _notify(gateway: Gateway) -> Component | None:
+    from gateway.notify.component import build
+
+    return build(gateway)
+
+
+COMPONENTS.append(_notify)  # alarm notifications and escalation (gateway/notify)
+
+
 def build_components(gateway: Gateway) -> list[Component]:
     built = (factory(gateway) for factory in COMPONENTS)
     return [component for component in built if component is not None]
