@@ -98,6 +98,15 @@ def _systemd(gateway: Gateway) -> Component | None:
 COMPONENTS.append(_systemd)  # READY/WATCHDOG/STOPPING to systemd when run with Type=notify
 
 
+def _maintenance(gateway: Gateway) -> Component | None:
+    from gateway.maintenance import build
+
+    return build(gateway)
+
+
+COMPONENTS.append(_maintenance)  # tickets, plans, meters; sets gateway.maintenance (PRODUCT §5)
+
+
 def _notify(gateway: Gateway) -> Component | None:
     from gateway.notify.component import build
 

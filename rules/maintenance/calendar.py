@@ -96,7 +96,7 @@ def month_bounds(month: str, zone: ZoneInfo) -> tuple[float, float]:
 
 
 def next_morning(created: float, zone: ZoneInfo, morning: time, at_least: float) -> float:
-    """"小事不过夜": the first `morning` (site time) at least `at_least` seconds after `created`.
+    """ "小事不过夜": the first `morning` (site time) at least `at_least` seconds after `created`.
 
     A fault reported at 15:00 is due at 08:00 the next day; one reported at 02:00 is due at 08:00
     the day after, because a night shift of six hours is not "by the morning" for a day team.

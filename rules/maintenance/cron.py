@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
-_DAYS = "sun mon tue wed thu fri sat".split()
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 
 _FIELDS: tuple[tuple[str, int, int, list[str]], ...] = (
     ("minute", 0, 59, []),
@@ -134,7 +134,9 @@ def _value(text: str, name: str, low: int, high: int, names: list[str]) -> int:
     if names and lowered in names:
         return names.index(lowered) + (1 if name == "month" else 0)
     if not text.isdigit():
-        raise CronError(f"cron {name}: {text!r} is not a number" + (f" or name ({names[0]}..)" if names else ""))
+        raise CronError(
+            f"cron {name}: {text!r} is not a number" + (f" or name ({names[0]}..)" if names else "")
+        )
     value = int(text)
     if not low <= value <= high:
         raise CronError(f"cron {name}: {value} is outside {low}..{high}")

@@ -259,7 +259,10 @@ class Ticket:
             self.assignee = assignee or self.assignee or by
         elif target == TicketStatus.OPEN:
             self.assignee = None
-        if target in (TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS) and self.responded_at is None:
+        if (
+            target in (TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS)
+            and self.responded_at is None
+        ):
             self.responded_at = at
         if target == TicketStatus.RESOLVED:
             self.resolved_at, self.resolved_by = at, by
@@ -305,11 +308,7 @@ class Ticket:
         ):
             self.response_overdue = True
             out.append(self._overdue_entry("response", self.response_due, now))
-        if (
-            not self.resolution_overdue
-            and self.status in ACTIVE
-            and now > self.resolution_due
-        ):
+        if not self.resolution_overdue and self.status in ACTIVE and now > self.resolution_due:
             self.resolution_overdue = True
             out.append(self._overdue_entry("resolution", self.resolution_due, now))
         if out:
