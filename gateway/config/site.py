@@ -388,6 +388,43 @@ class _Resolver:
         listen_host = self.file.console.listen.rsplit(":", 1)[0].strip("[]")
         if listen_host not in ("127.0.0.1", "localhost", "::1"):
             self.warn(("console", "listen"), "the console listens beyond this machine without TLS")
+        self._secret_warnings()
+
+    def _secret_warnings(self) -> None:
+        """Credentials that travel in clear, TLS that trusts too much, secret files others can read."""
+        local = ("127.0.0.1", "localhost", "::1")
+        mqtt, influx = self.file.mqtt, self.file.influx
+        if mqtt.username is not None and mqtt.tls is None and mqtt.host not in local:
+            self.warn(
+                ("mqtt", "tls"), "the MQTT password travels in clear to a remote broker: set tls"
+            )
+        if mqtt.tls is not None and mqtt.tls.ca_file is None:
+            self.warn(
+                ("mqtt", "tls"), "tls without ca_file trusts every public CA: name the broker's CA"
+            )
+        if mqtt.tls is not None and mqtt.tls.insecure:
+            self.warn(("mqtt", "tls", "insecure"), "the broker's certificate name is not checked")
+        if influx is not None:
+            host = influx.url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+            if influx.token_file and influx.url.startswith("http://") and host not in local:
+                self.warn(("influx", "url"), "the InfluxDB token travels in clear: use https://")
+        files = [(("mqtt", "password_file"), mqtt.password_file)]
+        if influx is not None:
+            files.append((("influx", "token_file"), influx.token_file))
+        for loc, name in files:
+            if name is None:
+                continue
+            path = Path(name).expanduser()
+            path = path if path.is_absolute() else Path(self.doc.path).parent / path
+            try:
+                mode = path.stat().st_mode
+            except OSError:
+                self.warn(loc, f"{path} cannot be read")
+                continue
+            if mode & 0o077:
+                self.warn(
+                    loc, f"{path} is readable by other users (mode {mode & 0o777:o}): chmod 600"
+                )
 
 
 def _pick(spec: RuleSpec, base: Rule | None, name: str) -> float:
