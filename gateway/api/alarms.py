@@ -6,15 +6,15 @@ gateway's event loop; a plain `def` route would run in a worker thread.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import gateway_of
+from gateway.api.errors import ApiError
 from gateway.api.security import Engineer, Viewer, note_audit
-from gateway.api.sources import alarm_view, plain, require, sort_alarms
+from gateway.api.sources import alarm_view, plain, sort_alarms
 from gateway.service import Gateway
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
@@ -71,10 +71,18 @@ async def alarm_journal(
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
     gateway.book.get(alarm_id)  # 404 for an unknown alarm
-    journal = getattr(gateway, "journal", None)
-    entries = journal(alarm_id) if callable(journal) else gateway.store.journal(alarm_id, limit)
-    rows = [dataclasses.asdict(e) if dataclasses.is_dataclass(e) else plain(e) for e in entries]
-    return {"alarm": alarm_id, "journal": rows[-limit:]}
+    rows = [_journal_row(e) for e in gateway.journal(alarm_id, limit)]
+    return {"alarm": alarm_id, "journal": rows}
+
+
+def _journal_row(entry: Any) -> dict[str, Any]:
+    """One journal row; `from_state`/`to_state` also as `from`/`to`, as on `P/events`."""
+    row: dict[str, Any] = plain(entry)
+    row.setdefault("from_state", row.get("from"))
+    row.setdefault("to_state", row.get("to"))
+    row.setdefault("from", row["from_state"])
+    row.setdefault("to", row["to_state"])
+    return row
 
 
 @router.post("/{alarm_id}/ack", summary="Acknowledge (engineer)")
@@ -103,8 +111,10 @@ async def shelve(
     gateway = gateway_of(request)
     note_audit(request, alarm_id, minutes=body.minutes, reason=body.reason)
     gateway.book.get(alarm_id)
-    action = require(gateway, "shelve", "shelving")
-    action(alarm_id, principal.name, body.minutes, body.reason)
+    try:
+        gateway.shelve(alarm_id, principal.name, body.minutes, body.reason)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
     return alarm_view(gateway, alarm_id)
 
 
@@ -119,6 +129,5 @@ async def unshelve(
     gateway: Gateway = gateway_of(request)
     note_audit(request, alarm_id, reason=body.reason if body else "")
     gateway.book.get(alarm_id)
-    action = require(gateway, "unshelve", "unshelving")
-    action(alarm_id, principal.name)
+    gateway.unshelve(alarm_id, principal.name)
     return alarm_view(gateway, alarm_id)

@@ -91,7 +91,7 @@ def create_app(
     @app.get("/healthz", tags=["health"], summary="Liveness and a short health summary (no login)")
     async def healthz(*, request: Request) -> JSONResponse:
         health = site_health(gateway_of(request))
-        return JSONResponse(health)
+        return JSONResponse(health, status_code=503 if health.get("status") == "unhealthy" else 200)
 
     @app.get(
         "/metrics",

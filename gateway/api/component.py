@@ -93,9 +93,15 @@ class ApiComponent(Component):
             return
         from gateway.api.app import create_app
 
+        try:
+            app = create_app(self.gateway)
+        except Exception:  # a broken console install must not stop the alarm path
+            log.exception("console not started: the application could not be built")
+            sock.close()
+            return
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            create_app(self.gateway),
+            app,
             log_config=None,
             access_log=False,
             lifespan="off",

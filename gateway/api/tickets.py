@@ -1,8 +1,8 @@
 """`/api/v1/tickets`: the maintenance board — list, one ticket, raise one by hand, move one along.
 
 Tickets belong to the maintenance component (`gateway.maintenance`); this module only translates.
-Its refusals map by kind: an unknown id is 404, a transition the ticket workflow does not allow is
-409, anything else it rejects as bad input is 422.
+Its refusals map by kind: an unknown id (KeyError) is 404, a change the ticket lifecycle does not
+allow now (`TicketTransitionRefused`) is 409, bad input (ValueError) is 422.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from gateway.api.deps import gateway_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Engineer, Viewer, note_audit
 from gateway.api.sources import plain, require
+from rules.maintenance.tickets import TicketTransitionRefused
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
 Status = Literal["open", "assigned", "in_progress", "resolved", "closed", "cancelled"]
 Urgency = Literal["emergency", "urgent", "normal", "low"]
-TicketId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+TicketId = Annotated[int, Field(ge=1, le=2**62)]
 
 
 class NewTicket(BaseModel):
@@ -41,30 +42,16 @@ def _maintenance(request: Request) -> Any:
     return require(gateway_of(request), "maintenance", "maintenance tickets")
 
 
-def _refusal(exc: Exception) -> ApiError:
-    """The maintenance component's exceptions as API errors, by kind (see the module docstring)."""
-    name = type(exc).__name__.lower()
-    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if isinstance(exc, LookupError) or "unknown" in name or "notfound" in name:
-        return ApiError(404, message or "no such ticket")
-    if "refused" in name or "transition" in name or "conflict" in name:
-        return ApiError(409, message or "this change is not allowed now")
-    return ApiError(422, message or "invalid ticket request")
-
-
-_REFUSALS = (LookupError, ValueError)
-
-
 def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call into maintenance; its refusals become 404 (unknown id), 409 (not now), 422 (bad input)."""
     try:
         return function(*args, **kwargs)
-    except _REFUSALS as exc:
-        raise _refusal(exc) from exc
-    except Exception as exc:
-        name = type(exc).__name__.lower()
-        if any(word in name for word in ("refused", "unknown", "transition", "ticket")):
-            raise _refusal(exc) from exc
-        raise
+    except KeyError as exc:
+        raise ApiError(404, f"no ticket {exc.args[0] if exc.args else ''}".strip()) from None
+    except TicketTransitionRefused as exc:
+        raise ApiError(409, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
 
 
 @router.get("", summary="Tickets, by status and device")
