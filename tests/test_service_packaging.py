@@ -1,0 +1,166 @@
+"""Running as a service: the sd_notify protocol over a real UNIX datagram socket, the watchdog fed
+only while healthy, `fgw run` saying READY=1 and STOPPING=1, and the systemd unit in `deploy/`."""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.sdnotify import SystemdNotifier, notify, watchdog_seconds
+from tests.support import Broker
+
+UNIT = Path(__file__).parent.parent / "deploy" / "fgw.service"
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    yield sock, path
+    sock.close()
+
+
+def test_notify_sends_one_datagram(listener: tuple[socket.socket, str]) -> None:
+    sock, path = listener
+    assert notify("READY=1\nSTATUS=up", {"NOTIFY_SOCKET": path})
+    assert sock.recv(4096) == b"READY=1\nSTATUS=up"
+    assert not notify("READY=1", {})  # not started by systemd: nothing to do
+    assert not notify("READY=1", {"NOTIFY_SOCKET": path + ".missing"})  # logged, never raised
+
+
+def test_abstract_socket_address() -> None:
+    name = f"fgw-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(5)
+        assert notify("WATCHDOG=1", {"NOTIFY_SOCKET": "@" + name})
+        assert sock.recv(100) == b"WATCHDOG=1"
+
+
+def test_watchdog_period_is_for_this_process_only() -> None:
+    assert watchdog_seconds({"WATCHDOG_USEC": "30000000"}) == 30.0
+    assert watchdog_seconds({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())}) == 30
+    assert watchdog_seconds({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
+    assert watchdog_seconds({"WATCHDOG_USEC": "0"}) is None
+    assert watchdog_seconds({"WATCHDOG_USEC": "soon"}) is None
+    assert watchdog_seconds({}) is None
+
+
+class FakeGateway:
+    """Only what the notifier reads: the site's device count and health()."""
+
+    def __init__(self) -> None:
+        self.status = "ok"
+        self.site = type("S", (), {"devices": {"a": 1, "b": 2}})()
+
+    def health(self) -> dict[str, Any]:
+        checks = {"polling": {"status": self.status}}
+        return {"status": self.status, "checks": checks}
+
+
+async def test_the_watchdog_is_fed_only_while_not_unhealthy(
+    listener: tuple[socket.socket, str],
+) -> None:
+    sock, path = listener
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def receive() -> str:
+        return (await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)).decode()
+
+    gateway = FakeGateway()
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"}
+    notifier = SystemdNotifier(gateway, env)  # type: ignore[arg-type]
+    task = asyncio.create_task(notifier.run(), name="test.notifier")
+    try:
+        assert (await receive()).startswith("READY=1\nSTATUS=polling 2 devices")
+        assert await receive() == "WATCHDOG=1\nSTATUS=ok"
+        gateway.status = "degraded"  # broker away: a restart would not help, keep feeding
+        while (message := await receive()) != "WATCHDOG=1\nSTATUS=degraded":
+            pass
+        gateway.status = "unhealthy"
+        while (message := await receive()).startswith("WATCHDOG=1"):
+            pass
+        assert message == "STATUS=unhealthy: polling"
+        await asyncio.sleep(0.35)  # several watchdog periods (0.05 s) pass unfed
+        with pytest.raises(BlockingIOError):
+            sock.recv(4096)
+        gateway.status = "ok"
+        assert await receive() == "WATCHDOG=1\nSTATUS=ok"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await notifier.close()
+    assert await receive() == "STOPPING=1"
+
+
+def test_fgw_run_says_ready_and_stopping(
+    broker: Broker, tmp_path: Path, listener: tuple[socket.socket, str]
+) -> None:
+    sock, path = listener
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        f"site: {{id: sd-{uuid.uuid4().hex[:6]}}}\nstorage: {{path: ./state}}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\n"
+        "devices:\n  - {id: d, mqtt: {topic: x}, points: {v: {topic: v}}}\n"
+    )
+    env = {**os.environ, "NOTIFY_SOCKET": path}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", str(site)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sock.recv(4096).startswith(b"READY=1")
+        proc.send_signal(signal.SIGTERM)
+        assert sock.recv(4096) == b"STOPPING=1"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def unit() -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(UNIT)
+    return parser
+
+
+def test_the_unit_runs_as_a_restarting_hardened_non_root_notify_service() -> None:
+    service = unit()["Service"]
+    assert service["Type"] == "notify" and service["WatchdogSec"]
+    assert service["User"] not in ("", "root") and service["Restart"] == "on-failure"
+    assert service["KillSignal"] == "SIGTERM"
+    for option in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "RestrictNamespaces"):
+        assert service[option] == "yes", option
+    assert service["ProtectSystem"] == "strict" and service["CapabilityBoundingSet"] == ""
+    assert service["ExecStart"].endswith("fgw run /etc/fgw/site.yaml")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    text = UNIT.read_text().replace("/opt/fgw/bin/fgw", shutil.which("true") or "/bin/true")
+    copy = tmp_path / "fgw.service"
+    copy.write_text(text)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    problems = [line for line in done.stderr.splitlines() if "fgw.service" in line]
+    assert done.returncode == 0 and problems == [], done.stderr
