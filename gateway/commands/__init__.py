@@ -7,5 +7,7 @@ modules are imported only to build the parser, so keep their heavy imports insid
 
 from __future__ import annotations
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "gateway.commands.report",  # fgw report alarms (alarm load, EEMUA 191)
+]
 """Modules adding subcommands, in the order they appear in `fgw --help`."""

@@ -179,6 +179,15 @@ class AlarmStore:
         ).fetchall()
         return [_entry(row) for row in rows]
 
+    def announced_before(self, at: str) -> dict[str, int]:
+        """Per alarm, the highest episode that reached `active_unack` before `at` (for reports)."""
+        rows = self._db.execute(
+            "SELECT alarm_id, MAX(episode) FROM alarm_journal "
+            "WHERE at < ? AND to_state = 'active_unack' GROUP BY alarm_id",
+            (at,),
+        ).fetchall()
+        return {row[0]: int(row[1]) for row in rows}
+
     def alarm_records(self) -> list[dict[str, Any]]:
         """Every alarm's last record, for restoring the alarm book after a restart."""
         rows = self._db.execute("SELECT record FROM alarms ORDER BY id").fetchall()
