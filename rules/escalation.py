@@ -71,9 +71,7 @@ class Escalator:
     def tracked(self) -> list[str]:
         return sorted(self._tracked)
 
-    def observe(
-        self, alarm_id: str, priority: str, state: str, episode: int, now: float
-    ) -> None:
+    def observe(self, alarm_id: str, priority: str, state: str, episode: int, now: float) -> None:
         """An alarm's state (after a transition): starts, keeps or ends its escalation."""
         current = self._tracked.get(alarm_id)
         if state != ACTIVE_UNACK or not self.policy.get(priority):
@@ -83,7 +81,9 @@ class Escalator:
             return
         self._tracked[alarm_id] = self._track(priority, episode, now, now)
 
-    def restore(self, alarm_id: str, priority: str, episode: int, elapsed: float, now: float) -> None:
+    def restore(
+        self, alarm_id: str, priority: str, episode: int, elapsed: float, now: float
+    ) -> None:
         """After a restart: an `active_unack` alarm raised `elapsed` seconds ago (see docstring)."""
         if not self.policy.get(priority):
             return
@@ -98,7 +98,12 @@ class Escalator:
             sent = 0
             if at < first:
                 sent = 1
-                at = _next_slot(at, step.repeat, first) if step.repeat else math.inf
+                if step.repeat:
+                    slot = _next_slot(at, step.repeat, first)
+                    sent = round((slot - at) / step.repeat)
+                    at = slot
+                else:
+                    at = math.inf
             tracked.next_at.append(None if at == math.inf else at)
             tracked.sent.append(sent)
         return tracked

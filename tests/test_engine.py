@@ -386,3 +386,75 @@ def test_a_broken_rule_is_skipped_not_fatal() -> None:
     assert ids(engine.ingest([Reading("t", "x", 2, Quality.GOOD, WALL0)], 0.0)) == [
         ("t.ok", True, False)
     ]
+
+
+# ------------------------------------------------------------------ wall clock and restarts
+
+
+def test_a_wall_clock_jump_neither_fires_nor_clears() -> None:
+    f = Feed(template_rules("booster_pump", "pump-1"))
+    engine = f.engine
+
+    def read_at(wall: float, **values: Value) -> list[ConditionChange]:
+        batch = [Reading("pump-1", p, v, Quality.GOOD, wall) for p, v in values.items()]
+        return engine.ingest(batch, f.now)
+
+    assert read_at(WALL0, running=True, flow=0.1) == []
+    f.now = 10.0
+    assert read_at(WALL0 + 7200.0, running=True, flow=0.1) == []  # NTP steps the clock 2 h ahead
+    assert f.advance(19.0) == []  # 29 s of real time: the 30 s on-delay is not over
+    f.now += 1.0
+    assert ids(read_at(WALL0 - 3600.0, running=True, flow=0.1)) == [("pump-1.dry_run", True, False)]
+    f.now += 1.0
+    assert read_at(WALL0 + 86400.0, running=True, flow=0.1) == []  # and a jump never clears
+
+
+def test_delays_are_handed_out_as_they_start_and_end() -> None:
+    f = Feed(template_rules("booster_pump", "pump-1"))
+    f.read("pump-1", running=True, flow=0.1, vibration=9.0)
+    changes = f.engine.take_timer_changes()
+    assert {k: (t.kind, t.started) for k, t in changes.items() if t} == {
+        "pump-1.dry_run": ("on", WALL0),
+        "pump-1.high_vibration": ("on", WALL0),
+    }
+    assert f.engine.take_timer_changes() == {}
+    f.advance(5.0)
+    f.read("pump-1", vibration=1.0)
+    assert f.engine.take_timer_changes() == {"pump-1.high_vibration": None}
+    assert set(f.engine.pending_timers()) == {"pump-1.dry_run"}
+
+
+def test_a_restored_on_delay_resumes_where_it_was() -> None:
+    rules = template_rules("booster_pump", "pump-1")
+    before = Feed(rules)
+    before.read("pump-1", running=True, flow=0.1)
+    saved = before.engine.pending_timers()  # as the store keeps them
+    # 20 s later, after a restart on a new monotonic clock: 10 s of the 30 s delay are left
+    after = Feed(rules)
+    after.now = 500.0
+    after.engine.restore_timers(saved, 500.0, WALL0 + 20.0)
+    wall_offset = WALL0 + 20.0 - 500.0
+    batch = [
+        Reading("pump-1", p, v, Quality.GOOD, wall_offset + 500.0)
+        for p, v in {"running": True, "flow": 0.1}.items()
+    ]
+    assert after.engine.ingest(batch, 500.0) == []
+    assert after.advance(9.5) == []
+    assert ids(after.advance(0.5)) == [("pump-1.dry_run", True, False)]
+
+
+def test_a_restored_delay_that_ran_out_fires_on_the_first_fresh_reading() -> None:
+    rules = template_rules("booster_pump", "pump-1")
+    before = Feed(rules)
+    before.read("pump-1", running=True, flow=0.1)
+    saved = before.engine.pending_timers()
+    after = Feed(rules)
+    after.engine.restore_timers(saved, 0.0, WALL0 + 3600.0)
+    assert after.advance(5.0) == []  # no data yet: never fires on data it does not have
+    assert ids(after.read("pump-1", running=True, flow=0.1)) == [("pump-1.dry_run", True, False)]
+    # and a condition that no longer holds drops the restored delay
+    again = Feed(rules)
+    again.engine.restore_timers(saved, 0.0, WALL0 + 3600.0)
+    assert again.read("pump-1", running=True, flow=5.0) == []
+    assert again.engine.pending_timers() == {}
+    assert again.engine.take_timer_changes() == {"pump-1.dry_run": None}
