@@ -182,7 +182,9 @@ class AuditTrail:
     def _write(self, scope: Scope, status: int) -> None:
         state = scope.get("state", {})
         detail = dict(state.get("audit") or {})
-        target = str(detail.pop("target", scope["path"]))
+        params = scope.get("path_params") or {}
+        default = "/".join(str(v) for v in params.values()) if params else scope["path"]
+        target = str(detail.pop("target", default))
         detail["path"] = scope["path"]
         client = scope.get("client")
         if client:
