@@ -20,9 +20,11 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise ValueError("a duration, not a boolean")
     if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError("a duration cannot be negative")
+        if not text >= 0 or text == float("inf"):  # negative, NaN or infinite
+            raise ValueError("a duration must be a finite number of seconds, not negative")
         return float(text)
+    if not isinstance(text, str):  # e.g. null or a list in a site file: an error, not a crash
+        raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 10s, 5m, 2h, 15d)")
     s = text.strip().replace(" ", "")
     if not s:
         raise ValueError("empty duration")
