@@ -42,7 +42,7 @@ async def stream(*, request: Request, principal: Viewer) -> StreamingResponse:
     )
 
 
-async def _events(*, client: Client, user: str) -> AsyncIterator[str]:
+async def _events(client: Client, user: str) -> AsyncIterator[str]:
     try:
         yield "retry: 3000\n\n"
         yield _frame("hello", {"type": "hello", "user": user})
