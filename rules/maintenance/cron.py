@@ -134,9 +134,8 @@ def _value(text: str, name: str, low: int, high: int, names: list[str]) -> int:
     if names and lowered in names:
         return names.index(lowered) + (1 if name == "month" else 0)
     if not text.isdigit():
-        raise CronError(
-            f"cron {name}: {text!r} is not a number" + (f" or name ({names[0]}..)" if names else "")
-        )
+        hint = f" or a name ({names[0]}, {names[1]}, …)" if names else ""
+        raise CronError(f"cron {name}: {text!r} is not a number{hint}")
     value = int(text)
     if not low <= value <= high:
         raise CronError(f"cron {name}: {value} is outside {low}..{high}")
