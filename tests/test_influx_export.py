@@ -1,0 +1,164 @@
+"""InfluxDB export: line protocol, the disk queue's bound and order, the exporter's store-and-forward
+with a recording writer, and a round trip through a real v2 write API (VictoriaMetrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from gateway.config.site import Site, load_site
+from gateway.export.influx import InfluxExporter, WriteRefused, line, reading_lines
+from gateway.model import Quality, Reading
+from gateway.storage.diskqueue import ROW_OVERHEAD, DiskQueue
+from tests.reliability_support import Victoria, wait_until
+from tests.support import free_port
+
+T = 1_790_000_000.123
+
+
+def test_line_protocol_escaping_types_and_millisecond_time() -> None:
+    text = line(
+        "booster pump",
+        {"site": "a b", "device": "p=1,x"},
+        {"v": 1, "f": 2.5, "ok": True, "s": 'say "hi"\\', "nan": float("nan"), "none": None},
+        T,
+    )
+    assert text == (
+        'booster\\ pump,device=p\\=1\\,x,site=a\\ b v=1.0,f=2.5,ok=true,s="say \\"hi\\"\\\\" '
+        "1790000000123"
+    )
+    assert line("m", {"site": "s"}, {"nan": float("inf")}, T) is None
+
+
+def test_good_readings_grouped_per_device_and_time_under_the_template_measurement() -> None:
+    batch = [
+        Reading("pump-1", "outlet_pressure", 3.5, Quality.GOOD, T),
+        Reading("pump-1", "running", True, Quality.GOOD, T),
+        Reading("pump-1", "flow", None, Quality.STALE, T),
+        Reading("pump-1", "vibration", 99.0, Quality.BAD, T),
+        Reading("tank-1", "level", 40, Quality.GOOD, T + 1),
+    ]
+    lines = reading_lines("riverside", {"pump-1": "booster_pump"}, batch)
+    assert lines == [
+        ("booster_pump,device=pump-1,site=riverside outlet_pressure=3.5,running=true "
+         "1790000000123", T),
+        ("device,device=tank-1,site=riverside level=40.0 1790000001123", T + 1),
+    ]  # fmt: skip
+
+
+def test_disk_queue_bound_drops_oldest_readings_never_events(tmp_path: Path) -> None:
+    body = b"x" * 60
+    bound = 10 * (len(body) + ROW_OVERHEAD)
+    queue = DiskQueue(tmp_path / "q.sqlite3", bound)
+    queue.put_many([(b"event-0", 1.0, False)])
+    for i in range(30):
+        queue.put_many([(body + str(i).encode(), 2.0 + i, True)])
+    queue.put_many([(b"event-1", 40.0, False)])
+    bodies = [e.body for e in queue.peek(100)]
+    assert bodies[0] == b"event-0" and bodies[-1] == b"event-1"
+    assert queue.dropped == 30 - len(bodies) + 2 > 0
+    assert bodies[1] == body + str(queue.dropped).encode()  # the oldest readings went
+    assert queue.size_bytes <= bound + len(b"event-0event-1") + 2 * ROW_OVERHEAD
+    assert queue.oldest() == 1.0
+    queue.close()
+    again = DiskQueue(tmp_path / "q.sqlite3", bound)  # a restart keeps queue and count
+    assert [e.body for e in again.peek(100)] == bodies and again.dropped == queue.dropped
+    again.ack(again.peek(2)[-1].seq)
+    assert len(again) == len(bodies) - 2
+    again.close()
+
+
+class Recording:
+    """A `LineWriter` that is down until told otherwise, and remembers what it accepted."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.refuse = False
+        self.lines: list[str] = []
+        self.closed = False
+
+    def write(self, lines: Sequence[str]) -> None:
+        if self.refuse:
+            raise WriteRefused("HTTP 400 bad line")
+        if not self.up:
+            raise ConnectionRefusedError("connection refused")
+        self.lines.extend(lines)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def site_with_influx(tmp_path: Path, url: str = "http://127.0.0.1:9", extra: str = "") -> Site:
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "site: {id: riverside}\nstorage: {path: ./state}\n"
+        f"influx: {{url: '{url}', org: o, bucket: b, flush_interval: 100ms{extra}}}\n"
+        "modbus: [{id: bus, transport: tcp, host: 127.0.0.1, port: 1502}]\n"
+        "devices:\n  - {id: pump-1, template: booster_pump, modbus: {bus: bus, unit: 1}}\n"
+    )
+    return load_site(path)
+
+
+async def test_store_and_forward_across_an_outage_and_a_restart(tmp_path: Path) -> None:
+    site = site_with_influx(tmp_path)
+    writer = Recording()
+    exporter = InfluxExporter(site, writer=writer)
+    for i in range(50):
+        exporter.on_readings([Reading("pump-1", "flow", float(i), Quality.GOOD, T + i)])
+    await exporter._spool()
+    await exporter._drain(deadline=None)
+    stats = exporter.stats()
+    assert stats["reachable"] is False and stats["queued"] == 50 and stats["oldest"] == T
+    await exporter.close()  # a restart while the server is still away
+    again = InfluxExporter(site, writer=writer)
+    assert again.stats()["queued"] == 50
+    writer.up = True
+    await again._drain(deadline=None)
+    assert [int(x.rsplit(" ", 1)[1]) for x in writer.lines] == [
+        round((T + i) * 1000) for i in range(50)
+    ]  # in order, each with its own time
+    assert again.stats()["queued"] == 0 and again.stats()["reachable"] is True
+    writer.refuse = True  # a batch the server refuses for good is dropped, counted, not retried
+    again.on_readings([Reading("pump-1", "flow", 1.0, Quality.GOOD, T + 99)])
+    await again._spool()
+    await again._drain(deadline=None)
+    assert again.stats()["rejected"] == 1 and again.stats()["queued"] == 0
+    await again.close()
+    assert writer.closed
+
+
+async def test_round_trip_through_a_real_v2_write_api(tmp_path: Path) -> None:
+    victoria = Victoria(free_port(), tmp_path)
+    victoria.start()
+    try:
+        site = site_with_influx(tmp_path, victoria.url)
+        exporter = InfluxExporter(site)
+        task = asyncio.create_task(exporter.run(), name="test.influx")
+        now = time.time() - 30  # VictoriaMetrics shows no samples from the future
+        for i in range(20):
+            exporter.on_readings(
+                [
+                    Reading("pump-1", "outlet_pressure", 3.0 + i / 10, Quality.GOOD, now + i),
+                    Reading("pump-1", "running", i % 2 == 0, Quality.GOOD, now + i),
+                ]
+            )
+
+        def arrived() -> bool:
+            series = victoria.samples('{device="pump-1"}')
+            return len(series.get(("booster_pump_outlet_pressure", "pump-1"), {})) == 20
+
+        await asyncio.to_thread(wait_until, arrived, 20, "20 pressures in VictoriaMetrics")
+        series = victoria.samples('{device="pump-1",site="riverside"}')
+        pressure = series[("booster_pump_outlet_pressure", "pump-1")]
+        assert pressure == {round((now + i) * 1000): pytest.approx(3.0 + i / 10) for i in range(20)}
+        running = series[("booster_pump_running", "pump-1")]
+        assert running == {round((now + i) * 1000): float(i % 2 == 0) for i in range(20)}
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await exporter.close()
+    finally:
+        victoria.stop()
