@@ -9,5 +9,7 @@ from __future__ import annotations
 
 COMMAND_MODULES: list[str] = [
     "gateway.commands.report",  # fgw report alarms (alarm load, EEMUA 191)
+    "gateway.commands.tickets",  # fgw tickets list|show|transition, fgw report maintenance
+    "gateway.commands.accounts",  # fgw user …, fgw token … (console and API accounts)
 ]
 """Modules adding subcommands, in the order they appear in `fgw --help`."""
