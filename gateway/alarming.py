@@ -91,8 +91,12 @@ class AlarmManagement:
             if self.activations.is_new(t.alarm_id, t.to_state, t.episode):
                 self._floods(self.floods.observe(t.alarm_id, monotonic, t.at), t.at)
 
-    def save_timers(self) -> None:
-        """Write the on/off-delays that started or ended since the last call."""
+    def persist(self, wall: float) -> None:
+        """Write what changed without a transition: delays that started or ended since the last
+        call, and alarms whose condition moved under an overlay (shelved, suppressed…)."""
+        silent = self.gateway.book.take_silent()
+        if silent:
+            self.gateway.store.save_records([a.record() for a in silent], wall)
         changes = self.gateway.engine.take_timer_changes()
         if changes:
             self.gateway.store.save_timers(

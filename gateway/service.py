@@ -183,7 +183,7 @@ class Gateway:
         for change in changes:
             transitions.extend(self.book.apply(change))
         self._emit(transitions)
-        self.alarming.save_timers()
+        self.alarming.persist(self._wall())
 
     def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
         if not transitions:

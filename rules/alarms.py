@@ -236,6 +236,7 @@ class AlarmBook:
         self.locale = locale
         self._rules: dict[str, Rule] = {}
         self._alarms: dict[str, Alarm] = {}
+        self._silent: set[str] = set()  # changed without a visible transition: save, don't announce
         self.unknown_changes = 0
         for rule in rules:
             self._rules[rule.alarm_id] = rule
@@ -291,7 +292,17 @@ class AlarmBook:
             self._follow_hidden(alarm, change.active, at)
             self._show(alarm, at)
         self._render(alarm)
-        return self._transition(alarm, before, at, SYSTEM, change.reason)
+        transitions = self._transition(alarm, before, at, SYSTEM, change.reason)
+        if not transitions:
+            self._silent.add(alarm.id)  # e.g. the condition moved under a shelve
+        return transitions
+
+    def take_silent(self) -> list[Alarm]:
+        """Alarms changed without a transition since the last call (a condition that moved under
+        an overlay): the store must keep them, or a restart would forget what is hidden."""
+        alarms = [self._alarms[a] for a in sorted(self._silent)]
+        self._silent.clear()
+        return alarms
 
     def _follow_base(self, alarm: Alarm, active: bool, at: float) -> None:
         alarm.condition_active = active

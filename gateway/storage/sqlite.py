@@ -145,6 +145,26 @@ class AlarmStore:
                     ),
                 )
 
+    def save_records(self, records: Iterable[dict[str, Any]], now: float) -> None:
+        """Update alarm records without a journal row (a change that is not a transition)."""
+        with self._transaction() as db:
+            for record in records:
+                db.execute(
+                    "INSERT INTO alarms (id, device, rule, state, episode, record, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    "state=excluded.state, episode=excluded.episode, record=excluded.record, "
+                    "updated_at=excluded.updated_at",
+                    (
+                        record["id"],
+                        record["device"],
+                        record["rule"],
+                        record["state"],
+                        record["episode"],
+                        json.dumps(record, ensure_ascii=False),
+                        now,
+                    ),
+                )
+
     def save_timers(self, changes: Mapping[str, tuple[str, float] | None]) -> None:
         """Rule-engine delays that started (`(kind, started)`) or ended (None), in one transaction.
 
