@@ -325,6 +325,8 @@ class Maintenance(Component):
         state = self.states[key]
         if state.open_ticket not in (None, ticket.id):
             return {}
+        if state.open_ticket is None and state.last_ticket == ticket.id:
+            return {}  # already moved on (restored after a change made while we were down)
         state.open_ticket = ticket.id
         meter = self._meter_value(ticket.device, schedule.meter)
         planning.complete(schedule, state, at, self.zone, meter, by, str(ticket.status))

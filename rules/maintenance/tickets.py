@@ -203,6 +203,7 @@ class Ticket:
     resolved_at: float | None = None
     resolved_by: str | None = None
     closed_at: float | None = None
+    cancelled_at: float | None = None
     last_episode: int | None = None
     out_of_service: list[str] = field(default_factory=list)  # alarms this ticket took out
     response_overdue: bool = False  # announced once each
@@ -270,6 +271,8 @@ class Ticket:
             self.resolved_at = self.resolved_by = None  # reopened
         if target == TicketStatus.CLOSED:
             self.closed_at = at
+        elif target == TicketStatus.CANCELLED:
+            self.cancelled_at = at
         self.status = target
         self._touch(at, by, note)
         return TimelineEntry(
@@ -372,6 +375,7 @@ class Ticket:
             "resolved_at": iso(self.resolved_at),
             "resolved_by": self.resolved_by,
             "closed_at": iso(self.closed_at),
+            "cancelled_at": iso(self.cancelled_at),
             "out_of_service": list(self.out_of_service),
             "notes": [dict(n) for n in self.notes],
         }

@@ -1,0 +1,252 @@
+"""The monthly maintenance report for the owners' committee: what was done on time, what was late,
+what is still open, and how fast the team responded, by urgency. As CSV rows and a printable page.
+
+Pure: tickets and the month's bounds in, text out. A ticket belongs to the month when it was
+active at some time in it (created before the month ended, not finished before it began).
+Outcomes: `on_time` / `late` (resolved in the month, by or after its due time), `open` / `overdue`
+(still not resolved at the end of the month), `cancelled` (in the month), `done_before` (resolved
+earlier, closed this month: listed, not counted again).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rules.maintenance.tickets import URGENCIES, Ticket
+
+CSV_COLUMNS = [
+    "id", "kind", "device", "title", "urgency", "outcome", "status_now", "created", "response_due",
+    "responded", "response_minutes", "responded_in_time", "due", "resolved", "assignee",
+    "resolved_by", "count", "origin",
+]  # fmt: skip
+
+
+@dataclass
+class UrgencyStats:
+    tickets: int = 0
+    responded: int = 0
+    in_time: int = 0
+    minutes: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "tickets": self.tickets,
+            "responded": self.responded,
+            "responded_in_time": self.in_time,
+            "median_minutes": round(statistics.median(self.minutes), 1) if self.minutes else None,
+            "max_minutes": round(max(self.minutes), 1) if self.minutes else None,
+        }
+
+
+@dataclass
+class MonthlyReport:
+    month: str
+    site: str
+    zone: ZoneInfo
+    rows: list[dict[str, Any]]
+    counts: dict[str, int]
+    by_kind: dict[str, dict[str, int]]
+    response: dict[str, dict[str, Any]]
+
+
+def _outcome(t: Ticket, start: float, end: float) -> str | None:
+    if t.created_at >= end:
+        return None
+    if t.cancelled_at is not None:
+        return "cancelled" if start <= t.cancelled_at < end else None
+    if t.resolved_at is not None and t.resolved_at < start:
+        closed_in_month = t.closed_at is not None and start <= t.closed_at < end
+        return "done_before" if closed_in_month else None
+    if t.resolved_at is not None and t.resolved_at < end:
+        return "on_time" if t.resolved_at <= t.resolution_due else "late"
+    return "overdue" if t.resolution_due < end else "open"
+
+
+def build_report(
+    tickets: Sequence[Ticket], month: str, start: float, end: float, zone: ZoneInfo, site: str
+) -> MonthlyReport:
+    """Tally `tickets` for the month [start, end) on the site's clock."""
+    rows: list[dict[str, Any]] = []
+    counts = dict.fromkeys(("on_time", "late", "open", "overdue", "cancelled", "done_before"), 0)
+    by_kind: dict[str, dict[str, int]] = {}
+    response = {u: UrgencyStats() for u in URGENCIES}
+
+    def local(instant: float | None) -> str:
+        if instant is None:
+            return ""
+        return datetime.fromtimestamp(instant, zone).strftime("%Y-%m-%d %H:%M")
+
+    for t in sorted(tickets, key=lambda t: t.id or 0):
+        outcome = _outcome(t, start, end)
+        if outcome is None:
+            continue
+        counts[outcome] += 1
+        by_kind.setdefault(t.kind, dict.fromkeys(counts, 0))[outcome] += 1
+        minutes = None
+        in_time = None
+        if start <= t.created_at < end:
+            stats = response[t.urgency]
+            stats.tickets += 1
+            if t.responded_at is not None:
+                minutes = (t.responded_at - t.created_at) / 60
+                in_time = t.responded_at <= t.response_due
+                stats.responded += 1
+                stats.in_time += int(in_time)
+                stats.minutes.append(minutes)
+        origin = t.origin.get("alarm") or t.origin.get("plan") or t.origin.get("kind", "")
+        rows.append(
+            {
+                "id": t.id,
+                "kind": t.kind,
+                "device": t.device,
+                "title": t.title,
+                "urgency": t.urgency,
+                "outcome": outcome,
+                "status_now": str(t.status),
+                "created": local(t.created_at),
+                "response_due": local(t.response_due),
+                "responded": local(t.responded_at),
+                "response_minutes": round(minutes, 1) if minutes is not None else "",
+                "responded_in_time": "" if in_time is None else ("yes" if in_time else "no"),
+                "due": local(t.resolution_due),
+                "resolved": local(t.resolved_at),
+                "assignee": t.assignee or "",
+                "resolved_by": t.resolved_by or "",
+                "count": t.count,
+                "origin": origin,
+            }
+        )
+    return MonthlyReport(
+        month=month,
+        site=site,
+        zone=zone,
+        rows=rows,
+        counts=counts,
+        by_kind=by_kind,
+        response={u: s.row() for u, s in response.items()},
+    )
+
+
+def to_csv(report: MonthlyReport) -> str:
+    """One row per ticket, UTF-8 with a BOM-free header; spreadsheet-friendly local times."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in report.rows:
+        writer.writerow({k: _cell(row[k]) for k in CSV_COLUMNS})
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """Spreadsheets run cells starting with = + - @ as formulas: a title is text, never code."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def to_text(report: MonthlyReport) -> str:
+    c = report.counts
+    done = c["on_time"] + c["late"]
+    lines = [
+        f"Maintenance report {report.month} — {report.site} ({report.zone.key})",
+        f"done: {done} (on time {c['on_time']}, late {c['late']}); "
+        f"open at month end: {c['open'] + c['overdue']} (overdue {c['overdue']}); "
+        f"cancelled: {c['cancelled']}",
+    ]
+    for kind, counts in sorted(report.by_kind.items()):
+        lines.append(
+            f"  {kind}: on time {counts['on_time']}, late {counts['late']}, "
+            f"open {counts['open']}, overdue {counts['overdue']}"
+        )
+    lines.append("response by urgency (tickets, responded in time, median min, max min):")
+    for urgency, r in report.response.items():
+        lines.append(
+            f"  {urgency:9} {r['tickets']:3}  {r['responded_in_time']:3}/{r['responded']:<3}"
+            f"  {_num(r['median_minutes']):>7}  {_num(r['max_minutes']):>7}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+_LABELS = {
+    "on_time": "按时完成 / Done on time",
+    "late": "逾期完成 / Done late",
+    "open": "未完成 / Open",
+    "overdue": "已逾期未完成 / Open, overdue",
+    "cancelled": "已取消 / Cancelled",
+    "done_before": "上月完成本月关闭 / Done earlier, closed this month",
+}
+
+_CSS = """
+body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", Arial, sans-serif; margin: 2em;
+       color: #111; }
+h1 { font-size: 1.5em; margin-bottom: 0; } .sub { color: #555; margin-top: .3em; }
+table { border-collapse: collapse; margin: 1em 0; width: 100%; font-size: .9em; }
+th, td { border: 1px solid #999; padding: .3em .5em; text-align: left; vertical-align: top; }
+th { background: #eee; } td.n { text-align: right; }
+tr.late td, tr.overdue td { background: #fde8e8; }
+.sign { margin-top: 3em; display: flex; gap: 4em; }
+@media print { body { margin: 1cm; } tr { page-break-inside: avoid; } }
+"""
+
+
+def to_html(report: MonthlyReport) -> str:
+    """A self-contained printable page (no scripts, no external resources), all text escaped."""
+    e = html.escape
+    c = report.counts
+    summary = "".join(f"<tr><th>{e(_LABELS[k])}</th><td class=n>{c[k]}</td></tr>" for k in _LABELS)
+    kinds = "".join(
+        f"<tr><td>{e(kind)}</td>"
+        + "".join(f"<td class=n>{counts[k]}</td>" for k in ("on_time", "late", "open", "overdue"))
+        + "</tr>"
+        for kind, counts in sorted(report.by_kind.items())
+    )
+    response = "".join(
+        f"<tr><td>{e(u)}</td><td class=n>{r['tickets']}</td><td class=n>{r['responded']}</td>"
+        f"<td class=n>{r['responded_in_time']}</td><td class=n>{_num(r['median_minutes'])}</td>"
+        f"<td class=n>{_num(r['max_minutes'])}</td></tr>"
+        for u, r in report.response.items()
+    )
+    tickets = "".join(
+        f"<tr class={e(str(row['outcome']))}><td class=n>{row['id']}</td><td>{e(row['kind'])}</td>"
+        f"<td>{e(row['device'])}</td><td>{e(row['title'])}</td><td>{e(row['urgency'])}</td>"
+        f"<td>{e(row['created'])}</td><td>{e(row['due'])}</td><td>{e(row['resolved'])}</td>"
+        f"<td>{e(row['resolved_by'] or row['assignee'])}</td>"
+        f"<td>{e(_LABELS[row['outcome']])}</td></tr>"
+        for row in report.rows
+    )
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>{e(report.site)} — 维保月报 / Maintenance report {e(report.month)}</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>{e(report.site)} — 设备维保月报 / Monthly maintenance report</h1>
+<p class=sub>{e(report.month)} · {e(report.zone.key)}</p>
+<h2>概况 / Summary</h2>
+<table>{summary}</table>
+<h2>按类型 / By kind</h2>
+<table><tr><th>类型 / Kind</th><th>按时 / On time</th><th>逾期完成 / Late</th>
+<th>未完成 / Open</th><th>逾期未完成 / Overdue</th></tr>{kinds}</table>
+<h2>响应时间 / Response times by urgency</h2>
+<table><tr><th>紧急程度 / Urgency</th><th>工单 / Tickets</th><th>已响应 / Responded</th>
+<th>按时响应 / In time</th><th>中位 (分钟) / Median min</th><th>最长 (分钟) / Max min</th></tr>
+{response}</table>
+<h2>工单明细 / Tickets</h2>
+<table><tr><th>#</th><th>类型 / Kind</th><th>设备 / Device</th><th>内容 / Title</th>
+<th>紧急 / Urgency</th><th>创建 / Created</th><th>期限 / Due</th><th>完成 / Resolved</th>
+<th>处理人 / By</th><th>结果 / Outcome</th></tr>{tickets}</table>
+<div class=sign><p>物业工程部 / Engineering: ____________</p>
+<p>业主委员会 / Owners' committee: ____________</p></div>
+</body></html>
+"""
