@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from gateway.accounts import Accounts
+from gateway.api.component import ApiComponent
 from gateway.config.site import load_site
 from gateway.service import Gateway
 
@@ -31,6 +34,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def console_port() -> int:
+    """The console's usual 8080 when it is free, any free port otherwise."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", 8080))
+        except OSError:
+            return free_port()
+    return 8080
+
+
+DEMO_USER = "demo"
+
+
+def demo_login(accounts: Accounts, workdir: Path) -> tuple[str, str]:
+    """The demo's engineer login, made on the first start and kept (0600) in the work folder."""
+    saved = workdir / "demo-login.txt"
+    if accounts.get_user(DEMO_USER) is not None and saved.exists():
+        return DEMO_USER, saved.read_text(encoding="utf-8").strip()
+    password = secrets.token_urlsafe(9)
+    if accounts.get_user(DEMO_USER) is None:
+        accounts.add_user(DEMO_USER, "engineer", password, by="fgw demo")
+    else:
+        accounts.set_password(DEMO_USER, password, by="fgw demo")
+    fd = os.open(saved, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(password + "\n")
+    return DEMO_USER, password
+
+
 def write_demo_site(source: Path, workdir: Path, mqtt_port: int) -> Path:
     """Copy `source` into `workdir` with loopback ports that are free now and storage inside it."""
     yaml = YAML(typ="rt")
@@ -38,6 +70,7 @@ def write_demo_site(source: Path, workdir: Path, mqtt_port: int) -> Path:
     data["mqtt"]["host"] = "127.0.0.1"
     data["mqtt"]["port"] = mqtt_port
     data.setdefault("storage", {})["path"] = "./state"
+    data["console"] = {"listen": f"127.0.0.1:{console_port()}"}
     for bus in data.get("modbus", []):
         if bus.get("transport") == "tcp":
             bus["host"] = "127.0.0.1"
@@ -94,13 +127,26 @@ async def run_demo(workdir: Path, site_file: str | None = None) -> int:
         site = load_site(site_path)
         async with SiteSimulator(site, "127.0.0.1", mqtt_port):
             gateway = Gateway(site)
+            console = next(c for c in gateway.components if isinstance(c, ApiComponent))
+            login = await asyncio.to_thread(demo_login, console.accounts, site_path.parent)
             _print_banner(site_path, site.topic_prefix, mqtt_port)
+            _print_console(site.file.console.listen, login)
             await gateway.run(stop)
     finally:
         broker.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             broker.wait(timeout=5)
     return 0
+
+
+def _print_console(listen: str, login: tuple[str, str]) -> None:
+    print(
+        f"""Open the console (alarms live, tickets, devices, trends; 中文 / English):
+  http://{listen}/
+  login: {login[0]}   password: {login[1]}   (engineer; add users with `fgw user add`)
+""",
+        flush=True,
+    )
 
 
 def _print_banner(site_path: Path, prefix: str, mqtt_port: int) -> None:
