@@ -88,7 +88,9 @@ class AlarmManagement:
     def committed(self, transitions: Sequence[AlarmTransition], monotonic: float) -> None:
         """After transitions were journaled and published: count activations for floods."""
         for t in transitions:
-            if self.activations.is_new(t.alarm_id, t.to_state, t.episode):
+            if t.from_state != t.to_state and self.activations.is_new(
+                t.alarm_id, t.to_state, t.episode
+            ):
                 self._floods(self.floods.observe(t.alarm_id, monotonic, t.at), t.at)
 
     def persist(self, wall: float) -> None:

@@ -119,7 +119,9 @@ def compute(
             priorities[row.alarm_id] = row.priority
         if row.chattering:
             flagged.add(row.alarm_id)
-        if tracker.is_new(row.alarm_id, row.to_state, row.episode):
+        if row.from_state != row.to_state and tracker.is_new(
+            row.alarm_id, row.to_state, row.episode
+        ):
             times.append((row.at, row.alarm_id))
     times.sort()
     load.activations = len(times)
