@@ -19,6 +19,7 @@ Pure code on epoch seconds and a `ZoneInfo`; `PlanState.record()` is what storag
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -119,7 +120,14 @@ class Schedule:
 
     def open_at(self, due: float, zone: ZoneInfo) -> float:
         """When a calendar ticket due at `due` opens (on the wall clock: DST-proof days)."""
-        return wall_minus(due, self.lead_for(due, zone), zone)
+        return _open_at(self, due, zone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _open_at(schedule: Schedule, due: float, zone: ZoneInfo) -> float:
+    """Cached: meter plans with a calendar side are checked on every reading batch, and a cron's
+    lead needs the fire after `due`."""
+    return wall_minus(due, schedule.lead_for(due, zone), zone)
 
 
 @dataclass
