@@ -27,10 +27,10 @@ PASSWORD = "correct-horse-7"
 USERS = {"vera": "viewer", "eddie": "engineer", "ada": "admin"}
 
 
-def console_site(folder: Path, mqtt_port: int) -> Path:
+def console_site(folder: Path, mqtt_port: int, locale: str = "en") -> Path:
     path = write_site(folder, mqtt_port)
-    with path.open("a") as out:
-        out.write("console: {listen: '127.0.0.1:0'}\n")
+    text = path.read_text().replace("locale: en", f"locale: {locale}")
+    path.write_text(text + "console: {listen: '127.0.0.1:0'}\n")
     return path
 
 
@@ -84,9 +84,9 @@ class LiveSite:
 
 
 @contextlib.asynccontextmanager
-async def live_site(mqtt_port: int, folder: Path) -> AsyncIterator[LiveSite]:
+async def live_site(mqtt_port: int, folder: Path, locale: str = "en") -> AsyncIterator[LiveSite]:
     """Simulators and a running gateway whose console serves on a free loopback port."""
-    site = load_site(console_site(folder, mqtt_port))
+    site = load_site(console_site(folder, mqtt_port, locale))
     async with (
         SiteSimulator(site, "127.0.0.1", mqtt_port, seed=11),
         watching(mqtt_port, site.topic_prefix) as watcher,

@@ -59,6 +59,10 @@
     return el;
   }
 
+  function fill(el, ...children) {
+    el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  }
+
   function svg(tag, attrs) {
     const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
     for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
@@ -187,7 +191,7 @@
           : err.status === 401 ? t("login.wrong") : explain(err);
       }
     });
-    view.replaceChildren(form);
+    fill(view, form);
     name.focus();
   }
 
@@ -302,7 +306,7 @@
     h("option", { value: "active", text: t("alarms.filter.active") }),
     h("option", { value: "all", text: t("alarms.filter.all") }));
     filter.value = state.alarmFilter;
-    view.replaceChildren(
+    fill(view, 
       h("h1", { text: t("alarms.title") }),
       h("div", { class: "toolbar" }, h("label", { for: "alarm-filter", text: t("alarms.show") }), filter),
       h("div", { id: "alarm-list" }),
@@ -429,7 +433,7 @@
       h("td", { "data-label": t("journal.reason"), text: e.reason || "" }),
       h("td", { "data-label": t("journal.value"), text: fmtValue(e.value) }),
       h("td", { "data-label": t("journal.episode"), text: e.episode })));
-    view.replaceChildren(
+    fill(view, 
       h("p", {}, h("a", { href: "#/alarms", text: "← " + t("nav.alarms") })),
       alarmCard(alarm),
       h("dl", { class: "kv card" },
@@ -453,7 +457,7 @@
     try {
       data = await api("GET", "/api/v1/tickets");
     } catch (err) {
-      view.replaceChildren(h("h1", { text: t("tickets.title") }), h("p", { class: "muted", id: "tickets-unavailable", text: explain(err) }));
+      fill(view, h("h1", { text: t("tickets.title") }), h("p", { class: "muted", id: "tickets-unavailable", text: explain(err) }));
       return;
     }
     const columns = BOARD.map((status) => {
@@ -463,7 +467,7 @@
         ...tickets.map(ticketCard));
     });
     const done = data.tickets.filter((tk) => !BOARD.includes(tk.status));
-    view.replaceChildren(
+    fill(view, 
       h("h1", { text: t("tickets.title") }),
       h("div", { class: "toolbar" },
         may("engineer") ? h("button", { class: "primary", id: "ticket-new", type: "button", text: t("tickets.new"), onclick: newTicketDialog }) : null),
@@ -534,7 +538,7 @@
 
   async function viewDevices(view) {
     const data = await api("GET", "/api/v1/devices");
-    view.replaceChildren(h("h1", { text: t("devices.title") }),
+    fill(view, h("h1", { text: t("devices.title") }),
       h("div", { class: "grid", id: "devices" }, ...data.devices.map((d) => {
         const hl = d.health;
         const alarms = Object.entries(d.alarms || {}).map(([p, n]) => h("span", { class: "badge " + p, text: t("priority." + p) + " " + n }));
@@ -559,7 +563,7 @@
       h("td", { "data-label": t("point.quality"), text: p.quality ? t("quality." + p.quality) : "–" }),
       h("td", { "data-label": t("point.time"), text: when(p.ts) })));
     const hl = d.health;
-    view.replaceChildren(
+    fill(view, 
       h("p", {}, h("a", { href: "#/devices", text: "← " + t("nav.devices") })),
       h("h1", {}, h("span", { class: "dot " + (hl.online ? "on" : "off") }), d.name + " (" + d.id + ")"),
       h("dl", { class: "kv card" },
@@ -580,7 +584,7 @@
   async function viewAssets(view) {
     const data = await api("GET", "/api/v1/assets");
     const keys = ["device", "name", "location", "model", "manufacturer", "serial", "installed", "warranty_until"];
-    view.replaceChildren(h("h1", { text: t("assets.title") }),
+    fill(view, h("h1", { text: t("assets.title") }),
       h("table", { class: "cards", id: "assets" },
         h("thead", {}, h("tr", {}, ...keys.map((k) => h("th", { text: t("asset." + k) })))),
         h("tbody", {}, ...data.assets.map((a) => h("tr", {}, ...keys.map((k) => h("td", { "data-label": t("asset." + k), text: a[k] || "–" })))))));
@@ -631,7 +635,7 @@
     rangeSel.addEventListener("change", () => { custom.hidden = rangeSel.value !== "custom"; draw(); });
     from.addEventListener("change", draw);
     to.addEventListener("change", draw);
-    view.replaceChildren(h("h1", { text: t("trends.title") }),
+    fill(view, h("h1", { text: t("trends.title") }),
       h("div", { class: "row2 card" },
         h("div", {}, h("label", { for: "trend-device", text: t("trends.device") }), deviceSel),
         h("div", {}, h("label", { for: "trend-point", text: t("trends.point") }), pointSel),
@@ -654,7 +658,9 @@
       root.append(text);
       return root;
     }
-    const t0 = start.getTime(), t1 = end.getTime();
+    // the axis starts at the first sample when the history is younger than the range asked for
+    const t0 = Math.max(start.getTime(), samples[0].t - 1000), t1 = end.getTime();
+    const short = t1 - t0 < 600e3;
     let lo = Math.min(...samples.map((s) => s.v)), hi = Math.max(...samples.map((s) => s.v));
     if (lo === hi) { lo -= 1; hi += 1; }
     const pad = (hi - lo) * 0.08;
@@ -671,7 +677,7 @@
     for (let i = 0; i <= 4; i++) {
       const tm = t0 + ((t1 - t0) * i) / 4;
       const label = svg("text", { x: x(tm), y: H - 12, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" });
-      label.textContent = new Date(tm).toLocaleTimeString(state.lang === "en" ? "en-GB" : "zh-CN", { hour12: false, hour: "2-digit", minute: "2-digit" });
+      label.textContent = new Date(tm).toLocaleTimeString(state.lang === "en" ? "en-GB" : "zh-CN", { hour12: false, hour: "2-digit", minute: "2-digit", second: short ? "2-digit" : undefined });
       root.append(label);
     }
     root.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
@@ -712,7 +718,7 @@
       else if (name === "trends") await viewTrends(view, parts[1], parts[2]);
       else await viewAlarms(view);
     } catch (err) {
-      if (err.status !== 401) view.replaceChildren(h("p", { class: "error", id: "view-error", text: explain(err) }));
+      if (err.status !== 401) fill(view, h("p", { class: "error", id: "view-error", text: explain(err) }));
     }
   }
 
