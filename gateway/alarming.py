@@ -15,6 +15,7 @@ it as a component, and they live here so the service stays short:
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,9 @@ class AlarmManagement:
         saved = {alarm_id: PendingTimer(*timer) for alarm_id, timer in store.timers().items()}
         engine.restore_timers(saved, monotonic, wall)
         self.floods_total = 0
+        self._pending_flags: list[ChatterFlag] = []
+        self._unsaved: dict[str, dict[str, object]] = {}  # silent records not yet on disk
+        self._save_failed = False
 
     # ------------------------------------------------------------------ in the core path
 
@@ -72,17 +76,17 @@ class AlarmManagement:
         if not changes:
             return []
         passed, flags = self.chatter.filter(changes, monotonic)
-        self._flags(flags, wall)
+        self._pending_flags.extend(flags)  # shown after the change that caused them
         return passed
 
     def tick(self, monotonic: float, wall: float) -> None:
         """Release latched clears of calmed alarms; end a flood whose burst is over."""
         released, flags = self.chatter.tick(monotonic, wall)
+        self._flags(flags, wall)  # calm first, then the clear it was holding
         transitions: list[AlarmTransition] = []
         for change in released:
             transitions.extend(self.gateway.book.apply(change))
         self.gateway._emit(transitions)
-        self._flags(flags, wall)
         self._floods(self.floods.tick(monotonic, wall), wall)
 
     def committed(self, transitions: Sequence[AlarmTransition], monotonic: float) -> None:
@@ -93,17 +97,34 @@ class AlarmManagement:
             ):
                 self._floods(self.floods.observe(t.alarm_id, monotonic, t.at), t.at)
 
-    def persist(self, wall: float) -> None:
-        """Write what changed without a transition: delays that started or ended since the last
-        call, and alarms whose condition moved under an overlay (shelved, suppressed…)."""
-        silent = self.gateway.book.take_silent()
-        if silent:
-            self.gateway.store.save_records([a.record() for a in silent], wall)
+    def after_changes(self, wall: float) -> None:
+        """After the book took the filtered changes: raise chattering flags (so the flag shows on
+        the activation that caused it), then write what changed without a transition — delays
+        that started or ended."""
+        flags, self._pending_flags = self._pending_flags, []
+        self._flags(flags, wall)
         changes = self.gateway.engine.take_timer_changes()
         if changes:
             self.gateway.store.save_timers(
                 {k: (t.kind, t.started) if t else None for k, t in changes.items()}
             )
+
+    def save_silent(self, wall: float) -> None:
+        """Save alarms whose record changed without a transition (see `AlarmBook.take_silent`):
+        called on every commit, after the transitions' own records, so the newest wins."""
+        for alarm in self.gateway.book.take_silent():
+            self._unsaved[alarm.id] = alarm.record()
+        if not self._unsaved:
+            return
+        try:
+            self.gateway.store.save_records(list(self._unsaved.values()), wall)
+        except sqlite3.Error as exc:  # the journal's own retry reports the disk; keep these too
+            if not self._save_failed:
+                log.error("alarm store: cannot save %d records (%s)", len(self._unsaved), exc)
+            self._save_failed = True
+            return
+        self._unsaved.clear()
+        self._save_failed = False
 
     # ------------------------------------------------------------------ helpers
 

@@ -183,12 +183,14 @@ class Gateway:
         for change in changes:
             transitions.extend(self.book.apply(change))
         self._emit(transitions)
-        self.alarming.persist(self._wall())
+        self.alarming.after_changes(self._wall())
 
     def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
         if not transitions:
+            self.alarming.save_silent(self._wall())  # changes under an overlay, no transition
             return
         self._journal(transitions)
+        self.alarming.save_silent(self._wall())
         for t in transitions:
             self.transitions_total += 1
             payload = t.alarm.payload()

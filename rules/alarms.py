@@ -292,10 +292,7 @@ class AlarmBook:
             self._follow_hidden(alarm, change.active, at)
             self._show(alarm, at)
         self._render(alarm)
-        transitions = self._transition(alarm, before, at, SYSTEM, change.reason)
-        if not transitions:
-            self._silent.add(alarm.id)  # e.g. the condition moved under a shelve
-        return transitions
+        return self._transition(alarm, before, at, SYSTEM, change.reason)
 
     def take_silent(self) -> list[Alarm]:
         """Alarms changed without a transition since the last call (a condition that moved under
@@ -534,11 +531,12 @@ class AlarmBook:
         alarm.message_en = render(rule.message.en, alarm.values)
         alarm.message = render(pick(rule.message, self.locale), alarm.values)
 
-    @staticmethod
     def _transition(
-        alarm: Alarm, before: AlarmState, at: float, by: str, reason: str
+        self, alarm: Alarm, before: AlarmState, at: float, by: str, reason: str
     ) -> list[AlarmTransition]:
         if alarm.state == before:
+            # e.g. the condition moved under a shelve, or a shelve ended under out-of-service
+            self._silent.add(alarm.id)
             return []
         return [
             AlarmTransition(
