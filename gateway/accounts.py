@@ -253,11 +253,15 @@ class Accounts:
         """
         now = self._clock()
         keys = [f"user:{name}"] + ([f"client:{client}"] if client else [])
-        for key in keys:
-            recent = self._recent_failures(key, now)
-            if len(recent) >= MAX_FAILURES:
-                self.audit(name or "-", "login", name, "throttled", {"client": client})
-                raise LoginThrottled(recent[0] + FAILURE_WINDOW - now)
+        with self._lock:  # logins are verified in worker threads
+            waits = [
+                recent[0] + FAILURE_WINDOW - now
+                for recent in (self._recent_failures(key, now) for key in keys)
+                if len(recent) >= MAX_FAILURES
+            ]
+        if waits:
+            self.audit(name or "-", "login", name, "throttled", {"client": client})
+            raise LoginThrottled(max(waits))
         row = self._one("SELECT name, role, hash FROM users WHERE name = ?", (name,))
         ok = False
         try:
@@ -265,12 +269,13 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or row is None:
-            for key in keys:
-                self._failures.setdefault(key, deque()).append(now)
+            with self._lock:
+                for key in keys:
+                    self._failures.setdefault(key, deque()).append(now)
             self.audit(name or "-", "login", name, "denied", {"client": client})
             return None
-        for key in keys:
-            self._failures.pop(key, None)
+        with self._lock:
+            self._failures.pop(f"user:{name}", None)
         if self._hasher.check_needs_rehash(row[2]):
             self._rehash(name, password)
         self.audit(name, "login", name, "ok", {"client": client})
