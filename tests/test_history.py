@@ -196,3 +196,20 @@ def test_aggregates_agree_with_a_brute_force_fold(
         assert b["mean"] == pytest.approx(sum(v for _, v in values) / len(values), abs=1e-6)
         latest = max(o for o, _ in values)
         assert b["last"] in [v for o, v in values if o == latest]
+
+
+def test_under_a_tight_bound_the_last_hour_of_raw_outlives_old_aggregates(
+    tmp_path: Path, clock: Clock
+) -> None:
+    store = HistoryStore(tmp_path, raw_window=86400, max_bytes=60_000, wall=clock)
+    for minute in range(0, 3 * 24 * 60, 3):  # three days of sparse minutes: many aggregates
+        store.add([r(f"p{i}", 1.0, T0 + minute * 60) for i in range(4)])
+    now = T0 + 3 * 86400
+    store.add([r("p0", 5.0, now - 60)])
+    store.flush()
+    store.prune(now)
+    assert store._used_bytes() <= 60_000
+    assert store.query("pump-1", "p0", now - 3600, now)[-1]["value"] == 5.0  # raw, last hour
+    oldest = store.query("pump-1", "p0", T0, now, max_points=10**6)
+    assert oldest[0]["ts"] > T0  # the oldest aggregates went for space
+    store.close()

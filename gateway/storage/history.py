@@ -84,6 +84,8 @@ QUALITY_NAME = {code: str(quality) for quality, code in QUALITY_CODE.items()}
 RAW_WINDOW = 48 * 3600.0
 AGGREGATE_WINDOW = 365 * 86400.0
 MAX_BYTES = 1024 * 1024 * 1024
+MIN_RAW_KEPT = 3600.0
+"""Raw readings younger than this are never pruned for space (aggregates go first)."""
 CLOSE_TIMEOUT = 10.0
 """Seconds a stop may spend writing what is buffered."""
 MAX_BUFFERED = 200_000
@@ -349,16 +351,21 @@ class HistoryStore:
                 deleted["agg"] += db.execute(
                     "DELETE FROM agg WHERE series = ? AND minute < ?", (sid, minute_cutoff)
                 ).rowcount
-            for _ in range(100):  # over the bound: the oldest raw rows, then the oldest minutes
+            # over the bound: the oldest raw rows (the last hour always stays), then the oldest
+            # minutes — a year of aggregates must not wipe out the raw readings of today
+            keep_raw = now - min(self.raw_window, MIN_RAW_KEPT)
+            for _ in range(100):
                 if self._used_bytes() <= self.max_bytes:
                     break
-                count = db.execute("SELECT count(*) FROM raw").fetchone()[0]
+                count = db.execute("SELECT count(*) FROM raw WHERE ts < ?", (keep_raw,)).fetchone()[
+                    0
+                ]
                 if count > 0:
                     cut = max(1, count // 10)
                     deleted["raw"] += db.execute(
                         "DELETE FROM raw WHERE rowid IN "
-                        "(SELECT rowid FROM raw ORDER BY rowid LIMIT ?)",
-                        (cut,),
+                        "(SELECT rowid FROM raw WHERE ts < ? ORDER BY rowid LIMIT ?)",
+                        (keep_raw, cut),
                     ).rowcount
                 else:
                     oldest = db.execute("SELECT min(minute) FROM agg").fetchone()[0]
