@@ -119,6 +119,7 @@ class Maintenance(Component):
         self._last_sweep = float("-inf")
         self._last_flush: float | None = None
         self.bad_values = 0
+        self.errors = 0
         self._build()
         self._restore(self.clock())
 
@@ -211,7 +212,7 @@ class Maintenance(Component):
             now = self.clock()
             for key, (_, schedule) in self.plans.items():
                 if key[0] in touched and schedule.meter is not None:
-                    self._check_plan(key, now)
+                    self._safely(f"plan {key[1]} of {key[0]}", self._check_plan, key, now)
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
         for t in transitions:
@@ -223,30 +224,37 @@ class Maintenance(Component):
                 continue
             if urgency is None:
                 continue
-            try:
-                self._alarm_ticket(t, urgency)
-            except Exception:
-                log.exception("ticket for alarm %s episode %s failed", t.alarm_id, t.episode)
+            self._safely(f"ticket for alarm {t.alarm_id}", self._alarm_ticket, t, urgency)
 
     def on_tick(self, wall: float, monotonic: float) -> None:
         if monotonic - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = monotonic
-            self.publish_pending()
+            self._safely("publishing ticket events", self.publish_pending)
         if wall >= self._next_check:
             self._next_check = wall + CHECK_EVERY
-            self.check(wall)
+            self._safely("checking plans and targets", self.check, wall)
         if self._last_flush is None:
             self._last_flush = monotonic
         elif monotonic - self._last_flush >= METER_FLUSH_EVERY:
             self._last_flush = monotonic
-            self.flush_meters(wall)
+            self._safely("saving meters", self.flush_meters, wall)
 
     async def close(self) -> None:
         try:
-            self.flush_meters(self.clock())
-            self.publish_pending()
+            self._safely("saving meters", self.flush_meters, self.clock())
+            self._safely("publishing ticket events", self.publish_pending)
         finally:
             self.store.close()
+
+    def _safely(self, what: str, action: Callable[..., Any], *args: Any) -> None:
+        """Run a hook's work; a failure (a full disk, say) is counted and logged, never raised
+        into the gateway's loop, and the work is tried again on its next occasion."""
+        try:
+            action(*args)
+        except Exception:
+            self.errors += 1
+            if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
+                log.exception("maintenance: %s failed (%d failures so far)", what, self.errors)
 
     # ------------------------------------------------------------------ time
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -355,3 +356,30 @@ devices:
         assert {p["id"] for p in rows["pump-1"]["plans"]} == {
             "pump_service_2000h", "pump_monthly_inspection"
         }  # fmt: skip
+
+
+def test_a_refused_write_is_counted_never_raised_and_retried(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    with gateway_for(site, clock) as gateway:
+        m = maint(gateway)
+        commit = m.store.commit
+
+        def disk_full(*args: object, **kwargs: object) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def feed(value: float) -> None:
+            clock.now += 1
+            m.on_readings([Reading("pump-1", "run_hours", value, Quality.GOOD, clock.now)])
+
+        feed(1999.9)
+        feed(1999.9)
+        monkeypatch.setattr(m.store, "commit", disk_full)
+        feed(2000.1)  # due now, but the disk is full: the reading loop goes on
+        condition(gateway, "pump-2.dry_run", True, clock.now)
+        m.on_tick(clock.now + 60, clock.now + 60)
+        assert m.errors >= 2
+        monkeypatch.setattr(m.store, "commit", commit)
+        feed(2000.2)  # space again: the plan opens its ticket on the next occasion
+        assert [t["origin"]["plan"] for t in m.list_tickets()] == ["pump_service_2000h"]
