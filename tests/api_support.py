@@ -27,9 +27,23 @@ PASSWORD = "correct-horse-7"
 USERS = {"vera": "viewer", "eddie": "engineer", "ada": "admin"}
 
 
+LEDGER = {
+    "pump-1": "name: 1号生活水泵, asset: {location: B1 泵房, model: CR 10-6, manufacturer: Grundfos, "
+    "installed: 2021-05-01, warranty_until: 2026-05-01}",
+    "pump-2": "name: 2号生活水泵, asset: {location: B1 泵房, model: CR 10-6, manufacturer: Grundfos, "
+    "installed: 2021-05-01, warranty_until: 2026-05-01}",
+    "meter-1": "name: 低压总进线, asset: {location: B1 配电房, model: PM5560, installed: 2020-11-20}",
+    "lift-1": "name: 1号楼客梯, asset: {location: 1号楼, model: GeN2, installed: 2019-08-15}",
+    "fire-1": "name: 消防主机, asset: {location: 消防控制室, model: JB-QB-GST200, installed: 2019-06-01}",
+}
+"""Names and asset records (设备台账) as a site would have them, for the console's pages."""
+
+
 def console_site(folder: Path, mqtt_port: int, locale: str = "en") -> Path:
     path = write_site(folder, mqtt_port)
     text = path.read_text().replace("locale: en", f"locale: {locale}")
+    for device, extra in LEDGER.items():
+        text = text.replace(f"{{id: {device}, ", f"{{id: {device}, {extra}, ", 1)
     path.write_text(text + "console: {listen: '127.0.0.1:0'}\n")
     return path
 

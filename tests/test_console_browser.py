@@ -2,11 +2,13 @@
 log in, watch an injected fire arrive live, acknowledge it, a viewer who cannot, both languages,
 the ticket board, devices, assets, and a trend plot with points.
 
-The screenshots it takes are the ones `docs/console.md` shows (`docs/screenshots/`).
+The screenshots it takes are the ones `docs/console.md` shows: run it with
+`FGW_UPDATE_SCREENSHOTS=1` to refresh `docs/screenshots/`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +22,9 @@ from tests.support import Broker
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DOCS_SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+UPDATE_DOCS = os.environ.get("FGW_UPDATE_SCREENSHOTS") == "1"
+"""Screenshots go to docs/ only when asked: a test run must not leave the work tree modified."""
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -74,9 +78,11 @@ async def open_console(browser: Any, live: LiveSite, user: str, phone: bool = Fa
     return page
 
 
-async def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+async def shot(page: Any, name: str, folder: Path) -> None:
+    target = DOCS_SHOTS if UPDATE_DOCS else folder
+    target.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(target / f"{name}.png"), full_page=False)
+    assert (target / f"{name}.png").stat().st_size > 5000  # a real picture, not a blank
 
 
 async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) -> None:
@@ -100,7 +106,7 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
             "#alarm-list [data-alarm-id]", "els => els.map(e => e.dataset.priority)"
         )
         assert order[0] == "critical"
-        await shot(engineer, "alarms")
+        await shot(engineer, "alarms", tmp_path)
 
         # a viewer on a phone sees it too, but cannot acknowledge
         viewer = await open_console(browser, live, "vera", phone=True)
@@ -117,7 +123,7 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
             }"""
         )
         assert refused[0] == 403 and "engineer" in refused[1]
-        await shot(viewer, "alarms-phone")
+        await shot(viewer, "alarms-phone", tmp_path)
 
         # the engineer acknowledges with a comment; the state changes on both screens
         await card.locator(".act-ack").click()
@@ -134,7 +140,7 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
         await engineer.click("#lang")
         await engineer.locator('nav a[data-view=alarms]:text-is("Alarms")').wait_for()
         assert "Acknowledged".lower() in (await card.text_content() or "").lower()
-        await shot(engineer, "alarms-en")
+        await shot(engineer, "alarms-en", tmp_path)
         await engineer.click("#lang")
         await engineer.locator('nav a[data-view=alarms]:text-is("报警")').wait_for()
 
@@ -143,7 +149,7 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
         rows = engineer.locator("#journal tbody tr")
         await rows.nth(1).wait_for()
         assert "eddie" in (await engineer.text_content("#journal") or "")
-        await shot(engineer, "alarm-detail")
+        await shot(engineer, "alarm-detail", tmp_path)
 
         # the fire's emergency ticket: assign it on the board
         await engineer.goto(live.url + "/#/tickets")
@@ -156,12 +162,12 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
         await engineer.click("#dialog-submit")
         await engineer.locator('[data-status="assigned"] .ticket', has_text="fire-1").wait_for()
         assert "li.wei" in (await engineer.text_content('[data-status="assigned"]') or "")
-        await shot(engineer, "tickets")
+        await shot(engineer, "tickets", tmp_path)
 
         # devices with health, one device's readings, the asset ledger
         await engineer.goto(live.url + "/#/devices")
         await engineer.locator('[data-device-id="pump-1"] .dot.on').wait_for()
-        await shot(engineer, "devices")
+        await shot(engineer, "devices", tmp_path)
         await engineer.goto(live.url + "/#/device/pump-1")
         await engineer.locator('#readings [data-point="outlet_pressure"]').wait_for()
         assert "bar" in (
@@ -169,7 +175,7 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
         )
         await engineer.goto(live.url + "/#/assets")
         await engineer.locator("#assets tbody tr").first.wait_for()
-        await shot(engineer, "assets")
+        await shot(engineer, "assets", tmp_path)
 
         # a trend of one point, drawn as SVG with points
         await engineer.goto(live.url + "/#/trends/pump-1/outlet_pressure")
@@ -184,6 +190,6 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
         assert circles >= 3
         points = await plot.get_attribute("points")
         assert points is not None and len(points.split()) == circles
-        await shot(engineer, "trends")
+        await shot(engineer, "trends", tmp_path)
 
         assert engineer.problems == [] and viewer.problems == []

@@ -583,11 +583,16 @@
 
   async function viewAssets(view) {
     const data = await api("GET", "/api/v1/assets");
-    const keys = ["device", "name", "location", "model", "manufacturer", "serial", "installed", "warranty_until"];
+    const keys = ["device", "name", "location", "model", "manufacturer", "installed", "warranty_until", "open_tickets"];
+    const cell = (a, k) => {
+      if (k === "open_tickets") return String((a.open_tickets || []).length);
+      if (k === "warranty_until" && a.warranty && a.warranty.expired) return (a[k] || "") + " " + t("asset.expired");
+      return a[k] || "–";
+    };
     fill(view, h("h1", { text: t("assets.title") }),
       h("table", { class: "cards", id: "assets" },
         h("thead", {}, h("tr", {}, ...keys.map((k) => h("th", { text: t("asset." + k) })))),
-        h("tbody", {}, ...data.assets.map((a) => h("tr", {}, ...keys.map((k) => h("td", { "data-label": t("asset." + k), text: a[k] || "–" })))))));
+        h("tbody", {}, ...data.assets.map((a) => h("tr", {}, ...keys.map((k) => h("td", { "data-label": t("asset." + k), text: cell(a, k) })))))));
   }
 
   // ---------------------------------------------------------------- trends
