@@ -10,6 +10,12 @@ Why it is shaped like this:
   reading re-evaluates only the rules that name its point; timers and windows sit in one heap, so
   `tick()` touches only rules whose deadline has passed. Thousands of rules cost nothing per reading
   that does not concern them.
+- A reading that repeats the point's value (same type, equal) does not re-evaluate an *idle* rule:
+  one without helpers (`rate/count/changed/held`) and without an on/off-delay running, evaluated
+  since its last reset. Its verdict is a function of the values it reads (the deadband only widens
+  the side the rule already stands on), so the same values give the same verdict and nothing to do.
+  Most points of a poll (states, counters, set-points) repeat; this is where the time goes otherwise.
+- Rules with the same `when:` text share one parsed `Expression` (helper memory is per rule).
 - A rule's verdict is three-valued (see `rules.expr`): *unknown* (a point missing, bad or stale)
   never raises and never clears; it only restarts the `for`/`clear_for` timer in progress.
 - `for` (on-delay): the condition must be true at every evaluation for `for` seconds before the rule
@@ -48,18 +54,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.config.site import COMM_LOSS, Rule
 from gateway.model import DeviceStatus, Quality, Reading, Value
-from rules.expr import Expression, ExpressionError, Scope, parse_expression, truth
+from rules.expr import MISSING, Expression, ExpressionError, Scope, parse_expression
 
 log = logging.getLogger(__name__)
 
 ROOT_CAUSES = frozenset({COMM_LOSS, "breaker_trip", "phase_loss"})
 """Rules that, when active on a device, suppress the alarms of the devices that depend on it."""
+
+_ABSENT = object()
+_GOOD = Quality.GOOD
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +117,19 @@ class _RuleState:
     clear_since: float | None = None  # off-delay running since
     deadline: float | None = None
     reported: tuple[bool, bool] = (False, False)  # (active, suppressed) as last reported
-    fresh_template: frozenset[str] = field(default_factory=frozenset)
+    # stateless, no delay running, evaluated since the last reset: repeated values change nothing
+    idle: bool = False
 
     def reset(self) -> None:
         """Forget timers and helper windows (after a comm loss): start over from fresh readings."""
         self.pending_since = self.clear_since = None
+        self.idle = False
         if self.expr is not None and self.expr.stateful:
             self.state = self.expr.new_state()
+
+
+def _order(rs: _RuleState) -> int:
+    return rs.order
 
 
 class RuleEngine:
@@ -140,6 +154,8 @@ class RuleEngine:
         self._wall_offset = 0.0  # wall - monotonic, from the last reading/status seen
         self._by_alarm: dict[str, _RuleState] = {}
         self._timers_dirty: dict[str, _RuleState] = {}
+        self._parsed: dict[str, Expression] = {}  # one Expression per distinct `when:` text
+        self._scopes: dict[str, Scope] = {}  # one reusable evaluation scope per device
         self.ignored_readings = 0  # unknown device, or a device we know is offline
         self.broken_rules: list[str] = []
         for order, rule in enumerate(rules):
@@ -152,16 +168,20 @@ class RuleEngine:
     def _add(self, rule: Rule, order: int) -> None:
         device = rule.device
         self._rules.setdefault(device, [])
-        self._values.setdefault(device, {})
+        values = self._values.setdefault(device, {})
+        if device not in self._scopes:
+            self._scopes[device] = Scope(values, self._values)
         if rule.id == COMM_LOSS or not rule.when:
             self._comm[device] = self._by_alarm[rule.alarm_id] = _RuleState(rule, None, order)
             return
-        try:
-            expr = parse_expression(rule.when)
-        except ExpressionError as exc:  # the loader refuses these; never crash if one slips by
-            log.error("rule %s not loaded: %s", rule.alarm_id, exc)
-            self.broken_rules.append(rule.alarm_id)
-            return
+        expr = self._parsed.get(rule.when)
+        if expr is None:
+            try:
+                expr = self._parsed[rule.when] = parse_expression(rule.when)
+            except ExpressionError as exc:  # the loader refuses these; never crash if one slips
+                log.error("rule %s not loaded: %s", rule.alarm_id, exc)
+                self.broken_rules.append(rule.alarm_id)
+                return
         rs = _RuleState(rule, expr, order, expr.new_state() if expr.stateful else None)
         self._rules[device].append(rs)
         self._by_alarm[rule.alarm_id] = rs
@@ -260,50 +280,74 @@ class RuleEngine:
             elapsed = min(max(wall - timer.started, 0.0), delay)
             if timer.kind == "on" and not rs.active:
                 rs.pending_since = now - elapsed
+                rs.idle = False
             elif timer.kind == "off" and rs.active:
                 rs.clear_since = now - elapsed
+                rs.idle = False
 
     def ingest(self, batch: Sequence[Reading], now: float) -> list[ConditionChange]:
         """Apply a batch of readings and evaluate the rules that name their points.
 
         A point read twice in one batch (two door events) is evaluated twice, in order, so that
-        `count()` and `changed()` see every reading.
+        `count()` and `changed()` see every reading. This is the hot path (every reading of every
+        poll goes through it): keep it flat.
         """
         out: list[ConditionChange] = []
         touched: dict[_RuleState, set[str]] = {}
         seen: set[tuple[str, str]] = set()
+        all_values, offline, index = self._values, self._offline, self._index
+        last_device: str | None = None
+        values: dict[str, Value] | None = None
+        comm: _RuleState | None = None
+        last_ts: float | None = None
         for reading in batch:
             device = reading.device
-            if device not in self._values or device in self._offline:
+            if device is not last_device:
+                last_device = device
+                values = all_values.get(device)
+                if values is not None and device in offline:
+                    values = None
+                comm = self._comm.get(device)
+            if values is None:
                 self.ignored_readings += 1
                 continue
-            key = (device, reading.point)
+            point = reading.point
+            key = (device, point)
             if key in seen:
+                if last_ts is not None:
+                    self._wall_offset = last_ts - now
                 self._evaluate_all(touched, now, out)
                 touched, seen = {}, set()
             seen.add(key)
-            self._wall_offset = reading.ts - now
-            values = self._values[device]
+            last_ts = reading.ts
             value = reading.value
-            good = (
-                reading.quality == Quality.GOOD
-                and value is not None
-                and not (isinstance(value, float) and math.isnan(value))
-            )
+            # NaN counts as bad (value != value only for NaN)
+            good = reading.quality is _GOOD and value is not None and value == value
             if good:
-                values[reading.point] = value  # type: ignore[assignment]
-                comm = self._comm.get(device)
+                old = values.get(point, _ABSENT)
+                changed = old is not value and (old != value or type(old) is not type(value))
+                values[point] = value  # type: ignore[assignment]
                 if comm is not None and comm.active:  # restored as active: the device answers
                     comm.active = False
                     self._report(comm, reading.ts, "device answers", out)
                     self._resync_dependents(device, reading.ts, out)
             else:
-                values.pop(reading.point, None)
-            for rs, name in self._index.get(key, ()):
-                names = touched.setdefault(rs, set())
-                if good:
-                    names.add(name)
-        self._evaluate_all(touched, now, out)
+                values.pop(point, None)
+                changed = True
+            entries = index.get(key)
+            if entries is None:
+                continue
+            for rs, name in entries:
+                if changed or not rs.idle:
+                    names = touched.get(rs)
+                    if names is None:
+                        names = touched[rs] = set()
+                    if good:
+                        names.add(name)
+        if last_ts is not None:
+            self._wall_offset = last_ts - now
+        if touched:
+            self._evaluate_all(touched, now, out)
         return out
 
     def device_status(self, status: DeviceStatus, now: float) -> list[ConditionChange]:
@@ -363,47 +407,60 @@ class RuleEngine:
     def _evaluate_all(
         self, touched: dict[_RuleState, set[str]], now: float, out: list[ConditionChange]
     ) -> None:
-        for rs in sorted(touched, key=lambda r: r.order):
-            self._evaluate(rs, frozenset(touched[rs]), now, out)
+        if len(touched) == 1:
+            for rs, fresh in touched.items():
+                self._evaluate(rs, fresh, now, out)
+            return
+        for rs in sorted(touched, key=_order):
+            self._evaluate(rs, touched[rs], now, out)
 
     def _evaluate(
-        self, rs: _RuleState, fresh: frozenset[str], now: float, out: list[ConditionChange]
+        self, rs: _RuleState, fresh: set[str], now: float, out: list[ConditionChange]
     ) -> None:
         rule = rs.rule
-        if rs.expr is None or rule.device in self._offline:
+        expr = rs.expr
+        if expr is None or rule.device in self._offline:
             return
-        holding = rs.active or rs.pending_since is not None
-        scope = Scope(
-            self._values[rule.device],
-            self._values,
-            now,
-            fresh,
-            rs.state,  # type: ignore[arg-type]
-            rule.deadband if holding else 0.0,
-        )
-        verdict = truth(rs.expr.evaluate(scope))
-        was = rs.active
-        timers = (rs.pending_since, rs.clear_since)
-        if verdict is None:  # unknown: no evidence either way, restart any timer in progress
+        active = rs.active
+        was_pending, was_clear = rs.pending_since, rs.clear_since
+        pending_since, clear_since = was_pending, was_clear
+        scope = self._scopes[rule.device]
+        scope.now = now
+        scope.fresh = fresh
+        scope.state = rs.state  # type: ignore[assignment]
+        scope.deadband = rule.deadband if active or pending_since is not None else 0.0
+        result = expr.evaluate(scope)
+        if result is MISSING:  # unknown: no evidence either way, restart any timer in progress
             rs.pending_since = rs.clear_since = None
-        elif verdict:
+        elif result:
             rs.clear_since = None
-            if not rs.active:
-                if rs.pending_since is None:
-                    rs.pending_since = now
-                if now - rs.pending_since >= rule.for_:
+            if not active:
+                if pending_since is None:
+                    rs.pending_since = pending_since = now
+                if now - pending_since >= rule.for_:
                     rs.active, rs.pending_since = True, None
         else:
             rs.pending_since = None
-            if rs.active:
-                if rs.clear_since is None:
-                    rs.clear_since = now
-                if now - rs.clear_since >= rule.clear_for:
+            if active:
+                if clear_since is None:
+                    rs.clear_since = clear_since = now
+                if now - clear_since >= rule.clear_for:
                     rs.active, rs.clear_since = False, None
-        if (rs.pending_since, rs.clear_since) != timers:
-            self._timers_dirty[rule.alarm_id] = rs
-        self._schedule(rs)
-        if rs.active != was:
+        if rs.pending_since is None and rs.clear_since is None:
+            if was_pending is not None or was_clear is not None:
+                self._timers_dirty[rule.alarm_id] = rs
+            if rs.state is None:
+                rs.idle = True
+                if rs.deadline is not None:
+                    rs.deadline = None  # its heap entry is stale now
+            else:
+                self._schedule(rs)
+        else:
+            if rs.pending_since != was_pending or rs.clear_since != was_clear:
+                self._timers_dirty[rule.alarm_id] = rs
+            rs.idle = False
+            self._schedule(rs)
+        if rs.active != active:
             ts = now + self._wall_offset
             self._report(rs, ts, "condition true" if rs.active else "condition cleared", out)
             if rule.id in ROOT_CAUSES:
