@@ -67,6 +67,7 @@ ROOT_CAUSES = frozenset({COMM_LOSS, "breaker_trip", "phase_loss"})
 """Rules that, when active on a device, suppress the alarms of the devices that depend on it."""
 
 _ABSENT = object()
+_NO_INDEX: dict[str, list[tuple[_RuleState, str]]] = {}
 _GOOD = Quality.GOOD
 
 
@@ -145,7 +146,8 @@ class RuleEngine:
     ) -> None:
         self._rules: dict[str, list[_RuleState]] = {}
         self._comm: dict[str, _RuleState] = {}
-        self._index: dict[tuple[str, str], list[tuple[_RuleState, str]]] = {}
+        # device -> point -> the rules naming it (with the name as written in the rule)
+        self._index: dict[str, dict[str, list[tuple[_RuleState, str]]]] = {}
         self._values: dict[str, dict[str, Value]] = {}
         self._offline: set[str] = set()
         self._depends_on = {d: list(up) for d, up in (depends_on or {}).items()}
@@ -188,7 +190,7 @@ class RuleEngine:
         for name in expr.names:
             other, _, point = name.rpartition(".")
             key = (other or device, point)
-            self._index.setdefault(key, []).append((rs, name))
+            self._index.setdefault(key[0], {}).setdefault(key[1], []).append((rs, name))
 
     @staticmethod
     def _invert(depends_on: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -294,10 +296,12 @@ class RuleEngine:
         """
         out: list[ConditionChange] = []
         touched: dict[_RuleState, set[str]] = {}
-        seen: set[tuple[str, str]] = set()
-        all_values, offline, index = self._values, self._offline, self._index
+        seen: dict[str, set[str]] = {}  # device -> points read so far in this batch
+        all_values, offline, all_index = self._values, self._offline, self._index
         last_device: str | None = None
         values: dict[str, Value] | None = None
+        index: dict[str, list[tuple[_RuleState, str]]] = {}
+        points_seen: set[str] = set()
         comm: _RuleState | None = None
         last_ts: float | None = None
         for reading in batch:
@@ -308,17 +312,19 @@ class RuleEngine:
                 if values is not None and device in offline:
                     values = None
                 comm = self._comm.get(device)
+                index = all_index.get(device, _NO_INDEX)
+                points_seen = seen.setdefault(device, set())
             if values is None:
                 self.ignored_readings += 1
                 continue
             point = reading.point
-            key = (device, point)
-            if key in seen:
+            if point in points_seen:
                 if last_ts is not None:
                     self._wall_offset = last_ts - now
                 self._evaluate_all(touched, now, out)
-                touched, seen = {}, set()
-            seen.add(key)
+                touched, points_seen = {}, set()
+                seen = {device: points_seen}
+            points_seen.add(point)
             last_ts = reading.ts
             value = reading.value
             # NaN counts as bad (value != value only for NaN)
@@ -334,7 +340,7 @@ class RuleEngine:
             else:
                 values.pop(point, None)
                 changed = True
-            entries = index.get(key)
+            entries = index.get(point)
             if entries is None:
                 continue
             for rs, name in entries:
@@ -380,11 +386,10 @@ class RuleEngine:
         # other devices' rules that read this device's points see them go missing (or come back)
         if offline:
             refs: dict[_RuleState, set[str]] = {}
-            for (dev, _), entries in self._index.items():
-                if dev == device:
-                    for rs, _name in entries:
-                        if rs.rule.device != device:
-                            refs.setdefault(rs, set())
+            for entries in self._index.get(device, {}).values():
+                for rs, _name in entries:
+                    if rs.rule.device != device:
+                        refs.setdefault(rs, set())
             self._evaluate_all(refs, now, out)
         self._resync_dependents(device, status.ts, out)
         return out

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import operator
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -516,12 +517,12 @@ def _arith(op: str) -> Callable[[Any, Any], Any]:
 
 def _compare(op: str) -> Callable[[Any, Any], bool]:
     return {
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+        "==": operator.eq,
+        "!=": operator.ne,
     }[op]
 
 
@@ -605,6 +606,9 @@ class _Compiler:
         cmp = _compare(op)
         # shift sign: which way `db` moves the right side so the comparison keeps holding
         shift = 0 if op in ("==", "!=") else polarity * (1 if op in (">", ">=") else -1)
+        lhs, rhs = node.args
+        if lhs.kind == "name" and "." not in lhs.value and rhs.kind == "const":
+            return _compare_name_const(lhs.value, cmp, rhs.value, shift)
 
         def compare(s: Scope) -> Result:
             a, b = left(s), right(s)
@@ -628,10 +632,19 @@ class _Compiler:
                 return args[0]
 
             def pure(s: Scope) -> Result:
-                values = [a(s) for a in args]
-                if any(v is MISSING for v in values):
+                values = []
+                for a in args:
+                    v = a(s)
+                    if v is MISSING:
+                        return MISSING
+                    values.append(v)
+                try:
+                    result = py(*values)
+                except (TypeError, ZeroDivisionError, OverflowError, ValueError):
                     return MISSING
-                return _safe(lambda: py(*values))
+                if result != result:  # NaN
+                    return MISSING
+                return result
 
             return pure
         if name == "rate":
@@ -723,6 +736,25 @@ class _Compiler:
             return s.now - slot.since >= window
 
         return held
+
+
+def _compare_name_const(name: str, cmp: Callable[[Any, Any], bool], const: Any, shift: int) -> _Fn:
+    """`point OP constant`, the commonest comparison of all, in one closure (the hot path)."""
+    const_is_number = _is_number(const)
+
+    def compare(s: Scope) -> Result:
+        a = s.values.get(name, MISSING)
+        if a is MISSING:
+            return MISSING
+        b = const
+        if shift and s.deadband and const_is_number and _is_number(a):
+            b = b - shift * s.deadband
+        try:
+            return cmp(a, b)
+        except TypeError:
+            return MISSING
+
+    return compare
 
 
 def _name(name: str) -> _Fn:
