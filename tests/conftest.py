@@ -5,10 +5,18 @@ Never a public broker, never a hard-coded port: each run starts its own broker o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (a red build must be reproducible); at a desk, hypothesis
+# explores new ones on each run and keeps failures in .hypothesis/ to replay.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 from tests.support import MOSQUITTO, Broker, free_port
 
