@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.support import MOSQUITTO, Broker, free_port
+
 # CI runs the same examples every time (a red build must be reproducible); at a desk, hypothesis
 # explores new ones on each run and keeps failures in .hypothesis/ to replay.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
-from tests.support import MOSQUITTO, Broker, free_port
 
 
 @pytest.fixture(scope="session")
