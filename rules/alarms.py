@@ -278,7 +278,9 @@ class AlarmBook:
             return []
         before = alarm.state
         at = change.ts_wall
-        if change.values:
+        if change.values and change.active:
+            # the message tells what happened: rendered while the condition holds, kept on return
+            # to normal ("fire in zones 4", not "fire in zones 0" once it is out)
             alarm.values = dict(change.values)
         if change.value is not None:
             alarm.value = change.value
