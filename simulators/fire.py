@@ -31,9 +31,11 @@ class FirePanelSimulator(DeviceSimulator):
     }
 
     zones_on: int = state(0)
+    first_zone: int = state(0)  # the first zone of the current fire, as the panel's display shows
 
     def _reset(self) -> None:
         self.zones_on = 0
+        self.first_zone = 0
         self.values.update(
             fire=False,
             fault=False,
@@ -42,6 +44,7 @@ class FirePanelSimulator(DeviceSimulator):
             battery_low=False,
             fire_pump_ready=True,
             zones=0,
+            first_zone=0,
             sprinkler_pressure=SPRINKLER_NORMAL,
         )
 
@@ -57,11 +60,14 @@ class FirePanelSimulator(DeviceSimulator):
             zone = int(zone)  # from a command line
         if isinstance(zone, bool) or not isinstance(zone, int) or not 1 <= zone <= 16:
             raise InjectError(f"zone must be 1..16, not {zone!r}")
+        if not self.zones_on:
+            self.first_zone = zone
         self.zones_on = set_bit(self.zones_on, zone - 1, True)
         self._apply()
 
     def _on_clear(self) -> None:
         self.zones_on = 0
+        self.first_zone = 0
         self._apply()
 
     def _apply(self) -> None:
@@ -69,6 +75,7 @@ class FirePanelSimulator(DeviceSimulator):
         self.values.update(
             fire="fire" in f,
             zones=self.zones_on,
+            first_zone=self.first_zone,
             fault="fault" in f,
             supervisory="supervisory" in f,
             mains_fail="mains_fail" in f,

@@ -219,14 +219,14 @@ async def eventually(predicate: Any, timeout: float = 10.0) -> None:
 
 ALARM = {
     "id": "fire-1.fire_alarm", "device": "fire-1", "rule": "fire_alarm", "priority": "critical",
-    "state": "active_unack", "message": "火警! 报警区域位图 4", "message_zh": "火警! 报警区域位图 4",
+    "state": "active_unack", "message": "火警! 第 3 防区报警", "message_zh": "火警! 第 3 防区报警",
     "message_en": "FIRE! zones 4", "value": 4, "episode": 3, "raised_at": "2027-01-15T08:00:00.000Z",
 }  # fmt: skip
 
 
 def test_message_in_the_site_locale_with_the_other_language_under_it() -> None:
     zh = compose(ALARM, locale="zh-CN", site_name="河畔花园", device_name="消防主机")
-    assert zh.subject == "[紧急] 河畔花园: 消防主机: 火警! 报警区域位图 4"
+    assert zh.subject == "[紧急] 河畔花园: 消防主机: 火警! 第 3 防区报警"
     assert zh.body.index("火警!") < zh.body.index("FIRE! zones 4")
     assert "报警中, 未确认" in zh.body and "active, not acknowledged" in zh.body
     en = compose(ALARM, locale="en", site_name="Riverside", repeat=2)
@@ -294,7 +294,7 @@ async def test_email_over_starttls_with_auth(smtp_server: SmtpServer, tmp_path: 
     ]
     assert mailbox.tls_seen == [True]
     message = mailbox.messages[0]
-    assert message["Subject"] == "[紧急] 河畔花园: fire-1: 火警! 报警区域位图 4"
+    assert message["Subject"] == "[紧急] 河畔花园: fire-1: 火警! 第 3 防区报警"
     body = message.get_content()
     assert body.index("火警!") < body.index("FIRE! zones 4")
 
