@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -29,6 +28,8 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from gateway.storage.db import open_database, transaction
 
 Role = Literal["viewer", "engineer", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "engineer", "admin")
@@ -148,14 +149,8 @@ class Accounts:
         self._hasher = hasher or PasswordHasher()
         self._clock = clock
         self._lock = threading.RLock()
-        # create the file 0600 before SQLite writes a single secret into it
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db, _ = open_database(self.path)  # 0600 before a single secret is written
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._failures: dict[str, deque[float]] = {}
         self._dummy_hash: str | None = None
@@ -173,14 +168,8 @@ class Accounts:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            yield db
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._lock:

@@ -23,12 +23,12 @@ import asyncio
 import heapq
 import itertools
 import logging
-import os
 import sqlite3
 from collections import deque
 from pathlib import Path
 
 from gateway.outbox import OutMessage
+from gateway.storage.db import open_database, transaction
 
 log = logging.getLogger("fgw.outbox")
 
@@ -56,14 +56,7 @@ class SqliteOutbox:
             raise ValueError("max_droppable must be at least 1")
         self.path = Path(path)
         self.max_droppable = max_droppable
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not self.path.exists()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if fresh:
-            os.chmod(self.path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db, _ = open_database(self.path)
         self._db.executescript(_SCHEMA)
         rows = self._db.execute(
             "SELECT seq, topic, payload, qos, retain FROM outbox ORDER BY seq"
@@ -144,8 +137,7 @@ class SqliteOutbox:
             return self.error is None
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 db.executemany(
                     "INSERT OR IGNORE INTO outbox (seq, topic, payload, qos, retain) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -153,10 +145,6 @@ class SqliteOutbox:
                 )
                 if self._acked_upto:
                     db.execute("DELETE FROM outbox WHERE seq <= ?", (self._acked_upto,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             self.write_failures += 1
             if self.error is None:

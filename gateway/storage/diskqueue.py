@@ -14,11 +14,11 @@ The queue is owned by one thread at a time (the exporter hands calls to a worker
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.storage.db import open_database, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -59,14 +59,7 @@ class DiskQueue:
             raise ValueError("max_bytes must be positive")
         self.path = Path(path)
         self.max_bytes = max_bytes
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not self.path.exists()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if fresh:
-            os.chmod(self.path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db, _ = open_database(self.path, synchronous="FULL" if durable else "NORMAL")
         self._db.executescript(_SCHEMA)
         count, size = self._db.execute(
             f"SELECT count(*), coalesce(sum(length(body)), 0) + count(*) * {ROW_OVERHEAD} FROM queue"
@@ -90,8 +83,7 @@ class DiskQueue:
             return 0
         added = sum(len(body) + ROW_OVERHEAD for _, _, body in rows)
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             db.executemany("INSERT INTO queue (droppable, ts, body) VALUES (?, ?, ?)", rows)
             dropped, freed = self._trim(self._bytes + added)
             if dropped:
@@ -100,10 +92,6 @@ class DiskQueue:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (self._dropped + dropped,),
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._count += len(rows) - dropped
         self._bytes += added - freed
         self._dropped += dropped

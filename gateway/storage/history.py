@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import sqlite3
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.components import Component
 from gateway.model import Quality, Reading
+from gateway.storage.db import open_database
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
@@ -124,15 +124,9 @@ class HistoryStore:
         self.commit_interval = commit_interval
         self.prune_interval = prune_interval
         self._wall = wall
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not self.path.exists()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if fresh:
-            os.chmod(self.path, 0o600)
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the first table
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db, _ = open_database(
+            self.path, synchronous="NORMAL", fresh_pragmas=("auto_vacuum=INCREMENTAL",)
+        )
         self._db.execute("PRAGMA journal_size_limit=8388608")
         self._db.executescript(_SCHEMA)
         self._db_lock = threading.Lock()  # the writer thread and queries share the connection

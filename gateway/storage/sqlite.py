@@ -8,13 +8,14 @@ reached MQTT is always in the journal, and a restart restores exactly what was c
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gateway.storage.db import open_database, transaction
 
 SCHEMA_VERSION = 1
 
@@ -70,20 +71,24 @@ class JournalEntry:
     event: dict[str, Any]
 
 
+def _upsert_record(db: sqlite3.Connection, record: dict[str, Any], now: float) -> None:
+    db.execute(
+        "INSERT INTO alarms (id, device, rule, state, episode, record, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+        "state=excluded.state, episode=excluded.episode, record=excluded.record, "
+        "updated_at=excluded.updated_at",
+        (record["id"], record["device"], record["rule"], record["state"], record["episode"],
+         json.dumps(record, ensure_ascii=False), now),
+    )  # fmt: skip
+
+
 class AlarmStore:
     """Durable alarm state and journal. One instance per process; not shared across threads."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.folder / "gateway.sqlite3"
-        fresh = not self.path.exists()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if fresh:
-            os.chmod(self.path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db, _ = open_database(self.path)
         self._db.executescript(_SCHEMA)
         self._db.executescript(_TIMERS_SCHEMA)
         self._db.execute(
@@ -94,15 +99,8 @@ class AlarmStore:
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
     def record(self, changes: Iterable[tuple[dict[str, Any], dict[str, Any]]], now: float) -> None:
         """Write alarm records and their transition events in one transaction.
@@ -114,21 +112,7 @@ class AlarmStore:
         """
         with self._transaction() as db:
             for record, event in changes:
-                db.execute(
-                    "INSERT INTO alarms (id, device, rule, state, episode, record, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                    "state=excluded.state, episode=excluded.episode, record=excluded.record, "
-                    "updated_at=excluded.updated_at",
-                    (
-                        record["id"],
-                        record["device"],
-                        record["rule"],
-                        record["state"],
-                        record["episode"],
-                        json.dumps(record, ensure_ascii=False),
-                        now,
-                    ),
-                )
+                _upsert_record(db, record, now)
                 db.execute(
                     "INSERT INTO alarm_journal (alarm_id, episode, from_state, to_state, at, by, "
                     "reason, value, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -149,21 +133,7 @@ class AlarmStore:
         """Update alarm records without a journal row (a change that is not a transition)."""
         with self._transaction() as db:
             for record in records:
-                db.execute(
-                    "INSERT INTO alarms (id, device, rule, state, episode, record, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                    "state=excluded.state, episode=excluded.episode, record=excluded.record, "
-                    "updated_at=excluded.updated_at",
-                    (
-                        record["id"],
-                        record["device"],
-                        record["rule"],
-                        record["state"],
-                        record["episode"],
-                        json.dumps(record, ensure_ascii=False),
-                        now,
-                    ),
-                )
+                _upsert_record(db, record, now)
 
     def save_timers(self, changes: Mapping[str, tuple[str, float] | None]) -> None:
         """Rule-engine delays that started (`(kind, started)`) or ended (None), in one transaction.
