@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The benchmark suite, from a fresh clone: installs what it needs (scripts/setup.sh), then runs every
+# bench in bench/ with its defaults and prints each figure beside its ceiling from the same run.
+#   ./scripts/bench.sh            full suite (about 20 minutes: footprint alone runs 10 minutes)
+#   ./scripts/bench.sh --quick    every bench in a short configuration (about 2 minutes)
+# Figures are noisy on a shared machine: each bench prints the 1-minute load average with them.
+# Never run by CI; see docs/performance.md for the figures and how they were taken.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+py=.venv/bin/python
+export PATH="$PWD/.venv/bin:$PATH"
+
+if [ "${1:-}" = "--quick" ]; then
+  $py -m bench.rules --seconds 1 --repeat 1
+  $py -m bench.poll --seconds 1 --repeat 1
+  $py -m bench.ingest --messages 5000 --repeat 1
+  $py -m bench.latency --seconds 5 --rounds 5
+  $py -m bench.export --polls 10000 --repeat 1
+  $py -m bench.footprint --devices 200 --seconds 20 --settle 5
+  $py -m bench.fire_latency --rounds 3
+else
+  uptime
+  $py -m bench.rules
+  $py -m bench.poll
+  $py -m bench.ingest
+  $py -m bench.latency
+  $py -m bench.export
+  $py -m bench.fire_latency
+  $py -m bench.footprint
+fi
