@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from bench.sites import modbus_site_yaml
+from bench.support import header
 from gateway.config.site import Rule, load_site
 from gateway.model import Quality, Reading
 from rules.alarms import AlarmBook
@@ -189,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100,1000,10000", help="rule counts, comma-separated")
     args = parser.parse_args(argv)
+    header("rules")
     print(f"{'rules':>7} {'readings/s':>12} {'index-only ceiling/s':>21} {'ratio':>6} "
           f"{'transitions':>11} {'bytes/rule':>10}")  # fmt: skip
     for size in (int(s) for s in args.sizes.split(",")):
