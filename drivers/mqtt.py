@@ -41,7 +41,7 @@ from drivers.mqtt_payload import (
     payload_time,
     point_value,
 )
-from gateway.backoff import Backoff
+from gateway.backoff import BROKER_RECONNECT_CAP, Backoff
 from gateway.config.models import MqttPoint
 from gateway.durations import format_duration
 from gateway.model import DeviceStatus, Quality, Reading, ReadingSink
@@ -145,7 +145,7 @@ class MqttDriver:
         self.sink = sink
         self.name = f"fgw[mqtt-in:{site.id}]"
         self.broker = broker or BrokerSettings.from_site(site)
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(cap=BROKER_RECONNECT_CAP)
         self._monotonic = monotonic
         self._wall = wall
         self._routes: dict[str, list[_Route]] = {}

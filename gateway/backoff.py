@@ -9,6 +9,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+BROKER_RECONNECT_CAP = 5.0
+"""Longest wait between attempts to reach the MQTT broker. Alarms wait on the other side of that
+link, so a broker that is back must be noticed within seconds; an attempt to a broker on the local
+network costs next to nothing, even every few seconds for hours."""
+
 
 @dataclass(slots=True)
 class Backoff:

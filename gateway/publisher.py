@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiomqtt
 
-from gateway.backoff import Backoff
+from gateway.backoff import BROKER_RECONNECT_CAP, Backoff
 from gateway.model import Reading
 from gateway.mqtt_settings import BrokerSettings
 from gateway.outbox import MemoryOutbox, Outbox
@@ -103,7 +103,7 @@ class MqttPublisher:
         self.readings_enabled = site.file.mqtt.publish_readings
         self.broker = broker or BrokerSettings.from_site(site)
         self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(cap=BROKER_RECONNECT_CAP)
         self.stop_timeout = stop_timeout
         self.published = 0
         self._snapshot = snapshot
