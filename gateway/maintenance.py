@@ -113,6 +113,7 @@ class Maintenance(Component):
         self.units: dict[tuple[str, str], str] = {}
         self._feeds: dict[tuple[str, str], list[Meter]] = {}
         self.plans: dict[tuple[str, str], tuple[PlanSpec, planning.Schedule]] = {}
+        self._meter_plans: dict[str, list[tuple[str, str]]] = {}  # device -> its meter plans
         self.states: dict[tuple[str, str], planning.PlanState] = {}
         self._dirty_meters: set[tuple[str, str]] = set()
         self._next_check = 0.0
@@ -145,7 +146,10 @@ class Maintenance(Component):
                     self._add_meter(device.id, "starts", StartsMeter("starts"), "running", "")
             for spec in device.plans:
                 if spec.enabled:
-                    self.plans[(device.id, spec.id)] = (spec, planning.Schedule.from_spec(spec))
+                    schedule = planning.Schedule.from_spec(spec)
+                    self.plans[(device.id, spec.id)] = (spec, schedule)
+                    if schedule.meter is not None:
+                        self._meter_plans.setdefault(device.id, []).append((device.id, spec.id))
 
     def _add_meter(self, device: str, name: str, meter: Meter, point: str, unit: str) -> None:
         self.meters[(device, name)] = meter
@@ -210,8 +214,8 @@ class Maintenance(Component):
             touched.add(reading.device)
         if touched:
             now = self.clock()
-            for key, (_, schedule) in self.plans.items():
-                if key[0] in touched and schedule.meter is not None:
+            for device in touched:  # only the plans of these devices, not every plan of the site
+                for key in self._meter_plans.get(device, ()):
                     self._safely(f"plan {key[1]} of {key[0]}", self._check_plan, key, now)
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
