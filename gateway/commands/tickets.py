@@ -113,18 +113,25 @@ def cmd_list(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _find(store: Any, raw_id: str, command: str) -> Any:
+    """The ticket `raw_id` names, or None after saying so on stderr."""
+    ticket_id = _ticket_id(raw_id)
+    try:
+        ticket = store.get(ticket_id) if ticket_id is not None else None
+    except KeyError:
+        ticket = None
+    if ticket is None:
+        print(f"fgw tickets {command}: no ticket {raw_id!r}", file=sys.stderr)
+    return ticket
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     import time
 
     _site, store = _open(args.site)
     try:
-        ticket_id = _ticket_id(args.id)
-        try:
-            ticket = store.get(ticket_id) if ticket_id is not None else None
-        except KeyError:
-            ticket = None
+        ticket = _find(store, args.id, "show")
         if ticket is None:
-            print(f"fgw tickets show: no ticket {args.id!r}", file=sys.stderr)
             return 2
         data = ticket.to_dict(time.time(), store.timeline(ticket.id))
         if args.json:
@@ -151,13 +158,8 @@ def cmd_transition(args: argparse.Namespace) -> int:
 
     _site, store = _open(args.site)
     try:
-        ticket_id = _ticket_id(args.id)
-        try:
-            ticket = store.get(ticket_id) if ticket_id is not None else None
-        except KeyError:
-            ticket = None
+        ticket = _find(store, args.id, "transition")
         if ticket is None:
-            print(f"fgw tickets transition: no ticket {args.id!r}", file=sys.stderr)
             return 2
         alarm_active = False
         if args.to == TicketStatus.RESOLVED and ticket.origin.get("kind") == "alarm":

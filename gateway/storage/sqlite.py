@@ -198,21 +198,7 @@ class AlarmStore:
                 "ORDER BY seq",
                 (alarm_id, limit),
             ).fetchall()
-        return [
-            JournalEntry(
-                seq=row[0],
-                alarm_id=row[1],
-                episode=row[2],
-                from_state=row[3],
-                to_state=row[4],
-                at=row[5],
-                by=row[6],
-                reason=row[7],
-                value=json.loads(row[8]) if row[8] is not None else None,
-                event=json.loads(row[9]),
-            )
-            for row in rows
-        ]
+        return [_entry(row) for row in rows]
 
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
