@@ -18,6 +18,13 @@ Why it is built this way:
   on changes only, with stale readings once when a device goes offline.
 - **Bad payloads are counted, never fatal**: each malformed message counts once for its device; each
   distinct problem is logged once per device (`drivers.mqtt_payload` never raises anything else).
+- **Batches, not messages**: the connection (`drivers.mqtt_link`, paho-mqtt on the event loop) hands
+  over every message one socket read brought, and the driver gives the sink one `readings()` call
+  for all of them (statuses keep their place: readings before a status change are delivered before
+  it). One loop iteration per read instead of three per message (docs/performance.md, "Ingest").
+- **Bounded memory**: nothing waits in the driver. A gateway slower than its devices leaves messages
+  in the socket and the broker's queue (which bounds and drops by its own limits); the engine's own
+  queue drops and counts (`Gateway.readings`).
 """
 
 from __future__ import annotations
@@ -26,13 +33,12 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import aiomqtt
-
+from drivers.mqtt_link import LinkError, Message, MqttLink
 from drivers.mqtt_payload import (
     Payload,
     PayloadError,
@@ -58,9 +64,6 @@ CONTROLLER_ONLINE = "controller_online"
 
 DEFAULT_TIMEOUT = 30.0
 """Silence after which a device without `mqtt.timeout` or template heartbeat is offline."""
-
-MAX_QUEUED_MESSAGES = 10_000
-"""Incoming messages aiomqtt may hold before it drops (and logs) more: memory stays bounded."""
 
 
 def build(site: Site, sink: ReadingSink) -> dict[str, MqttDriver]:
@@ -148,7 +151,7 @@ class MqttDriver:
         self.backoff = backoff or Backoff(cap=BROKER_RECONNECT_CAP)
         self._monotonic = monotonic
         self._wall = wall
-        self._routes: dict[str, list[_Route]] = {}
+        routes: dict[str, dict[str, list[_Route]]] = {}  # topic -> device -> its points there
         self._states: dict[str, _DeviceState] = {}
         for device in devices:
             if device.spec.mqtt is None:
@@ -159,7 +162,15 @@ class MqttDriver:
             )
             for name, point in points.items():
                 topic = point_topic(device.spec.mqtt.topic, point)
-                self._routes.setdefault(topic, []).append(_Route(device.id, name, point))
+                routes.setdefault(topic, {}).setdefault(device.id, []).append(
+                    _Route(device.id, name, point)
+                )
+        # what one message on a topic touches, worked out once: each device and its points there
+        self._routes: dict[str, tuple[tuple[_DeviceState, tuple[_Route, ...]], ...]] = {
+            topic: tuple((self._states[d], tuple(r)) for d, r in by_device.items())
+            for topic, by_device in routes.items()
+        }
+        self._batch: list[Reading] | None = None  # readings of the messages being handled
         self._ready = asyncio.Event()
         self._logged: set[tuple[str, str]] = set()
         self._group: asyncio.TaskGroup | None = None
@@ -228,28 +239,27 @@ class MqttDriver:
         outage_logged = False
         while True:
             try:
-                client = self.broker.client(
-                    "in", clean_session=False, max_queued_incoming_messages=MAX_QUEUED_MESSAGES
-                )
-                async with client:
-                    await self._subscribe(client)
+                async with MqttLink(
+                    self.broker, "in", self.handle_batch, clean_session=False, name=self.name
+                ) as link:
+                    await self._subscribe(link)
                     self.backoff.reset()
                     self._ready.set()
                     if outage_logged:
                         log.info("%s: connected to %s again", self.name, self.broker.where)
                         outage_logged = False
-                    async for message in client.messages:
-                        self.handle(message.topic.value, message.payload, retained=message.retain)
-            except aiomqtt.MqttError as exc:
+                    await link.closed()
+                    raise LinkError("disconnected")
+            except LinkError as exc:
                 self._ready.clear()
                 if not outage_logged:
                     log.warning("%s: broker %s: %s", self.name, self.broker.where, exc)
                     outage_logged = True
             await asyncio.sleep(self.backoff.next_delay())
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
+    async def _subscribe(self, link: MqttLink) -> None:
         topics = self.topics
-        granted = await client.subscribe([(t, 1) for t in topics])
+        granted = await link.subscribe([(t, 1) for t in topics])
         for topic, code in zip(topics, granted, strict=False):
             value = getattr(code, "value", code)
             if isinstance(value, int) and value >= 0x80:
@@ -265,38 +275,67 @@ class MqttDriver:
             raw: its payload.
             retained: a retained message (sent on subscribe) is a value, not a sign of life.
         """
-        routes = self._routes.get(topic)
-        if not routes:
-            return
+        self.handle_batch(((topic, bytes(raw), retained),))
+
+    def handle_batch(self, messages: Iterable[Message]) -> None:
+        """Map messages (topic, payload, retained) that arrived together; one `readings()` call.
+
+        A status change delivers the readings gathered before it first, so the sink sees the same
+        order as message by message. Never raises: a failure is logged and the batch goes on.
+        """
         now, wall = self._monotonic(), self._wall()
+        self._batch = []
         try:
-            payload: Payload | PayloadError = decode_payload(bytes(raw))
+            for topic, raw, retained in messages:
+                routes = self._routes.get(topic)
+                if routes:
+                    try:
+                        self._message(topic, raw, retained, routes, now, wall)
+                    except Exception:  # a bug here must cost one message, not the connection
+                        log.exception("%s: cannot handle a message on %s", self.name, topic)
+        finally:
+            batch, self._batch = self._batch, None
+            if batch:
+                self._deliver(self.sink.readings, batch)
+
+    def _message(
+        self,
+        topic: str,
+        raw: bytes | bytearray,
+        retained: bool,
+        routes: tuple[tuple[_DeviceState, tuple[_Route, ...]], ...],
+        now: float,
+        wall: float,
+    ) -> None:
+        try:
+            payload: Payload | PayloadError = decode_payload(raw)
         except PayloadError as exc:
             payload = exc
-        ts = payload_time(payload, wall) if isinstance(payload, Payload) else None
-        for device_id in dict.fromkeys(r.device for r in routes):
-            state = self._states[device_id]
+        ts = (payload_time(payload, wall) if isinstance(payload, Payload) else None) or wall
+        for state, mine in routes:
             state.messages += 1
             if not retained:
                 state.last_heard, state.heard, state.last_seen = now, True, wall
-            readings = self._readings(state, topic, routes, payload, ts or wall)
+            readings = self._readings(state, topic, mine, payload, ts)
             self._update_status(state, now, wall)
             if state.online is False:  # e.g. a retained value, or the controller says it is down
                 readings = [r if r.point == CONTROLLER_ONLINE else _stale(r) for r in readings]
             if readings:
-                self._deliver(self.sink.readings, readings)
+                if self._batch is not None:
+                    self._batch.extend(readings)
+                else:
+                    self._deliver(self.sink.readings, readings)
 
     def _readings(
         self,
         state: _DeviceState,
         topic: str,
-        routes: list[_Route],
+        mine: tuple[_Route, ...],
         payload: Payload | PayloadError,
         ts: float,
     ) -> list[Reading]:
         readings: list[Reading] = []
         problems: list[PayloadError] = []
-        mine = [r for r in routes if r.device == state.id]
         for route in mine:
             try:
                 if isinstance(payload, PayloadError):
@@ -310,8 +349,10 @@ class MqttDriver:
             readings.append(Reading(state.id, route.point, value, quality, ts))
             if route.point == CONTROLLER_ONLINE and quality is Quality.GOOD:
                 state.controller_down = value is False
+        if not problems:
+            return readings
         serious = [p for p in problems if p.kind is not Problem.MISSING_FIELD]
-        if serious or (problems and len(problems) == len(mine)):
+        if serious or len(problems) == len(mine):
             problem = (serious or problems)[0]
             state.malformed += 1
             state.problems[problem.kind] += 1
@@ -345,6 +386,7 @@ class MqttDriver:
         if online is None or online == state.online:
             return
         state.online = online
+        self._flush()  # what was read before the change is delivered before it
         level = logging.INFO if online else logging.WARNING
         log.log(level, "%s %s: %s", state.id, "online" if online else "offline", reason,
                 extra={"device": state.id})  # fmt: skip
@@ -360,6 +402,12 @@ class MqttDriver:
                 self._deliver(self.sink.readings, stale)
 
     # ------------------------------------------------------------------------------ helpers
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch:
+            self._batch = []
+            self._deliver(self.sink.readings, batch)
 
     def _log_once(self, device: str, key: str, message: str, *args: object) -> None:
         if (device, key) not in self._logged:

@@ -1,0 +1,369 @@
+"""One MQTT connection on the event loop: paho-mqtt speaks the protocol, asyncio watches the socket.
+
+    async with MqttLink(broker, "in", on_messages, clean_session=False) as link:
+        granted = await link.subscribe([("doors/lobby/state", 1), ...])
+        await link.closed()            # raises LinkError when the connection drops
+
+Why not aiomqtt (the publisher's library): it reads one packet per socket-readiness callback and
+hands each message through an `asyncio.Queue` to a task, which alone reaches 62 % of a bare paho
+subscriber before the gateway does any work (docs/performance.md, "Ingest"). This module is paho's
+documented external-loop pattern (`loop_read`/`loop_write`/`loop_misc` from the loop's
+`add_reader`/`add_writer`), with two changes that matter under load:
+
+- **Buffered reads.** paho reads each packet with three `recv` calls (the command byte, the length,
+  the rest). `_BufferedClient` serves them from one `READ_SIZE` `recv`, and one readiness callback
+  reads every packet the buffer holds (at most `MAX_BATCH`), then hands them to `on_messages` as one
+  list: one loop iteration and one call per buffer, not per message.
+- **Nothing queued here.** Messages go from the socket to `on_messages` in the same callback, so
+  memory is bounded by one buffer. A consumer slower than the broker leaves bytes in the socket:
+  TCP pushes back, and the broker holds (QoS 1, persistent session) or drops (QoS 0) by its own
+  limits (Mosquitto's `max_queued_messages`), never this process.
+
+Everything else is the same as before: a fresh paho client per connection (nothing of a dead
+session leaks into the next), credentials and TLS from `BrokerSettings`, `TCP_NODELAY`, keepalive
+by `loop_misc` once a second, QoS 1 acknowledged by paho after the message is handed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.mqtt_settings import CALL_TIMEOUT, TCP_NODELAY, BrokerSettings
+from gateway.tasks import cancel_and_wait
+
+log = logging.getLogger("drivers.mqtt")
+
+READ_SIZE = 16 * 1024
+"""Bytes asked of the socket at once: ~150 messages of 100 bytes, one TLS record at most."""
+
+MAX_BATCH = 1000
+"""Packets read in one readiness callback before the loop lets the other tasks run."""
+
+MISC_PERIOD = 1.0
+"""Seconds between `loop_misc` calls (PINGREQ when due, a dead link noticed after 1.5 x keepalive)."""
+
+Message = tuple[str, bytes, bool]
+"""A received message: topic, payload, retained."""
+
+
+class LinkError(Exception):
+    """The broker could not be reached, refused us, timed out, or dropped the connection."""
+
+
+class _BufferedClient(mqtt.Client):
+    """paho's client, reading the socket `READ_SIZE` bytes at a time instead of packet by packet.
+
+    paho asks `_sock_recv` for 1 byte, the remaining-length bytes and then the rest of each packet;
+    here each ask is served from a buffer refilled by one `recv`. paho handles short reads already,
+    so a packet split across two refills is read as it would be from the socket.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = b""
+        self._rpos = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            buf = super()._sock_recv(READ_SIZE)  # BlockingIOError when empty, b"" at EOF
+            if not buf:
+                return buf
+            self._rbuf, pos = buf, 0
+        self._rpos = pos + bufsize
+        return buf[pos : pos + bufsize]
+
+    def buffered(self) -> bool:
+        """Bytes received but not yet parsed (here, or decrypted inside the TLS socket)."""
+        if self._rpos < len(self._rbuf):
+            return True
+        pending = getattr(self.socket(), "pending", None)
+        return bool(pending is not None and pending())
+
+
+class MqttLink:
+    """One connection to the broker, driven by the running loop (see the module docstring).
+
+    Args:
+        broker: host, credentials, TLS and client id base.
+        role: appended to the client id (`{client_id_base}-{role}`).
+        on_messages: called with every batch of received messages, in order, on the loop. It must
+            not raise (an exception is logged, the messages are lost, the link lives on).
+        clean_session: False keeps the broker's session (and its queue) across connections.
+        timeout: seconds to wait for the TCP/TLS connection, CONNACK and SUBACK.
+        name: the owner's name, for the keepalive task's name.
+    """
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        role: str,
+        on_messages: Callable[[list[Message]], None],
+        *,
+        clean_session: bool = True,
+        timeout: float = CALL_TIMEOUT,
+        name: str = "fgw[mqtt]",
+    ) -> None:
+        self.broker = broker
+        self.name = name
+        self.timeout = timeout
+        self._on_messages = on_messages
+        client = _BufferedClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{broker.client_id_base}-{role}",
+            clean_session=clean_session,
+            protocol=mqtt.MQTTv311,
+            reconnect_on_failure=False,
+        )
+        if broker.username is not None:
+            password = broker.password.reveal() if broker.password is not None else None
+            client.username_pw_set(broker.username, password)
+        if broker.tls is not None:
+            client.tls_set_context(broker.tls)
+        client.connect_timeout = timeout
+        client.on_socket_open = _no_delay
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self._client = client
+        self._inbox: list[Message] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = -1
+        self._connack: asyncio.Future[None] | None = None
+        self._lost: asyncio.Future[None] | None = None
+        self._subacks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
+        self._misc: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        loop = self._loop = asyncio.get_running_loop()
+        self._connack, self._lost = loop.create_future(), loop.create_future()
+        client = self._client
+        # connect() blocks (TCP connect, TLS handshake; CONNECT is sent by it): in a thread
+        connecting = loop.run_in_executor(
+            None, client.connect, self.broker.host, self.broker.port, self.broker.keepalive
+        )
+        try:
+            await asyncio.shield(connecting)
+        except asyncio.CancelledError:  # the thread goes on: close what it opens, once it is done
+            connecting.add_done_callback(self._connected_too_late)
+            raise
+        except (OSError, ValueError) as exc:  # refused, unreachable, certificate, name
+            self._close_socket()
+            raise LinkError(str(exc) or type(exc).__name__) from None
+        try:
+            sock = client.socket()
+            if sock is None:
+                raise LinkError("the connection closed while connecting")
+            self._fd = sock.fileno()
+            client.on_socket_close = self._socket_closed
+            client.on_socket_register_write = self._register_write
+            client.on_socket_unregister_write = self._unregister_write
+            loop.add_reader(self._fd, self._readable)
+            if client.want_write():
+                loop.add_writer(self._fd, self._writable)
+            self._misc = loop.create_task(self._keepalive(), name=f"{self.name}.keepalive")
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await asyncio.shield(self._connack)
+            except TimeoutError:
+                raise LinkError(f"no CONNACK within {self.timeout:g} s") from None
+        except BaseException:
+            await self._shutdown(graceful=False)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown(graceful=True)
+
+    async def subscribe(self, topics: Sequence[tuple[str, int]]) -> list[ReasonCode]:
+        """Subscribe to `topics` (topic, QoS) in one SUBSCRIBE; the broker's granted codes.
+
+        Raises:
+            LinkError: no SUBACK within the timeout, or the connection dropped.
+        """
+        if not topics:
+            return []
+        assert self._loop is not None and self._lost is not None
+        rc, mid = self._client.subscribe(list(topics))
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise LinkError(f"subscribe: {mqtt.error_string(rc)}")
+        suback = self._subacks[mid] = self._loop.create_future()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await asyncio.wait([suback, self._lost], return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise LinkError(f"no SUBACK within {self.timeout:g} s") from None
+        finally:
+            self._subacks.pop(mid, None)
+        if not suback.done():
+            await self.closed()
+            raise LinkError("the connection closed while subscribing")
+        return suback.result()
+
+    async def closed(self) -> None:
+        """Wait until the connection ends: return after our own disconnect, else raise LinkError."""
+        assert self._lost is not None
+        await asyncio.shield(self._lost)
+
+    # ------------------------------------------------------------------------------ the socket
+
+    def _readable(self) -> None:
+        if self._fd < 0:  # closed since this call was scheduled
+            return
+        client = self._client
+        try:
+            for _ in range(MAX_BATCH):
+                rc = client.loop_read()
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._fail(LinkError(mqtt.error_string(rc)))
+                    break
+                if not client.buffered():
+                    break
+            else:  # more is buffered than the socket will signal: after the others had a turn
+                assert self._loop is not None
+                self._loop.call_soon(self._readable)
+        except Exception as exc:  # a broken pipe, a TLS error: the link is dead, not the loop
+            self._fail(LinkError(str(exc) or type(exc).__name__))
+            self._close_socket()
+        if self._inbox:
+            batch, self._inbox = self._inbox, []
+            try:
+                self._on_messages(batch)
+            except Exception:
+                log.exception("the MQTT message handler failed (%d messages lost)", len(batch))
+
+    def _writable(self) -> None:
+        try:
+            rc = self._client.loop_write()
+        except Exception as exc:
+            rc, reason = MQTTErrorCode.MQTT_ERR_CONN_LOST, str(exc) or type(exc).__name__
+        else:
+            reason = mqtt.error_string(rc)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._fail(LinkError(reason))
+            self._close_socket()
+
+    def _register_write(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        if self._loop is not None and self._fd >= 0:
+            self._loop.add_writer(self._fd, self._writable)
+
+    def _unregister_write(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_writer(self._fd)
+
+    def _socket_closed(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        """paho is closing the socket: stop watching its descriptor first (it may be reused)."""
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        self._fd = -1
+        self._fail(LinkError("connection lost"))
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(MISC_PERIOD)
+            rc = self._client.loop_misc()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._fail(LinkError(f"{mqtt.error_string(rc)} (no answer to keepalive)"))
+                return
+
+    # ------------------------------------------------------------------------------ paho callbacks
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # cannot match a subscription of ours
+            return
+        self._inbox.append((topic, message.payload, message.retain))
+
+    def _on_connect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if self._connack is None or self._connack.done():
+            return
+        if reason.is_failure:
+            self._connack.set_exception(LinkError(f"connection refused: {reason}"))
+        else:
+            self._connack.set_result(None)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        code = getattr(reason, "value", reason)
+        self._fail(None if code == 0 else LinkError(f"connection lost: {reason}"))
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, codes: list[ReasonCode], _props: Any
+    ) -> None:
+        suback = self._subacks.get(mid)
+        if suback is not None and not suback.done():
+            suback.set_result(codes)
+
+    # ------------------------------------------------------------------------------ ending
+
+    def _fail(self, error: LinkError | None) -> None:
+        """The connection is over: wake whoever waits (CONNACK, SUBACK, `closed()`)."""
+        connack, lost = self._connack, self._lost
+        if connack is not None and not connack.done():
+            connack.set_exception(error or LinkError("connection closed"))
+        if lost is not None and not lost.done():
+            if error is None:
+                lost.set_result(None)
+            else:
+                lost.set_exception(error)
+
+    async def _shutdown(self, *, graceful: bool) -> None:
+        if self._misc is not None:
+            await cancel_and_wait([self._misc])
+        client = self._client
+        # from here paho writes directly (no writer callback): DISCONNECT goes out now, or never
+        client.on_socket_register_write = None
+        client.on_socket_unregister_write = None
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_writer(self._fd)
+        if graceful and client.socket() is not None:
+            with contextlib.suppress(Exception):
+                client.disconnect()
+        self._close_socket()
+        self._fail(None)
+        for future in (self._connack, self._lost):
+            if future is not None and future.done() and not future.cancelled():
+                future.exception()  # retrieved: no "exception was never retrieved" at exit
+
+    def _connected_too_late(self, connecting: asyncio.Future[Any]) -> None:
+        if not connecting.cancelled():
+            connecting.exception()  # retrieved: nobody waits for it any more
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+            self._fd = -1
+        sock = self._client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Every socket paho opens: no Nagle delay (~37 ms on the first small messages otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(*TCP_NODELAY)
