@@ -163,6 +163,8 @@ class _Resolver:
         self.issues: list[ConfigIssue] = []
         self.warnings: list[ConfigIssue] = []
         self._rule_locs: dict[tuple[str, str], Loc] = {}
+        self._parsed: dict[str, list[str] | ExpressionError] = {}
+        self._fields: dict[str, list[str] | str] = {}
 
     def error(self, loc: Loc, message: str) -> None:
         self.issues.append(self.doc.issue(loc, message))
@@ -176,8 +178,11 @@ class _Resolver:
         self._dependencies(devices)
         self._site_rules(devices)
         self._site_plans(devices)
+        first_index: dict[str, int] = {}
+        for i, spec in enumerate(self.file.devices):
+            first_index.setdefault(spec.id, i)
         for device in devices.values():
-            self._check_rules(device, devices)
+            self._check_rules(device, devices, first_index[device.id])
         if self.issues:
             raise SiteError(sorted(self.issues, key=lambda issue: issue.line or 0))
         self._safety_warnings()
@@ -352,20 +357,30 @@ class _Resolver:
                 f"{device.id} has neither a run_hours nor a running point to count hours from",
             )
 
-    def _check_rules(self, device: Device, devices: dict[str, Device]) -> None:
-        index = next(i for i, s in enumerate(self.file.devices) if s.id == device.id)
+    def _names_in(self, when: str) -> list[str] | ExpressionError:
+        """The sorted names `when` reads, or why it does not parse: parsed once per distinct text
+        (a template's rules are the same text on every device that uses it)."""
+        found = self._parsed.get(when)
+        if found is None:
+            try:
+                found = sorted(parse_expression(when).names)
+            except ExpressionError as exc:
+                found = exc
+            self._parsed[when] = found
+        return found
+
+    def _check_rules(self, device: Device, devices: dict[str, Device], index: int) -> None:
         for rule in device.rules:
             if rule.id == COMM_LOSS:
                 continue
             loc = self._rule_locs.get((device.id, rule.id))
             when_loc: Loc = (*loc, "when") if loc else ("devices", index, "template")
             origin = "" if loc else f"template rule {rule.id}: "
-            try:
-                expression = parse_expression(rule.when)
-            except ExpressionError as exc:
-                self.error(when_loc, f"{origin}{exc}")
+            names = self._names_in(rule.when)
+            if isinstance(names, ExpressionError):
+                self.error(when_loc, f"{origin}{names}")
                 continue
-            for name in sorted(expression.names):
+            for name in names:
                 if "." in name:
                     other, point = name.split(".", 1)
                     if other not in devices:
@@ -377,9 +392,24 @@ class _Resolver:
                     self.error(when_loc, f"{origin}{device.id} has no point {name!r} ({known})")
             message_loc: Loc = (*loc, "message") if loc else when_loc
             for text in (rule.message.zh, rule.message.en):
-                problem = _message_problem(text, device.points)
+                problem = self._message_problem(text, device.points)
                 if problem:
                     self.error(message_loc, f"{origin}{problem}")
+
+    def _message_problem(self, text: str, points: dict[str, ModbusPoint | MqttPoint]) -> str | None:
+        """A message may only interpolate point names, never attributes or indexes of them
+        (each distinct text is parsed once)."""
+        fields = self._fields.get(text)
+        if fields is None:
+            fields = self._fields[text] = _message_fields(text)
+        if isinstance(fields, str):
+            return fields
+        for field_name in fields:
+            if not field_name.isidentifier():
+                return f"message: {{{field_name}}} must be a plain point name"
+            if field_name not in points:
+                return f"message: {{{field_name}}} is not a point of the device"
+        return None
 
     def _safety_warnings(self) -> None:
         mqtt = self.file.mqtt
@@ -433,17 +463,18 @@ def _pick(spec: RuleSpec, base: Rule | None, name: str) -> float:
     return float(getattr(base, name))
 
 
-def _message_problem(text: str, points: dict[str, ModbusPoint | MqttPoint]) -> str | None:
-    """A message may only interpolate point names, never attributes or indexes of them."""
+def _message_fields(text: str) -> list[str] | str:
+    """The fields a message interpolates, in order, or the problem that makes it unusable."""
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
         return f"message: {exc}"
+    fields = []
     for _, field_name, _, _ in parsed:
         if field_name is None:
             continue
         if not field_name.isidentifier():
-            return f"message: {{{field_name}}} must be a plain point name"
-        if field_name not in points:
-            return f"message: {{{field_name}}} is not a point of the device"
-    return None
+            fields.append(field_name)
+            return fields  # the first bad field ends the check, as it ends formatting
+        fields.append(field_name)
+    return fields

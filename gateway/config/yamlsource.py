@@ -1,20 +1,27 @@
 """Reading YAML while keeping where every key and item came from.
 
-ruamel.yaml's round-trip loader records line and column of every mapping key and sequence item;
-we use that to turn a pydantic error location into a line of the user's file.
+A pydantic error location is turned into a line of the user's file. Plain files go through
+`fastyaml` (libyaml composes, line numbers looked up only when an issue needs one); anything else
+through ruamel.yaml's round-trip loader, which records line and column of every mapping key and
+sequence item and words YAML errors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from typing import Any, Protocol
 
 from gateway.config.errors import ConfigIssue, Loc, SiteError
+from gateway.config.fastyaml import load_fast
+
+
+class Positions(Protocol):
+    """Where each part of a document is in its file."""
+
+    def line_of(self, loc: Loc) -> int:
+        """The 1-based line of the deepest part of `loc` that exists in the file."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -22,11 +29,26 @@ class YamlDocument:
     """A parsed YAML file: plain Python data plus a way back to line numbers."""
 
     path: str
-    tree: Any  # ruamel's CommentedMap/CommentedSeq, which carry positions
-    data: Any  # the same content as plain dicts and lists, for validation
+    positions: Positions
+    data: Any  # plain dicts, lists and scalars, for validation
 
     def line_of(self, loc: Loc) -> int:
         """The 1-based line of the deepest part of `loc` that exists in the file."""
+        return self.positions.line_of(loc)
+
+    def issue(self, loc: Loc, message: str, *, warning: bool = False) -> ConfigIssue:
+        return ConfigIssue(self.path, self.line_of(loc), loc, message, warning)
+
+
+class RuamelPositions:
+    """Line numbers from ruamel's CommentedMap/CommentedSeq, which carry them."""
+
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree
+
+    def line_of(self, loc: Loc) -> int:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
         node = self.tree
         line = 1
         for part in loc:
@@ -39,9 +61,6 @@ class YamlDocument:
             else:
                 continue  # a location that is not in the data (a union tag, a model-level check)
         return line
-
-    def issue(self, loc: Loc, message: str, *, warning: bool = False) -> ConfigIssue:
-        return ConfigIssue(self.path, self.line_of(loc), loc, message, warning)
 
 
 def _plain(node: Any) -> Any:
@@ -66,6 +85,19 @@ def load_yaml(path: str | Path, text: str | None = None) -> YamlDocument:
             raise SiteError([ConfigIssue(name, None, (), f"cannot read: {exc.strerror}")]) from exc
         except UnicodeDecodeError as exc:
             raise SiteError([ConfigIssue(name, None, (), "not UTF-8 text")]) from exc
+    fast = load_fast(text)
+    if fast is not None:
+        data, positions = fast
+        return YamlDocument(name, positions, {} if data is None else data)
+    return load_yaml_ruamel(name, text)
+
+
+def load_yaml_ruamel(name: str, text: str) -> YamlDocument:
+    """The round-trip path: every YAML feature, and ruamel's wording of YAML errors."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import MarkedYAMLError
+
     yaml = YAML(typ="rt")
     try:
         tree = yaml.load(text)
@@ -78,4 +110,4 @@ def load_yaml(path: str | Path, text: str | None = None) -> YamlDocument:
         raise SiteError([ConfigIssue(name, None, (), f"YAML: {exc}")]) from exc
     if tree is None:
         tree = CommentedMap()
-    return YamlDocument(name, tree, _plain(tree))
+    return YamlDocument(name, RuamelPositions(tree), _plain(tree))
