@@ -17,8 +17,10 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, M
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 
+from drivers.modbus.link import NoAnswer, TcpLink
+from drivers.modbus.plan import plan_reads
 from drivers.modbus.poller import ModbusBusDriver, next_slot, poll_once
-from gateway.config.models import DeviceSpec, ModbusBus, ModbusPoint
+from gateway.config.models import DeviceSpec, ModbusBus, ModbusPoint, Workarounds
 from gateway.config.site import Device
 from gateway.model import DeviceStatus, Quality, Reading
 from simulators.encode import encode_point
@@ -313,6 +315,29 @@ async def test_poll_once_bounds_a_silent_device_by_its_timeout(server: TestServe
     with pytest.raises(ValueError, match="nope"):
         await poll_once({"plant": tcp_bus(server.port)}, devices, device_ids=["nope"])
     assert not fgw_tasks()
+
+
+async def test_silence_on_an_open_connection_is_no_answer_within_the_timeout(
+    server: TestServer,
+) -> None:
+    """On an open TCP connection the request relies on pymodbus' own timeout (the client is built
+    with the device's): silence reads exactly as before, and the connection is kept."""
+    link = TcpLink(tcp_bus(server.port, timeout=0.3), 0.3)
+    (block,) = plan_reads(SIMPLE, Workarounds(), 10)
+    try:
+        await server.write(1, SIMPLE, {"level": 4})
+        assert await link.read(block, 1, 0.3) == [4]  # connects first
+        server.silent.add(1)
+        for _ in range(2):
+            with pytest.raises(NoAnswer, match=r"^no answer within 0.3s$"):
+                await link.read(block, 1, 0.3)
+        assert link.client.connected
+        server.silent.discard(1)
+        await server.write(1, SIMPLE, {"level": 9})
+        assert await link.read(block, 1, 0.3) == [9]
+        assert await link.read(block, 1, 0.5) == [9]  # a timeout the client was not built with
+    finally:
+        link.close()
 
 
 async def test_unreachable_server_gives_stale_readings_quickly() -> None:

@@ -70,7 +70,7 @@ def decode_point(point: ModbusPoint, raw: Sequence[int] | Sequence[bool]) -> Dec
         return None, Quality.BAD
     wire = words_to_bytes([int(w) for w in raw])
     if point.type == "string":
-        return _decode_string(wire, point.byte_order)
+        return decode_string(wire, point.byte_order)
     big = to_big_endian(wire, point.byte_order)
     if point.bit is not None:
         return bool((int.from_bytes(big, "big") >> point.bit) & 1), Quality.GOOD
@@ -92,7 +92,7 @@ def _scaled(number: int | float, scale: float, offset: float) -> int | float:
     return number * scale + offset
 
 
-def _decode_string(wire: bytes, order: str) -> Decoded:
+def decode_string(wire: bytes, order: str) -> Decoded:
     """Text in registers, two bytes each, `AB` (high byte first) or `BA`; UTF-8 (ASCII in practice).
 
     Devices pad with NULs or spaces and often leave garbage after a terminating NUL, so the text ends

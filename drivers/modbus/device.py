@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from drivers.modbus.decode import decode_point
+from drivers.modbus.blockdecode import BlockDecoder, Undecodable
 from drivers.modbus.health import DeviceHealth
 from drivers.modbus.link import ErrorAnswer, Link, NoAnswer
 from drivers.modbus.plan import ReadBlock, plan_reads
@@ -75,6 +75,10 @@ class DevicePoller:
             name: p for name, p in device.points.items() if isinstance(p, ModbusPoint)
         }
         self.blocks: list[ReadBlock] = plan_reads(self.points, spec.workarounds, bus.max_gap)
+        # Each block's decoding and its log keys, worked out once rather than on every poll.
+        self._plan: list[tuple[ReadBlock, BlockDecoder, str]] = [
+            (b, BlockDecoder(b), f"block:{b.table}:{b.address}") for b in self.blocks
+        ]
         self.clock = clock
         self.wall = wall
         self.health = DeviceHealth(spec.comm_loss_polls, spec.comm_loss_after, now=clock())
@@ -85,8 +89,9 @@ class DevicePoller:
         """Read every block once; never raises for anything the device or the wire does."""
         started = self.clock()
         outcome = PollOutcome()
+        readings = outcome.readings
         answered = False
-        for block in self.blocks:
+        for block, decoder, key in self._plan:
             try:
                 data = await link.read(block, self.unit, self.timeout, self.pause)
             except NoAnswer as exc:
@@ -100,20 +105,29 @@ class DevicePoller:
                 self._bad_block(block, outcome, str(exc))
                 continue
             answered = True
-            self._settled(f"block:{block.table}:{block.address}")
-            ts = self.wall()
-            for name, point, raw in block.slice(data):
-                value, quality = decode_point(point, raw)
-                if value is None and quality is Quality.BAD:
-                    outcome.errors += 1
-                    self._complain(f"point:{name}", "cannot decode %s from %s", name, list(raw))
-                else:
-                    self._settled(f"point:{name}")
-                outcome.readings.append(Reading(self.id, name, value, quality, ts))
+            failed = decoder.decode(data, self.id, self.wall(), readings)
+            if self._complained or failed:
+                self._sort_complaints(key, decoder, failed, outcome)
         outcome.duration = self.clock() - started
         if outcome.failure is not None:
             outcome.readings = []
         return outcome
+
+    def _sort_complaints(
+        self, key: str, decoder: BlockDecoder, failed: list[Undecodable], outcome: PollOutcome
+    ) -> None:
+        """After an answered block: count and log its undecodable points, forget what went away.
+
+        Only called when something was or is wrong, so that a healthy poll pays nothing for it.
+        """
+        self._settled(key)
+        bad = {name for name, _ in failed}
+        for name, raw in failed:
+            outcome.errors += 1
+            self._complain(f"point:{name}", "cannot decode %s from %s", name, raw)
+        for name in decoder.names:
+            if name not in bad:
+                self._settled(f"point:{name}")
 
     def stale_readings(self) -> list[Reading]:
         """Every point as `stale`: what consumers get once when the device stops answering."""

@@ -4,9 +4,14 @@ A `Link` turns a `ReadBlock` into register words or bits, or raises:
 - `NoAnswer` — timeout, connection refused or lost: the device (or the path to it) is silent;
 - `ErrorAnswer` — a Modbus exception response: the device is alive but refused this request.
 
-Timeouts and retries are ours, not pymodbus': its clients are built with `retries=0` and no automatic
-reconnect (`reconnect_delay=0`, which would otherwise run untracked background tasks), and every
-request runs under `asyncio.timeout`. The poller decides when to try again, with back-off.
+Retries are ours, not pymodbus': its clients are built with `retries=0` and no automatic reconnect
+(`reconnect_delay=0`, which would otherwise run untracked background tasks). The poller decides when
+to try again, with back-off. Timeouts: a TCP client serves one device, so it is built with that
+device's timeout and a request on an open connection relies on pymodbus' own wait for the answer —
+wrapping every request in an `asyncio.timeout` of ours as well cost more than the rest of the
+request path together. Connecting (and any request on the shared RTU client, whose devices may have
+different timeouts) runs under `asyncio.timeout`, so that connect and request together stay within
+the device's timeout. Either way a silent device gives the same `NoAnswer("no answer within …")`.
 
 Why a connection per TCP device: a Modbus TCP server or gateway accepts several connections, and
 pymodbus serialises requests on a connection, so a silent unit sharing a connection would make its
@@ -21,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
 from drivers.modbus.plan import ReadBlock
@@ -29,8 +34,12 @@ from gateway.config.models import ModbusBus
 
 
 def _slack(timeout: float) -> float:
-    """pymodbus' own timeout: longer than ours, so that ours (and our error handling) always wins."""
+    """pymodbus' own timeout on a shared RTU line: longer than ours, so that ours always wins."""
     return 2 * timeout + 1.0
+
+
+_NO_RESPONSE = "No response received"
+"""How pymodbus (3.16) words the `ModbusIOException` it raises when its own timeout expires."""
 
 
 RawData = list[int] | list[bool]
@@ -62,53 +71,88 @@ class Link(Protocol):
     def close(self) -> None: ...
 
 
-def _reader(client: Any, table: str) -> Callable[..., Any]:
+Reader = Callable[..., Any]
+"""A pymodbus client's read method for one table: `(address, *, count, device_id) -> response`."""
+
+
+def _readers(client: Any) -> dict[str, Reader]:
+    """The client's read method per table, looked up once per client rather than per request."""
     return {
         "holding": client.read_holding_registers,
         "input": client.read_input_registers,
         "coil": client.read_coils,
         "discrete": client.read_discrete_inputs,
-    }[table]
+    }
+
+
+async def _request(
+    client: Any, read: Reader, block: ReadBlock, unit: int, answer_within: float
+) -> RawData:
+    """One request on an open connection, within the client's own timeout."""
+    try:
+        response = await read(block.address, count=block.count, device_id=unit)
+    except (ModbusException, OSError) as exc:
+        raise _no_answer(client, exc, answer_within) from None
+    if response.isError():
+        raise ErrorAnswer(int(getattr(response, "exception_code", 0)), block)
+    return response.bits if block.is_bits else response.registers
 
 
 async def _transact(
-    client: Any, block: ReadBlock, unit: int, answer_within: float, where: str
+    client: Any, read: Reader, block: ReadBlock, unit: int, answer_within: float, where: str
 ) -> RawData:
     """Connect if needed and make one request, all within `answer_within` seconds."""
     try:
         async with asyncio.timeout(answer_within):
             if not client.connected and not await client.connect():
                 raise NoAnswer(f"cannot connect to {where}")
-            response = await _reader(client, block.table)(
-                block.address, count=block.count, device_id=unit
-            )
+            return await _request(client, read, block, unit, answer_within)
     except TimeoutError:
         raise NoAnswer(f"no answer within {answer_within:g}s") from None
-    except (ModbusException, OSError) as exc:
-        client.close()  # a broken connection is rebuilt on the next attempt
-        raise NoAnswer(f"{type(exc).__name__}: {exc}") from None
-    if response.isError():
-        raise ErrorAnswer(int(getattr(response, "exception_code", 0)), block)
-    return list(response.bits) if block.is_bits else list(response.registers)
+    except (ModbusException, OSError) as exc:  # from connecting
+        raise _no_answer(client, exc, answer_within) from None
+
+
+def _no_answer(client: Any, exc: BaseException, answer_within: float) -> NoAnswer:
+    """The `NoAnswer` for a failed request; a broken connection is closed, to be rebuilt next time.
+
+    pymodbus' own timeout reads as our timeout did: the connection stays up (pymodbus closes it
+    itself after a few silent requests in a row).
+    """
+    if isinstance(exc, ModbusIOException) and _NO_RESPONSE in str(exc):
+        return NoAnswer(f"no answer within {answer_within:g}s")
+    client.close()
+    return NoAnswer(f"{type(exc).__name__}: {exc}")
 
 
 class TcpLink:
-    """A connection of its own to a Modbus TCP server or gateway, for one device."""
+    """A connection of its own to a Modbus TCP server or gateway, for one device.
+
+    Args:
+        bus: the bus (host and port).
+        timeout: the device's timeout: pymodbus waits this long for each answer.
+    """
 
     def __init__(self, bus: ModbusBus, timeout: float) -> None:
         self.where = f"{bus.host}:{bus.port}"
+        self.timeout = timeout
         self.client = AsyncModbusTcpClient(
             str(bus.host),
             port=int(bus.port or 502),
-            timeout=_slack(timeout),
+            timeout=timeout,
             retries=0,
             reconnect_delay=0,
         )
+        self._readers = _readers(self.client)
 
     async def read(
         self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
     ) -> RawData:
-        data = await _transact(self.client, block, unit, answer_within, self.where)
+        client, read = self.client, self._readers[block.table]
+        if client.connected and answer_within == self.timeout:
+            data = await _request(client, read, block, unit, answer_within)
+        else:  # connecting first (or a timeout the client was not built with): ours bounds it all
+            data = await _transact(client, read, block, unit, answer_within, self.where)
         if pause:
             await asyncio.sleep(pause)
         return data
@@ -138,13 +182,15 @@ class RtuLink:
             retries=0,
             reconnect_delay=0,
         )
+        self._readers = _readers(self.client)
 
     async def read(
         self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
     ) -> RawData:
+        read = self._readers[block.table]
         async with self.lock:
             try:
-                return await _transact(self.client, block, unit, answer_within, self.where)
+                return await _transact(self.client, read, block, unit, answer_within, self.where)
             finally:
                 if pause:
                     await asyncio.sleep(pause)
