@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 from gateway.config.site import COMM_LOSS, Rule
 from gateway.model import DeviceStatus, Quality, Reading, Value
-from rules.expr import MISSING, Expression, ExpressionError, Scope, parse_expression
+from rules.expr import MISSING, Expression, ExpressionError, ExprState, Scope, parse_expression
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,6 @@ ROOT_CAUSES = frozenset({COMM_LOSS, "breaker_trip", "phase_loss"})
 """Rules that, when active on a device, suppress the alarms of the devices that depend on it."""
 
 _ABSENT = object()
-_NO_INDEX: dict[str, list[tuple[_RuleState, str]]] = {}
 _GOOD = Quality.GOOD
 
 
@@ -107,19 +106,64 @@ class PendingTimer:
     started: float
 
 
-@dataclass(eq=False, slots=True)
+class _Device(Scope):
+    """One device: its values, its rules, and the evaluation scope its rules run in, all in one
+    object, so that a poll of the device touches this record and little else.
+
+    At thousands of rules the engine's state does not fit the CPU caches and every poll lands on
+    a different device: what a reading costs is mostly how many separate objects it reaches.
+    `index` (point -> positions in `states`) is shared by every device with the same rules (one
+    per template), so it stays hot; `foreign` holds the rules of other devices that read this one
+    (`device.point`), usually none.
+    """
+
+    __slots__ = ("comm", "foreign", "id", "index", "offline", "states")
+
+    def __init__(self, device: str, values: dict[str, Value], devices: dict[str, dict[str, Value]]):
+        super().__init__(values, devices)
+        self.id = device
+        self.states: list[_RuleState] = []
+        self.index: dict[str, tuple[int, ...]] = {}
+        self.foreign: dict[str, tuple[tuple[_RuleState, str], ...]] = _NO_FOREIGN
+        self.comm: _RuleState | None = None
+        self.offline = False
+
+
+_NO_FOREIGN: dict[str, tuple[tuple[_RuleState, str], ...]] = {}
+_NO_FRESH: frozenset[str] = frozenset()  # stateless expressions never look at `fresh`
+
+
 class _RuleState:
-    rule: Rule
-    expr: Expression | None  # None for comm_loss
-    order: int
-    state: object = None  # ExprState, when the expression has helpers
-    active: bool = False
-    pending_since: float | None = None  # on-delay running since
-    clear_since: float | None = None  # off-delay running since
-    deadline: float | None = None
-    reported: tuple[bool, bool] = (False, False)  # (active, suppressed) as last reported
-    # stateless, no delay running, evaluated since the last reset: repeated values change nothing
-    idle: bool = False
+    """One rule's evaluation state. What the hot path needs of the rule (its delays, deadband,
+    device) is copied here, so an evaluation does not also reach the `Rule`."""
+
+    __slots__ = ("active", "alarm_id", "clear_for", "clear_since", "deadband", "deadline", "dev",
+                 "expr", "for_", "idle", "order", "pending_since", "reported", "root", "rule",
+                 "state")  # fmt: skip
+
+    def __init__(
+        self, rule: Rule, expr: Expression | None, order: int, dev: _Device, shared: dict
+    ) -> None:
+        self.rule = rule
+        self.expr = expr  # None for comm_loss
+        self.order = order
+        self.dev = dev
+        self.alarm_id = rule.alarm_id
+        self.root = rule.id in ROOT_CAUSES
+        # one object per distinct number, shared by every rule: fewer cold objects per evaluation
+        self.for_ = shared.setdefault((type(rule.for_), rule.for_), rule.for_)
+        self.clear_for = shared.setdefault((type(rule.clear_for), rule.clear_for), rule.clear_for)
+        self.deadband = shared.setdefault((type(rule.deadband), rule.deadband), rule.deadband)
+        self.state: ExprState | None = (
+            expr.new_state() if expr is not None and expr.stateful else None
+        )  # helper memory, when the expression has helpers
+        self.active = False
+        self.pending_since: float | None = None  # on-delay running since
+        self.clear_since: float | None = None  # off-delay running since
+        self.deadline: float | None = None
+        self.reported: tuple[bool, bool] = (False, False)  # (active, suppressed) as last reported
+        # stateless, no delay running, evaluated since the last reset: repeated values change nothing
+        self.idle = False
 
     def reset(self) -> None:
         """Forget timers and helper windows (after a comm loss): start over from fresh readings."""
@@ -146,8 +190,7 @@ class RuleEngine:
     ) -> None:
         self._rules: dict[str, list[_RuleState]] = {}
         self._comm: dict[str, _RuleState] = {}
-        # device -> point -> the rules naming it (with the name as written in the rule)
-        self._index: dict[str, dict[str, list[tuple[_RuleState, str]]]] = {}
+        self._devices: dict[str, _Device] = {}
         self._values: dict[str, dict[str, Value]] = {}
         self._offline: set[str] = set()
         self._depends_on = {d: list(up) for d, up in (depends_on or {}).items()}
@@ -157,11 +200,14 @@ class RuleEngine:
         self._by_alarm: dict[str, _RuleState] = {}
         self._timers_dirty: dict[str, _RuleState] = {}
         self._parsed: dict[str, Expression] = {}  # one Expression per distinct `when:` text
-        self._scopes: dict[str, Scope] = {}  # one reusable evaluation scope per device
+        self._shared: dict[object, object] = {}  # one object per distinct delay/deadband
+        # device -> point -> rules of any device naming it as `device.point` (with that name)
+        self._foreign: dict[str, dict[str, list[tuple[_RuleState, str]]]] = {}
         self.ignored_readings = 0  # unknown device, or a device we know is offline
         self.broken_rules: list[str] = []
         for order, rule in enumerate(rules):
             self._add(rule, order)
+        self._link()
         self._rule_count = sum(len(r) for r in self._rules.values())
         self._dependents = self._invert(self._depends_on)
 
@@ -169,12 +215,14 @@ class RuleEngine:
 
     def _add(self, rule: Rule, order: int) -> None:
         device = rule.device
-        self._rules.setdefault(device, [])
-        values = self._values.setdefault(device, {})
-        if device not in self._scopes:
-            self._scopes[device] = Scope(values, self._values)
+        dev = self._devices.get(device)
+        if dev is None:
+            values = self._values[device] = {}
+            dev = self._devices[device] = _Device(device, values, self._values)
+            self._rules[device] = dev.states
         if rule.id == COMM_LOSS or not rule.when:
-            self._comm[device] = self._by_alarm[rule.alarm_id] = _RuleState(rule, None, order)
+            comm = _RuleState(rule, None, order, dev, self._shared)
+            self._comm[device] = self._by_alarm[rule.alarm_id] = dev.comm = comm
             return
         expr = self._parsed.get(rule.when)
         if expr is None:
@@ -184,13 +232,34 @@ class RuleEngine:
                 log.error("rule %s not loaded: %s", rule.alarm_id, exc)
                 self.broken_rules.append(rule.alarm_id)
                 return
-        rs = _RuleState(rule, expr, order, expr.new_state() if expr.stateful else None)
-        self._rules[device].append(rs)
+        rs = _RuleState(rule, expr, order, dev, self._shared)
+        dev.states.append(rs)
         self._by_alarm[rule.alarm_id] = rs
         for name in expr.names:
             other, _, point = name.rpartition(".")
-            key = (other or device, point)
-            self._index.setdefault(key[0], {}).setdefault(key[1], []).append((rs, name))
+            if other:
+                self._foreign.setdefault(other, {}).setdefault(point, []).append((rs, name))
+
+    def _link(self) -> None:
+        """Build each device's point index, one per distinct list of `when:` texts (a template's),
+        and hand every device the rules of others that read it."""
+        shared: dict[tuple[str, ...], dict[str, tuple[int, ...]]] = {}
+        for dev in self._devices.values():
+            texts = tuple(rs.expr.text for rs in dev.states if rs.expr is not None)
+            index = shared.get(texts)
+            if index is None:
+                found: dict[str, list[int]] = {}
+                for pos, rs in enumerate(dev.states):
+                    assert rs.expr is not None
+                    for name in sorted(rs.expr.names):
+                        if "." not in name:
+                            found.setdefault(name, []).append(pos)
+                index = shared[texts] = {point: tuple(at) for point, at in found.items()}
+            dev.index = index
+            foreign = self._foreign.get(dev.id)
+            if foreign:
+                dev.foreign = {point: tuple(entries) for point, entries in foreign.items()}
+        self._foreign.clear()
 
     @staticmethod
     def _invert(depends_on: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -295,26 +364,33 @@ class RuleEngine:
         poll goes through it): keep it flat.
         """
         out: list[ConditionChange] = []
-        touched: dict[_RuleState, set[str]] = {}
+        touched: dict[_RuleState, set[str] | frozenset[str]] = {}
         seen: dict[str, set[str]] = {}  # device -> points read so far in this batch
-        all_values, offline, all_index = self._values, self._offline, self._index
+        devices = self._devices
         last_device: str | None = None
-        values: dict[str, Value] | None = None
-        index: dict[str, list[tuple[_RuleState, str]]] = {}
+        dev: _Device | None = None
+        values: dict[str, Value] = {}
+        index: dict[str, tuple[int, ...]] = {}
+        states: list[_RuleState] = []
+        foreign = _NO_FOREIGN
         points_seen: set[str] = set()
         comm: _RuleState | None = None
+        comm_up = False  # the device's comm_loss was restored as active: its first answer clears it
         last_ts: float | None = None
         for reading in batch:
             device = reading.device
             if device is not last_device:
                 last_device = device
-                values = all_values.get(device)
-                if values is not None and device in offline:
-                    values = None
-                comm = self._comm.get(device)
-                index = all_index.get(device, _NO_INDEX)
+                dev = devices.get(device)
+                if dev is not None:
+                    if dev.offline:
+                        dev = None
+                    else:
+                        values, index, states = dev.values, dev.index, dev.states
+                        foreign, comm = dev.foreign, dev.comm
+                        comm_up = comm is not None and comm.active
                 points_seen = seen.setdefault(device, set())
-            if values is None:
+            if dev is None:
                 self.ignored_readings += 1
                 continue
             point = reading.point
@@ -333,23 +409,40 @@ class RuleEngine:
                 old = values.get(point, _ABSENT)
                 changed = old is not value and (old != value or type(old) is not type(value))
                 values[point] = value  # type: ignore[assignment]
-                if comm is not None and comm.active:  # restored as active: the device answers
-                    comm.active = False
+                if comm_up:  # restored as active: the device answers
+                    assert comm is not None
+                    comm_up = comm.active = False
                     self._report(comm, reading.ts, "device answers", out)
                     self._resync_dependents(device, reading.ts, out)
             else:
                 values.pop(point, None)
                 changed = True
-            entries = index.get(point)
-            if entries is None:
-                continue
-            for rs, name in entries:
-                if changed or not rs.idle:
-                    names = touched.get(rs)
-                    if names is None:
-                        names = touched[rs] = set()
-                    if good:
-                        names.add(name)
+            positions = index.get(point)
+            if positions is not None:
+                for pos in positions:
+                    rs = states[pos]
+                    if changed or not rs.idle:
+                        if rs.state is None:  # no helpers: `fresh` is never looked at
+                            touched[rs] = _NO_FRESH
+                            continue
+                        names = touched.get(rs)
+                        if names is None:
+                            names = touched[rs] = set()
+                        if good:
+                            names.add(point)  # type: ignore[union-attr]
+            if foreign:
+                entries = foreign.get(point)
+                if entries is not None:
+                    for rs, name in entries:
+                        if changed or not rs.idle:
+                            if rs.state is None:
+                                touched[rs] = _NO_FRESH
+                                continue
+                            names = touched.get(rs)
+                            if names is None:
+                                names = touched[rs] = set()
+                            if good:
+                                names.add(name)  # type: ignore[union-attr]
         if last_ts is not None:
             self._wall_offset = last_ts - now
         if touched:
@@ -367,6 +460,8 @@ class RuleEngine:
         if offline == (device in self._offline):
             return []
         out: list[ConditionChange] = []
+        dev = self._devices[device]
+        dev.offline = offline
         if offline:
             self._offline.add(device)
             self._values[device].clear()
@@ -385,11 +480,11 @@ class RuleEngine:
             self._report(rs, status.ts, reason, out)
         # other devices' rules that read this device's points see them go missing (or come back)
         if offline:
-            refs: dict[_RuleState, set[str]] = {}
-            for entries in self._index.get(device, {}).values():
+            refs: dict[_RuleState, set[str] | frozenset[str]] = {}
+            for entries in dev.foreign.values():
                 for rs, _name in entries:
-                    if rs.rule.device != device:
-                        refs.setdefault(rs, set())
+                    if rs.dev is not dev:
+                        refs.setdefault(rs, _NO_FRESH)
             self._evaluate_all(refs, now, out)
         self._resync_dependents(device, status.ts, out)
         return out
@@ -397,20 +492,23 @@ class RuleEngine:
     def tick(self, now: float) -> list[ConditionChange]:
         """Expire timers and windows whose deadline has passed (call it a few times a second)."""
         out: list[ConditionChange] = []
-        due: dict[_RuleState, set[str]] = {}
+        due: dict[_RuleState, set[str] | frozenset[str]] = {}
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, rs = heapq.heappop(heap)
             if rs.deadline == deadline:
                 rs.deadline = None
-                due[rs] = set()
+                due[rs] = _NO_FRESH
         self._evaluate_all(due, now, out)
         return out
 
     # ------------------------------------------------------------------ evaluation
 
     def _evaluate_all(
-        self, touched: dict[_RuleState, set[str]], now: float, out: list[ConditionChange]
+        self,
+        touched: dict[_RuleState, set[str] | frozenset[str]],
+        now: float,
+        out: list[ConditionChange],
     ) -> None:
         if len(touched) == 1:
             for rs, fresh in touched.items():
@@ -420,65 +518,71 @@ class RuleEngine:
             self._evaluate(rs, touched[rs], now, out)
 
     def _evaluate(
-        self, rs: _RuleState, fresh: set[str], now: float, out: list[ConditionChange]
+        self,
+        rs: _RuleState,
+        fresh: set[str] | frozenset[str],
+        now: float,
+        out: list[ConditionChange],
     ) -> None:
-        rule = rs.rule
         expr = rs.expr
-        if expr is None or rule.device in self._offline:
+        dev = rs.dev
+        if expr is None or dev.offline:
             return
         active = rs.active
         was_pending, was_clear = rs.pending_since, rs.clear_since
         pending_since, clear_since = was_pending, was_clear
-        scope = self._scopes[rule.device]
-        scope.now = now
-        scope.fresh = fresh
-        scope.state = rs.state  # type: ignore[assignment]
-        scope.deadband = rule.deadband if active or pending_since is not None else 0.0
-        result = expr.evaluate(scope)
+        state = rs.state
+        dev.now = now  # the device is its rules' evaluation scope
+        dev.fresh = fresh
+        dev.state = state
+        dev.deadband = rs.deadband if active or pending_since is not None else 0.0
+        result = expr.evaluate(dev)
         if result is MISSING:  # unknown: no evidence either way, restart any timer in progress
-            rs.pending_since = rs.clear_since = None
+            pending_since = clear_since = None
         elif result:
-            rs.clear_since = None
+            clear_since = None
             if not active:
                 if pending_since is None:
-                    rs.pending_since = pending_since = now
-                if now - pending_since >= rule.for_:
-                    rs.active, rs.pending_since = True, None
+                    pending_since = now
+                if now - pending_since >= rs.for_:
+                    active, pending_since = True, None
         else:
-            rs.pending_since = None
+            pending_since = None
             if active:
                 if clear_since is None:
-                    rs.clear_since = clear_since = now
-                if now - clear_since >= rule.clear_for:
-                    rs.active, rs.clear_since = False, None
-        if rs.pending_since is None and rs.clear_since is None:
+                    clear_since = now
+                if now - clear_since >= rs.clear_for:
+                    active, clear_since = False, None
+        rs.pending_since, rs.clear_since = pending_since, clear_since
+        if pending_since is None and clear_since is None:
             if was_pending is not None or was_clear is not None:
-                self._timers_dirty[rule.alarm_id] = rs
-            if rs.state is None:
+                self._timers_dirty[rs.alarm_id] = rs
+            if state is None:
                 rs.idle = True
                 if rs.deadline is not None:
                     rs.deadline = None  # its heap entry is stale now
             else:
                 self._schedule(rs)
         else:
-            if rs.pending_since != was_pending or rs.clear_since != was_clear:
-                self._timers_dirty[rule.alarm_id] = rs
+            if pending_since != was_pending or clear_since != was_clear:
+                self._timers_dirty[rs.alarm_id] = rs
             rs.idle = False
             self._schedule(rs)
         if rs.active != active:
+            rs.active = active
             ts = now + self._wall_offset
-            self._report(rs, ts, "condition true" if rs.active else "condition cleared", out)
-            if rule.id in ROOT_CAUSES:
-                self._resync_dependents(rule.device, ts, out)
+            self._report(rs, ts, "condition true" if active else "condition cleared", out)
+            if rs.root:
+                self._resync_dependents(dev.id, ts, out)
 
     def _schedule(self, rs: _RuleState) -> None:
         candidates = []
         if rs.pending_since is not None:
-            candidates.append(rs.pending_since + rs.rule.for_)
+            candidates.append(rs.pending_since + rs.for_)
         if rs.clear_since is not None:
-            candidates.append(rs.clear_since + rs.rule.clear_for)
+            candidates.append(rs.clear_since + rs.clear_for)
         if rs.expr is not None and rs.state is not None:
-            t = rs.expr.next_deadline(rs.state)  # type: ignore[arg-type]
+            t = rs.expr.next_deadline(rs.state)
             if t is not None:
                 candidates.append(t)
         deadline = min(candidates) if candidates else None
