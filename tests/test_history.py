@@ -114,14 +114,14 @@ def test_older_than_the_raw_window_is_answered_from_aggregates(
 
 
 def test_the_size_bound_drops_the_oldest_raw_rows_first(tmp_path: Path, clock: Clock) -> None:
-    store = HistoryStore(tmp_path, raw_window=10 * 86400, max_bytes=200_000, wall=clock)
+    store = HistoryStore(tmp_path, raw_window=10 * 86400, max_bytes=100_000, wall=clock)
     for minute in range(200):
         store.add([r(f"p{i}", float(i), T0 + minute * 60 + s) for s in range(0, 60, 10)
                    for i in range(5)])  # fmt: skip
     store.flush()
-    assert store._used_bytes() > 200_000
+    assert store._used_bytes() > 100_000
     deleted = store.prune(T0 + 200 * 60)
-    assert deleted["raw"] > 0 and store._used_bytes() <= 200_000
+    assert deleted["raw"] > 0 and store._used_bytes() <= 100_000
     raw = store.query("pump-1", "p0", T0, T0 + 200 * 60, max_points=10**6)
     assert raw and "value" in raw[0]
     assert raw[0]["ts"] > T0  # the oldest went first
@@ -213,3 +213,62 @@ def test_under_a_tight_bound_the_last_hour_of_raw_outlives_old_aggregates(
     oldest = store.query("pump-1", "p0", T0, now, max_points=10**6)
     assert oldest[0]["ts"] > T0  # the oldest aggregates went for space
     store.close()
+
+
+_FIRST_LAYOUT = """
+CREATE TABLE series (id INTEGER PRIMARY KEY, device TEXT NOT NULL, point TEXT NOT NULL,
+                     UNIQUE (device, point));
+CREATE TABLE raw (series INTEGER NOT NULL, ts REAL NOT NULL, value, quality INTEGER NOT NULL);
+CREATE INDEX raw_by_series ON raw (series, ts);
+CREATE TABLE agg (series INTEGER NOT NULL, minute INTEGER NOT NULL, min REAL NOT NULL,
+                  max REAL NOT NULL, sum REAL NOT NULL, n INTEGER NOT NULL, last REAL NOT NULL,
+                  last_ts REAL NOT NULL, PRIMARY KEY (series, minute)) WITHOUT ROWID;
+"""
+
+
+def test_a_file_of_the_first_layout_is_read_then_aged_out(tmp_path: Path, clock: Clock) -> None:
+    old = sqlite3.connect(tmp_path / "history.sqlite3")
+    old.executescript(_FIRST_LAYOUT)
+    old.execute("INSERT INTO series VALUES (1, 'pump-1', 'p')")
+    old.executemany(
+        "INSERT INTO raw VALUES (1, ?, ?, ?)", [(T0 + 1, 1.5, 0), (T0 + 2, None, 2), (T0 + 3, 9, 1)]
+    )
+    old.execute("INSERT INTO agg VALUES (1, ?, 1.5, 1.5, 1.5, 1, 1.5, ?)", (T0, T0 + 1))
+    old.commit()
+    old.close()
+    store = HistoryStore(tmp_path, raw_window=3600, wall=clock)  # an upgraded gateway starts
+    store.add([r("p", 4.0, T0 + 4), r("q", 5.0, T0 + 4)])
+    store.flush()
+    assert store.query("pump-1", "p", T0, T0 + 10) == [
+        {"ts": T0 + 1, "value": 1.5, "quality": "good"},
+        {"ts": T0 + 2, "value": None, "quality": "stale"},
+        {"ts": T0 + 3, "value": 9, "quality": "bad"},
+        {"ts": T0 + 4, "value": 4.0, "quality": "good"},
+    ]
+    (minute,) = store.query("pump-1", "p", T0, T0 + 59, max_points=1)
+    assert (minute["min"], minute["max"], minute["count"], minute["last"]) == (1.5, 4.0, 2, 4.0)
+    assert len(store.query("pump-1", "p", T0, T0 + 10, max_points=3)) == 1  # 4 raw > 3
+    clock.now = T0 + 3600 + 3.5  # the first layout's rows are past the raw window
+    assert store.prune()["raw"] == 3
+    assert [x["value"] for x in store.query("pump-1", "p", T0 + 3.5, T0 + 10)] == [4.0]
+    store.close()
+    tables = sqlite3.connect(tmp_path / "history.sqlite3").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+    )
+    assert "raw" not in {name for (name,) in tables}  # dropped once empty
+
+
+def test_values_of_every_kind_come_back_as_they_went_in(store: HistoryStore) -> None:
+    values = [1.25, 7, True, "auto", None, math.inf, -(2**70), 1e308 * 10]
+    for ts in (T0 + 1, T0 + 2):
+        store.add([r(f"v{i}", v, ts) for i, v in enumerate(values)])
+    store.add([r("nan", math.nan, T0 + 1), r("nan", 2.0, T0 + 1)])  # a point twice in one batch
+    store.flush()
+    got = [store.query("pump-1", f"v{i}", T0, T0 + 10)[0]["value"] for i in range(len(values))]
+    assert got == [1.25, 7, 1, "auto", None, math.inf, -(2**70), math.inf]
+    assert [x["value"] for x in store.query("pump-1", "nan", T0, T0 + 10)] == [None, 2.0]
+    counts = [
+        [m["count"] for m in store.query("pump-1", f"v{i}", T0, T0 + 59, max_points=1)]
+        for i in range(len(values))
+    ]  # aggregates: numbers (and true/false) that are finite
+    assert counts == [[2], [2], [2], [], [], [], [2], []]

@@ -4,15 +4,33 @@ The console's trends and `GET /api/v1/points/{device}/{point}/history` read from
 database server. Its own file, `<storage>/history.sqlite3`, keeps the alarm journal's file small and
 its writes (many, cheap) apart from the journal's (few, fsynced).
 
-    raw(series, ts, value, quality)            every reading, for `raw_window` (default 48 h)
+    stream(id, device, points)                 the point names one poll delivers, in order
+    poll(stream, ts, vals, quals)              every poll, for `raw_window` (default 48 h)
     agg(series, minute, min, max, sum, n, last) numeric good readings per minute, `aggregate_window`
+
+Why one row per poll, not per reading: a gateway polling 10,000 points a second would insert
+10,000 rows and 10,000 index entries a second, each index entry on its own page of the
+`(series, ts)` index — the writer's CPU, the WAL and the page cache grow with the table. A poll's
+values travel together (a JSON list, in the order of its stream's points; the qualities as one digit
+each, NULL when all are good), so one row and one index entry carry a device's whole poll. A point's
+raw answer is its index in each stream of its device that holds it; its reading count is the row
+count of those streams, exact, as before.
+
+Why aggregates are folded in memory: an upsert per point per commit dirtied a page of `agg` per
+point every second. The current minute of each point is kept in memory (the query adds it to what
+is on disk) and written once, when its minute is over, in the writer's next transaction. A stop
+writes it; an abrupt end (power cut) loses at most that minute's aggregates (the raw rows stay).
 
 Why a writer thread: the event loop must not wait on the disk. `add()` only appends to a buffer;
 the thread (`fgw[history].writer`) commits the buffer every `commit_interval` in one transaction —
-never a commit per row — and folds each reading into its minute's aggregate as it goes (an upsert
-that merges min/max/sum/count, so restarts and late readings are fine). The same thread prunes in
-the background: rows older than their window, then the oldest rows while the file is over
-`max_bytes` (raw first, then aggregates), and gives freed pages back to the file system.
+never a commit per row — and upserts finished minutes (merging min/max/sum/count, so restarts and
+late readings are fine). The same thread prunes in the background: rows older than their window,
+then the oldest rows while the file is over `max_bytes` (raw first, then aggregates), and gives
+freed pages back to the file system.
+
+Upgrading: a history file of the first layout (`raw`, one row per reading) is kept readable as is —
+the query reads both, pruning ages its rows out and drops the table once it is empty. Nothing is
+rewritten at start, so an upgraded gateway starts as fast on a full file as on a new one.
 
 A full disk does not stop the gateway: the failed batch is counted in `dropped`, `error` says why
 (the health check reports it), the failure is logged once and the recovery once.
@@ -21,12 +39,15 @@ A full disk does not stop the gateway: the failed batch is counted in `dropped`,
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import operator
 import sqlite3
+import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,13 +68,19 @@ CREATE TABLE IF NOT EXISTS series (
     point   TEXT NOT NULL,
     UNIQUE (device, point)
 );
-CREATE TABLE IF NOT EXISTS raw (
-    series  INTEGER NOT NULL,
-    ts      REAL NOT NULL,
-    value,
-    quality INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS stream (
+    id      INTEGER PRIMARY KEY,
+    device  TEXT NOT NULL,
+    points  TEXT NOT NULL,
+    UNIQUE (device, points)
 );
-CREATE INDEX IF NOT EXISTS raw_by_series ON raw (series, ts);
+CREATE TABLE IF NOT EXISTS poll (
+    stream  INTEGER NOT NULL,
+    ts      REAL NOT NULL,
+    vals    TEXT NOT NULL,
+    quals   TEXT
+);
+CREATE INDEX IF NOT EXISTS poll_by_stream ON poll (stream, ts);
 CREATE TABLE IF NOT EXISTS agg (
     series  INTEGER NOT NULL,
     minute  INTEGER NOT NULL,
@@ -78,18 +105,36 @@ ON CONFLICT (series, minute) DO UPDATE SET
     last_ts = max(agg.last_ts, excluded.last_ts)
 """
 
+_INSERT_POLL = "INSERT INTO poll (stream, ts, vals, quals) VALUES (?, ?, ?, ?)"
+
+LEGACY_RAW = "raw"
+"""The first layout's table of raw readings (one row per reading): read and aged out, never written."""
+
 QUALITY_CODE = {Quality.GOOD: 0, Quality.BAD: 1, Quality.STALE: 2}
 QUALITY_NAME = {code: str(quality) for quality, code in QUALITY_CODE.items()}
+_QUALITY_DIGIT = {quality: str(code) for quality, code in QUALITY_CODE.items()}
 
 RAW_WINDOW = 48 * 3600.0
 AGGREGATE_WINDOW = 365 * 86400.0
 MAX_BYTES = 1024 * 1024 * 1024
 MIN_RAW_KEPT = 3600.0
 """Raw readings younger than this are never pruned for space (aggregates go first)."""
+AGG_PRUNE_STEP = 3600
+"""Seconds the aggregates' cutoff moves before they are pruned again."""
 CLOSE_TIMEOUT = 10.0
 """Seconds a stop may spend writing what is buffered."""
 MAX_BUFFERED = 200_000
 """Readings waiting for the writer at most; beyond this the oldest batches are dropped (counted)."""
+MAX_STREAMS_PER_DEVICE = 64
+"""Point combinations kept as streams per device; beyond, a batch is stored one point per row (an
+MQTT device whose messages carry ever new subsets of points must not grow the table without end)."""
+_FLOAT_RANGE = 1.7e308
+"""Integers beyond a float's range are stored but not aggregated (float() would overflow)."""
+
+_NUMBERS = frozenset((float, int, bool))
+_PACK_CODE = {float: b"d", int: b"q", bool: b"q"}
+_packings: dict[tuple[type, ...], tuple[bytes, bool] | None] = {}
+"""Per kinds of a poll's values: its struct layout and whether all are floats (None: not numbers)."""
 
 
 class HistoryStore:
@@ -129,8 +174,12 @@ class HistoryStore:
         )
         self._db.execute("PRAGMA journal_size_limit=8388608")
         self._db.executescript(_SCHEMA)
+        self._legacy = self._has_table(LEGACY_RAW)
         self._db_lock = threading.Lock()  # the writer thread and queries share the connection
         self._series: dict[tuple[str, str], int] = {}
+        self._streams: dict[tuple[str, tuple[str, ...]], tuple[int, tuple[int, ...]]] = {}
+        self._open: dict[int, _Minute] = {}  # stream -> its newest minute, not yet on disk
+        self._open_scan: int | None = None  # the wall minute of the last scan for finished ones
         self._buffer: list[Sequence[Reading]] = []
         self._buffered = 0
         self._cond = threading.Condition()
@@ -140,6 +189,7 @@ class HistoryStore:
         self._flush_requested = False
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
+        self._agg_cutoff = -math.inf  # the cutoff of the last prune of aggregates
         self.rows_written = 0
         self.commits = 0
         self.dropped = 0
@@ -155,6 +205,12 @@ class HistoryStore:
             aggregate_window=history.aggregate_window,
             max_bytes=int(history.max_mb * 1024 * 1024),
         )
+
+    def _has_table(self, name: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
     # ------------------------------------------------------------------------------ writing
 
@@ -183,7 +239,10 @@ class HistoryStore:
         self._thread.start()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every batch added so far is written (or dropped); False on timeout."""
+        """Wait until every batch added so far is written (or dropped); False on timeout.
+
+        The current minute's aggregates stay in memory (queries see them); `close()` writes them.
+        """
         if self._thread is None:
             self.write_pending()
             return True
@@ -213,7 +272,10 @@ class HistoryStore:
         self._thread = None
 
     def close(self) -> None:
+        """Stop the writer, write the minutes still in memory and close the file."""
         self.stop()
+        if self._thread is None:
+            self.write_pending(finish=True)
         with self._db_lock:
             self._db.close()
 
@@ -237,18 +299,22 @@ class HistoryStore:
                 except sqlite3.Error as exc:
                     self._failed(exc)
             if stopping:
-                self.write_pending()
+                self.write_pending(finish=True)
                 return
 
-    def write_pending(self) -> int:
-        """Write everything buffered in one transaction (the writer calls this); rows written."""
+    def write_pending(self, finish: bool = False) -> int:
+        """Write everything buffered in one transaction (the writer calls this); readings written.
+
+        Args:
+            finish: also write the minutes still open in memory (at a stop).
+        """
         with self._cond:
             batches, self._buffer = self._buffer, []
             self._buffered = 0
-        if not batches:
+        if not batches and not finish and not self._minute_turned():
             return 0
         try:
-            written = self._write(batches)
+            written = self._write(batches, finish)
         except sqlite3.Error as exc:
             self._failed(exc)
             self.dropped += sum(len(b) for b in batches)
@@ -272,48 +338,167 @@ class HistoryStore:
             )
         self.error = str(exc)
 
-    def _write(self, batches: list[Sequence[Reading]]) -> int:
-        rows: list[tuple[int, float, Any, int]] = []
-        acc: dict[tuple[int, int], list[float]] = {}
+    def _minute_turned(self) -> bool:
+        return int(self._wall() // 60 * 60) != self._open_scan
+
+    def _write(self, batches: list[Sequence[Reading]], finish: bool = False) -> int:
+        rows: list[tuple[int, float, str | bytes, str | None]] = []
+        done: list[tuple[Any, ...]] = []  # finished minutes, for the agg upsert
+        late: dict[tuple[int, int], list[float]] = {}  # readings older than their open minute
+        created: list[int] = []  # stream ids inserted by this transaction
+        readings = 0
         with self._db_lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
                 for batch in batches:
-                    for r in batch:
-                        sid = self._series_id(r.device, r.point)
-                        value = int(r.value) if isinstance(r.value, bool) else r.value
-                        rows.append((sid, r.ts, value, QUALITY_CODE.get(r.quality, 1)))
-                        if (
-                            r.quality == Quality.GOOD
-                            and isinstance(value, int | float)
-                            and math.isfinite(value)
-                        ):
-                            _fold(acc, sid, r.ts, float(value))
-                db.executemany(
-                    "INSERT INTO raw (series, ts, value, quality) VALUES (?,?,?,?)", rows
-                )
-                db.executemany(
-                    _UPSERT_AGG,
-                    [(sid, minute, *a) for (sid, minute), a in acc.items()],
-                )
+                    for group in _polls(batch):
+                        readings += len(group)
+                        self._store_poll(group, rows, done, late, created)
+                if rows:
+                    db.executemany(_INSERT_POLL, rows)
+                done.extend((sid, minute, *a) for (sid, minute), a in late.items())
+                self._finished_minutes(done, finish)
+                if done:
+                    db.executemany(_UPSERT_AGG, done)
                 db.execute("COMMIT")
             except BaseException:
-                self._series.clear()  # ids inserted in this transaction are gone
+                # ids inserted in this transaction are gone: forget them and what was folded
+                # under them (the other streams' minutes stay in memory)
+                self._series.clear()
+                self._streams.clear()
+                for stream_id in created:
+                    self._open.pop(stream_id, None)
                 db.execute("ROLLBACK")
                 raise
-        return len(rows)
+        return readings
+
+    def _store_poll(
+        self,
+        group: Sequence[Reading],
+        rows: list[tuple[int, float, str | bytes, str | None]],
+        done: list[tuple[Any, ...]],
+        late: dict[tuple[int, int], list[float]],
+        created: list[int],
+    ) -> None:
+        """One poll (a device's readings at one time): its row, and its values in its minute."""
+        first = group[0]
+        ts = first.ts
+        stream = self._stream(first.device, tuple([r.point for r in group]), created)
+        if stream is None:  # a point twice, or too many combinations: one point per row
+            for r in group:
+                self._store_poll((r,), rows, done, late, created)
+            return
+        stream_id, sids = stream
+        minute = int(ts // 60 * 60)
+        current = self._open.get(stream_id)
+        if current is not None and current.minute < minute:
+            done.extend(current.rows())
+            current = None
+        if current is None:
+            current = self._open[stream_id] = _Minute(minute, sids)
+        values = [r.value for r in group]
+        packing = _packing(tuple(map(type, values)))
+        if packing is not None and [r.quality for r in group].count(Quality.GOOD) == len(group):
+            # the usual poll: good numbers only, packed in binary, folded a whole list at a time
+            layout, all_floats = packing
+            numbers = values if all_floats else _floats(values)
+            total = sum(numbers) if numbers is not None else math.nan
+            if total - total == 0.0:  # every value finite
+                try:
+                    packed = layout + struct.pack(b"<" + layout, *values)
+                except struct.error:  # an integer beyond 64 bits
+                    pass
+                else:
+                    rows.append((stream_id, ts, packed, None))
+                    if current.minute == minute and ts >= current.newest:
+                        current.add_all(numbers, ts)  # type: ignore[arg-type]
+                    else:
+                        self._fold_each(current, sids, group, values, ts, late)
+                    return
+        # anything else, reading by reading: NaN is stored as NULL (as SQLite stores it)
+        values = [int(v) if v.__class__ is bool else (None if v != v else v) for v in values]
+        quals = None
+        if [r.quality for r in group].count(Quality.GOOD) != len(group):
+            quals = "".join([_QUALITY_DIGIT.get(r.quality, "1") for r in group])
+        text = json.dumps(values, separators=(",", ":"), default=str)
+        rows.append((stream_id, ts, text, quals))
+        self._fold_each(current, sids, group, values, ts, late)
+
+    @staticmethod
+    def _fold_each(
+        current: _Minute,
+        sids: tuple[int, ...],
+        group: Sequence[Reading],
+        values: list[Any],
+        ts: float,
+        late: dict[tuple[int, int], list[float]],
+    ) -> None:
+        """Fold a poll's numeric good values one by one (mixed qualities, text, late polls)."""
+        minute = int(ts // 60 * 60)
+        for i, (r, v) in enumerate(zip(group, values, strict=True)):
+            if r.quality != Quality.GOOD or v.__class__ not in _NUMBERS:
+                continue
+            if not -_FLOAT_RANGE < v < _FLOAT_RANGE:  # inf, NaN, beyond a float
+                continue
+            if minute == current.minute:
+                current.add_one(i, float(v), ts)
+            else:
+                _fold(late, sids[i], ts, float(v))
+
+    def _finished_minutes(self, done: list[tuple[Any, ...]], finish: bool) -> None:
+        """Move the minutes that are over (by the wall clock), or all at a stop, into `done`."""
+        now_minute = int(self._wall() // 60 * 60)
+        if not finish and now_minute == self._open_scan:
+            return
+        self._open_scan = now_minute
+        open_ = self._open
+        over = [s for s, m in open_.items() if finish or m.minute < now_minute]
+        for stream_id in over:
+            done.extend(open_.pop(stream_id).rows())
+
+    def _stream(
+        self, device: str, points: tuple[str, ...], created: list[int]
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """The stream id and series ids of `points` of `device`; None when the device has too many."""
+        key = (device, points)
+        stream = self._streams.get(key)
+        if stream is not None:
+            return stream
+        db = self._db
+        text = json.dumps(list(points))
+        row = db.execute(
+            "SELECT id FROM stream WHERE device = ? AND points = ?", (device, text)
+        ).fetchone()
+        if row is None:
+            if len(points) > 1:
+                (count,) = db.execute(
+                    "SELECT count(*) FROM stream WHERE device = ?", (device,)
+                ).fetchone()
+                if count >= MAX_STREAMS_PER_DEVICE:
+                    return None
+            if len(set(points)) < len(points):
+                return None
+            row = db.execute(
+                "INSERT INTO stream (device, points) VALUES (?, ?) RETURNING id", (device, text)
+            ).fetchone()
+            created.append(row[0])
+        stream = (row[0], tuple(self._series_id(device, p) for p in points))
+        self._streams[key] = stream
+        return stream
 
     def _series_id(self, device: str, point: str) -> int:
         key = (device, point)
         sid = self._series.get(key)
         if sid is None:
-            self._db.execute(
-                "INSERT OR IGNORE INTO series (device, point) VALUES (?, ?)", (device, point)
-            )
-            sid = self._db.execute(
+            row = self._db.execute(
                 "SELECT id FROM series WHERE device = ? AND point = ?", key
-            ).fetchone()[0]
+            ).fetchone()
+            if row is None:
+                row = self._db.execute(
+                    "INSERT INTO series (device, point) VALUES (?, ?) RETURNING id", key
+                ).fetchone()
+            sid = row[0]
             self._series[key] = sid
         return sid
 
@@ -323,44 +508,47 @@ class HistoryStore:
         """Delete rows past their window, then the oldest rows while over `max_bytes`.
 
         Returns:
-            How many raw and aggregate rows were deleted.
+            How many raw rows (polls; readings of the first layout) and aggregate rows were deleted.
         """
         now = self._wall() if now is None else now
         deleted = {"raw": 0, "agg": 0}
         with self._db_lock:
             db = self._db
             cutoff = now - self.raw_window
-            # rows arrive roughly in time order: everything before the first young row is old
-            first = db.execute(
-                "SELECT rowid FROM raw WHERE ts >= ? ORDER BY rowid LIMIT 1", (cutoff,)
-            ).fetchone()
-            if first is None:
-                deleted["raw"] += db.execute("DELETE FROM raw WHERE ts < ?", (cutoff,)).rowcount
-            else:
-                deleted["raw"] += db.execute(
-                    "DELETE FROM raw WHERE rowid < ? AND ts < ?", (first[0], cutoff)
-                ).rowcount
+            for table in self._raw_tables():
+                deleted["raw"] += _delete_older(db, table, cutoff)
+            if (
+                self._legacy
+                and db.execute(f"SELECT 1 FROM {LEGACY_RAW} LIMIT 1").fetchone() is None
+            ):
+                db.execute(f"DROP TABLE {LEGACY_RAW}")  # the first layout has aged out
+                self._legacy = False
             minute_cutoff = int(now - self.aggregate_window)
-            for (sid,) in db.execute("SELECT id FROM series").fetchall():
-                deleted["agg"] += db.execute(
-                    "DELETE FROM agg WHERE series = ? AND minute < ?", (sid, minute_cutoff)
-                ).rowcount
+            if not 0 <= minute_cutoff - self._agg_cutoff < AGG_PRUNE_STEP:
+                # a statement per series (each a range of the primary key), so once an hour:
+                # a year's window does not need the minute
+                self._agg_cutoff = minute_cutoff
+                for (sid,) in db.execute("SELECT id FROM series").fetchall():
+                    deleted["agg"] += db.execute(
+                        "DELETE FROM agg WHERE series = ? AND minute < ?", (sid, minute_cutoff)
+                    ).rowcount
             # over the bound: the oldest raw rows (the last hour always stays), then the oldest
             # minutes — a year of aggregates must not wipe out the raw readings of today
             keep_raw = now - min(self.raw_window, MIN_RAW_KEPT)
             for _ in range(100):
                 if self._used_bytes() <= self.max_bytes:
                     break
-                count = db.execute("SELECT count(*) FROM raw WHERE ts < ?", (keep_raw,)).fetchone()[
-                    0
-                ]
-                if count > 0:
-                    cut = max(1, count // 10)
-                    deleted["raw"] += db.execute(
-                        "DELETE FROM raw WHERE rowid IN "
-                        "(SELECT rowid FROM raw WHERE ts < ? ORDER BY rowid LIMIT ?)",
-                        (keep_raw, cut),
-                    ).rowcount
+                for table in self._raw_tables():
+                    (count,) = db.execute(
+                        f"SELECT count(*) FROM {table} WHERE ts < ?", (keep_raw,)
+                    ).fetchone()
+                    if count > 0:
+                        deleted["raw"] += db.execute(
+                            f"DELETE FROM {table} WHERE rowid IN "
+                            f"(SELECT rowid FROM {table} WHERE ts < ? ORDER BY rowid LIMIT ?)",
+                            (keep_raw, max(1, count // 10)),
+                        ).rowcount
+                        break
                 else:
                     oldest = db.execute("SELECT min(minute) FROM agg").fetchone()[0]
                     if oldest is None:
@@ -371,6 +559,10 @@ class HistoryStore:
             if deleted["raw"] or deleted["agg"]:
                 db.execute("PRAGMA incremental_vacuum")
         return deleted
+
+    def _raw_tables(self) -> tuple[str, ...]:
+        """The tables of raw rows, the oldest first."""
+        return (LEGACY_RAW, "poll") if self._legacy else ("poll",)
 
     def _used_bytes(self) -> int:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
@@ -406,29 +598,26 @@ class HistoryStore:
             if row is None:
                 return []
             sid = row[0]
+            places = self._places(device, point)
             if start >= self._wall() - self.raw_window:
-                count = db.execute(
-                    "SELECT count(*) FROM raw WHERE series = ? AND ts BETWEEN ? AND ?",
-                    (sid, start, end),
-                ).fetchone()[0]
-                if count <= max_points:
-                    rows = db.execute(
-                        "SELECT ts, value, quality FROM raw WHERE series = ? AND ts BETWEEN ? AND ? "
-                        "ORDER BY ts",
-                        (sid, start, end),
-                    ).fetchall()
-                    return [
-                        {"ts": ts, "value": value, "quality": QUALITY_NAME.get(q, "bad")}
-                        for ts, value, q in rows
-                    ]
+                raw = self._raw(places, sid, start, end, max_points)
+                if raw is not None:
+                    return raw
+            first_minute = math.floor(start / 60) * 60
             minutes = db.execute(
-                "SELECT minute, min, max, sum, n, last FROM agg "
+                "SELECT minute, min, max, sum, n, last, last_ts FROM agg "
                 "WHERE series = ? AND minute BETWEEN ? AND ? ORDER BY minute",
-                (sid, math.floor(start / 60) * 60, end),
+                (sid, first_minute, end),
             ).fetchall()
+            for stream_id, (i, _) in places.items():
+                current = self._open.get(stream_id)
+                if current is not None and first_minute <= current.minute <= end:
+                    open_row = current.row(i)
+                    if open_row is not None:
+                        minutes = _with_open_minute(minutes, open_row)
         bucket = 60 * max(1, math.ceil((end - start) / 60 / max_points))
         out: list[dict[str, Any]] = []
-        for minute, lo, hi, total, n, last in minutes:
+        for minute, lo, hi, total, n, last, _ in minutes:
             ts = minute - minute % bucket
             if out and out[-1]["ts"] == ts:
                 b = out[-1]
@@ -442,6 +631,59 @@ class HistoryStore:
                 )
         for b in out:
             b["mean"] = b.pop("_sum") / b["count"]
+        return out
+
+    def _places(self, device: str, point: str) -> dict[int, tuple[int, int]]:
+        """The streams of `device` that hold `point`: the point's place, and the stream's size."""
+        places: dict[int, tuple[int, int]] = {}
+        for stream_id, points in self._db.execute(
+            "SELECT id, points FROM stream WHERE device = ?", (device,)
+        ):
+            names = json.loads(points)
+            if point in names:
+                places[stream_id] = names.index(point), len(names)
+        return places
+
+    def _raw(
+        self, where: dict[int, tuple[int, int]], sid: int, start: float, end: float, max_points: int
+    ) -> list[dict[str, Any]] | None:
+        """The point's raw readings in the span, or None when there are more than `max_points`.
+
+        Args:
+            where: the point's streams and its place in each (`_places`).
+            sid: the point's series (for the first layout's rows).
+        """
+        db = self._db
+        marks = ",".join("?" * len(where))
+        span = f"stream IN ({marks}) AND ts BETWEEN ? AND ?"
+        args = (*where, start, end)
+        count = 0
+        if where:
+            count += db.execute(f"SELECT count(*) FROM poll WHERE {span}", args).fetchone()[0]
+        if self._legacy:
+            count += db.execute(
+                f"SELECT count(*) FROM {LEGACY_RAW} WHERE series = ? AND ts BETWEEN ? AND ?",
+                (sid, start, end),
+            ).fetchone()[0]
+        if count > max_points:
+            return None
+        out: list[dict[str, Any]] = []
+        if self._legacy:
+            for ts, value, q in db.execute(
+                f"SELECT ts, value, quality FROM {LEGACY_RAW} "
+                "WHERE series = ? AND ts BETWEEN ? AND ? ORDER BY ts",
+                (sid, start, end),
+            ):
+                out.append({"ts": ts, "value": value, "quality": QUALITY_NAME.get(q, "bad")})
+        if where:
+            for stream_id, ts, vals, quals in db.execute(
+                f"SELECT stream, ts, vals, quals FROM poll WHERE {span} ORDER BY ts, rowid", args
+            ):
+                i, n = where[stream_id]
+                quality = "good" if quals is None else QUALITY_NAME.get(int(quals[i]), "bad")
+                out.append({"ts": ts, "value": _unpack(vals, n)[i], "quality": quality})
+        if self._legacy and where:
+            out.sort(key=lambda x: x["ts"])  # stable: the first layout's rows first on a tie
         return out
 
     def stats(self) -> dict[str, Any]:
@@ -460,6 +702,157 @@ class HistoryStore:
             "file_bytes": size,
             "writer_running": self._thread is not None and self._thread.is_alive(),
         }
+
+
+class _Minute:
+    """One stream's current minute: per point the min, max, sum, count and last good number.
+
+    Whole polls are folded a list at a time (`map` over the points, no loop in Python); a count
+    common to all points (`polls`) plus one per point for the readings folded one by one.
+    """
+
+    __slots__ = (
+        "counts",
+        "hi",
+        "last_ts",
+        "lasts",
+        "lo",
+        "minute",
+        "newest",
+        "polls",
+        "sids",
+        "sums",
+    )  # fmt: skip
+
+    def __init__(self, minute: int, sids: tuple[int, ...]) -> None:
+        n = len(sids)
+        self.minute = minute
+        self.sids = sids
+        self.lo = [math.inf] * n
+        self.hi = [-math.inf] * n
+        self.sums = [0.0] * n
+        self.polls = 0
+        self.counts = [0] * n
+        self.lasts: list[float] = [math.nan] * n
+        self.last_ts = [-math.inf] * n
+        self.newest = -math.inf
+
+    def add_all(self, values: list[float], ts: float) -> None:
+        """A poll of good finite numbers, no older than any folded so far."""
+        self.lo = [a if a < b else b for a, b in zip(self.lo, values, strict=True)]
+        self.hi = [a if a > b else b for a, b in zip(self.hi, values, strict=True)]
+        self.sums = list(map(operator.add, self.sums, values))
+        self.polls += 1
+        self.lasts = values
+        self.last_ts = [ts] * len(values)
+        self.newest = ts
+
+    def add_one(self, i: int, value: float, ts: float) -> None:
+        if value < self.lo[i]:
+            self.lo[i] = value
+        if value > self.hi[i]:
+            self.hi[i] = value
+        self.sums[i] += value
+        self.counts[i] += 1
+        if ts >= self.last_ts[i]:
+            self.lasts[i] = value
+            self.last_ts[i] = ts
+        if ts > self.newest:
+            self.newest = ts
+
+    def row(self, i: int) -> tuple[Any, ...] | None:
+        """Point `i`'s minute as `(minute, min, max, sum, n, last, last_ts)`; None if empty."""
+        n = self.polls + self.counts[i]
+        if not n:
+            return None
+        return (self.minute, self.lo[i], self.hi[i], self.sums[i], n, self.lasts[i],
+                self.last_ts[i])  # fmt: skip
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """The agg rows to upsert: `(series, minute, min, max, sum, n, last, last_ts)`."""
+        for i, sid in enumerate(self.sids):
+            row = self.row(i)
+            if row is not None:
+                yield (sid, *row)
+
+
+def _packing(kinds: tuple[type, ...]) -> tuple[bytes, bool] | None:
+    """The struct layout of a poll of numbers (`d` a float, `q` an integer), cached per kinds."""
+    try:
+        return _packings[kinds]
+    except KeyError:
+        pass
+    packing = None
+    if all(kind in _NUMBERS for kind in kinds):
+        packing = b"".join(_PACK_CODE[kind] for kind in kinds), all(k is float for k in kinds)
+    if len(_packings) >= 1024:  # kinds vary little (a device's points keep their types)
+        _packings.clear()
+    _packings[kinds] = packing
+    return packing
+
+
+def _unpack(vals: str | bytes, n: int) -> list[Any] | tuple[Any, ...]:
+    """A poll's values: JSON text, or `n` layout codes then the values packed (a poll of numbers)."""
+    if isinstance(vals, str):
+        return json.loads(vals)  # type: ignore[no-any-return]
+    return struct.unpack(b"<" + vals[:n], vals[n:])
+
+
+def _floats(values: list[Any]) -> list[float] | None:
+    """The values as floats; None when one is beyond a float's range."""
+    try:
+        return [float(v) for v in values]
+    except OverflowError:
+        return None
+
+
+def _polls(batch: Sequence[Reading]) -> Iterator[Sequence[Reading]]:
+    """A batch cut into polls: consecutive readings of one device at one time (a point twice is
+    cut apart when a poll is stored)."""
+    first = batch[0]
+    n = len(batch)
+    if [r.ts for r in batch].count(first.ts) == n and [r.device for r in batch].count(
+        first.device
+    ) == n:
+        yield batch  # a device's poll: the usual batch
+        return
+    group: list[Reading] = []
+    seen: set[str] = set()
+    for r in batch:
+        if group and (r.device != group[0].device or r.ts != group[0].ts or r.point in seen):
+            yield group
+            group, seen = [], set()
+        group.append(r)
+        seen.add(r.point)
+    if group:
+        yield group
+
+
+def _delete_older(db: sqlite3.Connection, table: str, cutoff: float) -> int:
+    """Delete `table`'s rows older than `cutoff`; rows arrive roughly in time order (by rowid)."""
+    # everything before the first young row is old
+    first = db.execute(
+        f"SELECT rowid FROM {table} WHERE ts >= ? ORDER BY rowid LIMIT 1", (cutoff,)
+    ).fetchone()
+    if first is None:
+        return db.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,)).rowcount
+    return db.execute(
+        f"DELETE FROM {table} WHERE rowid < ? AND ts < ?", (first[0], cutoff)
+    ).rowcount
+
+
+def _with_open_minute(minutes: list[Any], current: tuple[Any, ...]) -> list[Any]:
+    """The minutes read from disk with the one still in memory merged in, in order."""
+    minute, lo, hi, total, n, last, last_ts = current
+    out = [m for m in minutes if m[0] != minute]
+    same = [m for m in minutes if m[0] == minute]
+    for m in same:  # the minute was also written before (a restart, late readings)
+        lo, hi, total, n = min(lo, m[1]), max(hi, m[2]), total + m[3], n + m[4]
+        if m[6] > last_ts:
+            last, last_ts = m[5], m[6]
+    out.append((minute, lo, hi, total, n, last, last_ts))
+    out.sort(key=lambda m: m[0])
+    return out
 
 
 def _fold(acc: dict[tuple[int, int], list[float]], sid: int, ts: float, value: float) -> None:
