@@ -10,6 +10,10 @@ it as a component, and they live here so the service stays short:
   publishes `{"type": "flood", ...}` on `P/events` and marks the first-out alarm;
 - on/off-delays in progress are written to SQLite as they start and end, so a gateway killed with
   SIGKILL resumes a pending on-delay instead of forgetting it (`RuleEngine.restore_timers`).
+
+Those delays and the records that change without a transition are not committed on their own: the
+gateway takes them (`pending_writes`) into its next transaction, the one that journals the reading's
+transitions, so a reading that raises an alarm and starts a delay costs one fsync, not two.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class AlarmManagement:
         self.floods_total = 0
         self._pending_flags: list[ChatterFlag] = []
         self._unsaved: dict[str, dict[str, object]] = {}  # silent records not yet on disk
+        self._unsaved_timers: dict[str, tuple[str, float] | None] = {}  # delays not yet on disk
         self._save_failed = False
 
     # ------------------------------------------------------------------ in the core path
@@ -99,32 +104,39 @@ class AlarmManagement:
 
     def after_changes(self, wall: float) -> None:
         """After the book took the filtered changes: raise chattering flags (so the flag shows on
-        the activation that caused it), then write what changed without a transition — delays
-        that started or ended."""
+        the activation that caused it). What changed without a transition — delays that started
+        or ended — goes with the gateway's next write (`pending_writes`)."""
         flags, self._pending_flags = self._pending_flags, []
         self._flags(flags, wall)
-        changes = self.gateway.engine.take_timer_changes()
-        if changes:
-            self.gateway.store.save_timers(
-                {k: (t.kind, t.started) if t else None for k, t in changes.items()}
-            )
 
-    def save_silent(self, wall: float) -> None:
-        """Save alarms whose record changed without a transition (see `AlarmBook.take_silent`):
-        called on every commit, after the transitions' own records, so the newest wins."""
+    def pending_writes(
+        self,
+    ) -> tuple[list[dict[str, object]], dict[str, tuple[str, float] | None]]:
+        """Alarm records changed without a transition (see `AlarmBook.take_silent`) and delays
+        that started or ended, for the gateway's next transaction: kept until `written()`, so a
+        refused write loses none of them and the newest of each wins."""
         for alarm in self.gateway.book.take_silent():
             self._unsaved[alarm.id] = alarm.record()
-        if not self._unsaved:
-            return
-        try:
-            self.gateway.store.save_records(list(self._unsaved.values()), wall)
-        except sqlite3.Error as exc:  # the journal's own retry reports the disk; keep these too
-            if not self._save_failed:
-                log.error("alarm store: cannot save %d records (%s)", len(self._unsaved), exc)
-            self._save_failed = True
-            return
+        for alarm_id, timer in self.gateway.engine.take_timer_changes().items():
+            self._unsaved_timers[alarm_id] = (timer.kind, timer.started) if timer else None
+        return list(self._unsaved.values()), dict(self._unsaved_timers)
+
+    def written(self) -> None:
+        """What `pending_writes` returned is committed."""
         self._unsaved.clear()
+        self._unsaved_timers.clear()
         self._save_failed = False
+
+    def write_failed(self, exc: sqlite3.Error) -> None:
+        """The transaction was refused (disk full): keep them, say so once."""
+        if not self._save_failed and (self._unsaved or self._unsaved_timers):
+            log.error(
+                "alarm store: cannot save %d records and %d delays (%s)",
+                len(self._unsaved),
+                len(self._unsaved_timers),
+                exc,
+            )
+            self._save_failed = True
 
     # ------------------------------------------------------------------ helpers
 

@@ -42,8 +42,8 @@ class Outbox(Protocol):
 
     def put(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, droppable: bool = False
-    ) -> None:
-        """Queue a message after every message queued before it."""
+    ) -> int:
+        """Queue a message after every message queued before it; returns its `seq`."""
         ...
 
     def peek(self, limit: int) -> list[OutMessage]:
@@ -82,15 +82,16 @@ class MemoryOutbox:
 
     def put(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, droppable: bool = False
-    ) -> None:
+    ) -> int:
         message = OutMessage(next(self._seq), topic, payload, qos, retain, droppable)
         if not droppable:
             self._kept.append(message)
-            return
+            return message.seq
         if len(self._droppable) >= self.max_droppable:
             self._droppable.popleft()
             self._dropped += 1
         self._droppable.append(message)
+        return message.seq
 
     def peek(self, limit: int) -> list[OutMessage]:
         heads = (itertools.islice(q, limit) for q in (self._kept, self._droppable))

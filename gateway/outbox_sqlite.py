@@ -15,6 +15,14 @@ schedules one commit for the end of the current event-loop iteration (a storm of
 fsync, not one per message), and `peek` commits first, so nothing is ever sent before it is on disk.
 When the disk refuses a write, the messages stay in memory and are delivered anyway; `error` says
 why, and the write is retried at the next commit.
+
+Why the gateway's outbox lives in the journal's file (`SqliteOutbox.shared`, table `outbox` of
+`<storage>/gateway.sqlite3`): an alarm's retained state and event are then written by `stage` in the
+very transaction that journals the transition — one fsync where there were two, and the journal row
+and its messages are on disk together or not at all. A previous version's `outbox.sqlite3` is taken
+in on start. Deleting acknowledged messages is not urgent (one delivered twice after a crash is the
+at-least-once contract anyway), so it rides on the next transaction, or a commit of its own
+`ACK_COMMIT_DELAY` later: never an fsync between a reading and its alarm.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from gateway.storage.db import open_database, transaction
 
 log = logging.getLogger("fgw.outbox")
 
+ACK_COMMIT_DELAY = 0.5
+"""Seconds an acknowledged message may stay on disk when no other write takes its delete along."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq      INTEGER PRIMARY KEY,
@@ -47,16 +58,20 @@ class SqliteOutbox:
     """An `Outbox` whose alarms and events are on disk until acknowledged.
 
     Args:
-        path: the SQLite file (created 0600; its folder 0700).
+        path: the SQLite file (created 0600; its folder 0700); with `db`, only named in messages.
         max_droppable: droppable messages (readings) kept in memory at most; the oldest go first.
+        db: an open connection to share (see `shared`) instead of a file of its own; not closed.
     """
 
-    def __init__(self, path: str | Path, max_droppable: int = 1000) -> None:
+    def __init__(
+        self, path: str | Path, max_droppable: int = 1000, *, db: sqlite3.Connection | None = None
+    ) -> None:
         if max_droppable < 1:
             raise ValueError("max_droppable must be at least 1")
         self.path = Path(path)
         self.max_droppable = max_droppable
-        self._db, _ = open_database(self.path)
+        self._owns_db = db is None
+        self._db = db if db is not None else open_database(self.path)[0]
         self._db.executescript(_SCHEMA)
         rows = self._db.execute(
             "SELECT seq, topic, payload, qos, retain FROM outbox ORDER BY seq"
@@ -71,29 +86,50 @@ class SqliteOutbox:
         self._dropped = 0
         self._unsaved: list[OutMessage] = []
         self._acked_upto = 0  # acknowledged on the wire, not yet deleted on disk
+        self._staged: tuple[int, int] = (0, 0)  # (unsaved, acked_upto) written by `stage`
         self._commit_scheduled = False
+        self._ack_commit: asyncio.TimerHandle | None = None
         self.error: str | None = None
         self.write_failures = 0
         self._closed = False
+
+    @classmethod
+    def shared(
+        cls, db: sqlite3.Connection, path: Path, *, legacy: Path | None = None
+    ) -> SqliteOutbox:
+        """The outbox as a table of another store's file (the journal's), taking in `legacy`.
+
+        Args:
+            db: the store's connection (WAL, `synchronous=FULL`); the store closes it.
+            path: that file, for messages.
+            legacy: an outbox file of its own left by a previous version: its messages are queued
+                first, in order, and the file removed once they are committed here.
+        """
+        db.executescript(_SCHEMA)
+        if legacy is not None and legacy.exists():
+            _take_in(db, legacy)
+        return cls(path, db=db)
 
     # ------------------------------------------------------------------------------ Outbox
 
     def put(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, droppable: bool = False
-    ) -> None:
+    ) -> int:
         message = OutMessage(next(self._seq), topic, payload, qos, retain, droppable)
         if droppable:
             if len(self._droppable) >= self.max_droppable:
                 self._droppable.popleft()
                 self._dropped += 1
             self._droppable.append(message)
-            return
+            return message.seq
         self._kept.append(message)
         self._unsaved.append(message)
         self._schedule_commit()
+        return message.seq
 
     def peek(self, limit: int) -> list[OutMessage]:
-        self.commit()
+        if self._unsaved:
+            self.commit()
         heads = (itertools.islice(q, limit) for q in (self._kept, self._droppable))
         return list(itertools.islice(heapq.merge(*heads, key=lambda m: m.seq), limit))
 
@@ -103,7 +139,7 @@ class SqliteOutbox:
                 queue.popleft()
         self._unsaved = [m for m in self._unsaved if m.seq > seq]
         self._acked_upto = max(self._acked_upto, seq)
-        self._schedule_commit()
+        self._schedule_ack_commit()
 
     def __len__(self) -> int:
         return len(self._kept) + len(self._droppable)
@@ -123,7 +159,56 @@ class SqliteOutbox:
             self.commit()  # no event loop (tools, tests): write through
             return
         self._commit_scheduled = True
-        loop.call_soon(self.commit)
+        loop.call_soon(self._commit_puts)
+
+    def _commit_puts(self) -> None:
+        """The end of the iteration that queued messages: commit them, unless a `stage` did."""
+        self._commit_scheduled = False
+        if self._unsaved:
+            self.commit()
+
+    def _schedule_ack_commit(self) -> None:
+        if self._ack_commit is not None or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.commit()
+            return
+        self._ack_commit = loop.call_later(ACK_COMMIT_DELAY, self._commit_acks)
+
+    def _commit_acks(self) -> None:
+        self._ack_commit = None
+        if self._acked_upto:
+            self.commit()
+
+    def stage(self, db: sqlite3.Connection) -> None:
+        """Write unsaved messages and forget acknowledged ones inside the caller's transaction on
+        the shared connection; call `staged()` once it has committed (nothing, if it rolled back).
+        """
+        self._write(db)
+        self._staged = (len(self._unsaved), self._acked_upto)
+
+    def staged(self) -> None:
+        """The transaction `stage` wrote into is committed: those messages are on disk."""
+        count, acked = self._staged
+        self._staged = (0, 0)
+        del self._unsaved[:count]
+        if acked and self._acked_upto == acked:
+            self._acked_upto = 0
+        if self.error is not None and not self._unsaved:
+            log.info("outbox %s: writing again", self.path)
+            self.error = None
+
+    def _write(self, db: sqlite3.Connection) -> None:
+        if self._unsaved:
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (seq, topic, payload, qos, retain) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(m.seq, m.topic, m.payload, m.qos, int(m.retain)) for m in self._unsaved],
+            )
+        if self._acked_upto:
+            db.execute("DELETE FROM outbox WHERE seq <= ?", (self._acked_upto,))
 
     def commit(self) -> bool:
         """Write unsaved messages and forget acknowledged ones, in one transaction.
@@ -132,19 +217,12 @@ class SqliteOutbox:
             True when the disk holds what it should; False when the write failed (kept in memory,
             retried at the next commit, reported in `error`).
         """
-        self._commit_scheduled = False
         if self._closed or (not self._unsaved and not self._acked_upto):
             return self.error is None
         db = self._db
         try:
             with transaction(db):
-                db.executemany(
-                    "INSERT OR IGNORE INTO outbox (seq, topic, payload, qos, retain) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(m.seq, m.topic, m.payload, m.qos, int(m.retain)) for m in self._unsaved],
-                )
-                if self._acked_upto:
-                    db.execute("DELETE FROM outbox WHERE seq <= ?", (self._acked_upto,))
+                self._write(db)
         except sqlite3.Error as exc:
             self.write_failures += 1
             if self.error is None:
@@ -164,9 +242,39 @@ class SqliteOutbox:
         return True
 
     def close(self) -> None:
-        """Commit what is pending (best effort) and close the file."""
+        """Commit what is pending (best effort) and close the file (a shared one stays open)."""
         if self._closed:
             return
         self.commit()
         self._closed = True
-        self._db.close()
+        if self._ack_commit is not None:
+            self._ack_commit.cancel()
+            self._ack_commit = None
+        if self._owns_db:
+            self._db.close()
+
+
+def _take_in(db: sqlite3.Connection, legacy: Path) -> None:
+    """Queue the messages of a previous version's outbox file after what `db` holds, then remove
+    the file. A file that cannot be read is left in place and said so: nothing is deleted unread."""
+    try:
+        old = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
+        try:
+            rows = old.execute(
+                "SELECT topic, payload, qos, retain FROM outbox ORDER BY seq"
+            ).fetchall()
+        finally:
+            old.close()
+    except sqlite3.Error as exc:
+        log.error("outbox %s: cannot take in a previous version's messages (%s)", legacy, exc)
+        return
+    with transaction(db):
+        start = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+        db.executemany(
+            "INSERT INTO outbox (seq, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)",
+            [(start + i, *row) for i, row in enumerate(rows, 1)],
+        )
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{legacy}{suffix}").unlink(missing_ok=True)
+    if rows:
+        log.info("outbox: %d message(s) taken in from %s", len(rows), legacy)

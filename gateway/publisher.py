@@ -13,7 +13,11 @@ a broker restarted without persistence has lost its retained messages, and is wh
 Shape: `await publisher.run()` inside the owner's TaskGroup (cancelled at shutdown: the queue is
 flushed and `offline` said, within `stop_timeout`), or `async with publisher:`; `await
 publisher.stop()` ends either cleanly. Tasks: `fgw[mqtt-out:SITE].watch` notices a dropped link,
-`….publish` carry one window of in-flight QoS 1 messages (order is kept on the single connection).
+`….publish` carry the in-flight QoS 1 messages (order is kept on the single connection).
+
+Why a sliding window: a message queued while others wait for their PUBACK is handed to paho at once
+(up to `WINDOW` in flight), not after the whole previous window came back: an alarm raised just after
+another one does not wait a round trip to leave.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import json
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
@@ -45,6 +50,9 @@ WINDOW = 20
 
 STOP_TIMEOUT = 5.0
 """Seconds a stop may spend flushing the outbox and saying `offline`."""
+
+DELIVERY_WAIT = 0.05
+"""Seconds `delivered()` waits at most: a slow broker must not hold up whoever waits on it."""
 
 
 def encode_json(value: Any) -> bytes:
@@ -111,6 +119,9 @@ class MqttPublisher:
         self._stop_requested = asyncio.Event()
         self._connected = asyncio.Event()
         self._flushed = asyncio.Event()  # the outbox was seen empty after an ack
+        self._progress = asyncio.Event()  # an ack came back, or the connection went
+        self._queued_upto = 0  # seq of the newest alarm or event queued
+        self._acked_upto = 0  # seq of the newest message the broker acknowledged
         self._done = asyncio.Event()
         self._running = False
         self._abandon = False  # stop timed out: leave what is queued
@@ -156,7 +167,9 @@ class MqttPublisher:
     def _put(
         self, topic: str, payload: bytes, *, qos: int, retain: bool = False, droppable: bool = False
     ) -> None:
-        self.outbox.put(topic, payload, qos=qos, retain=retain, droppable=droppable)
+        seq = self.outbox.put(topic, payload, qos=qos, retain=retain, droppable=droppable)
+        if not droppable:
+            self._queued_upto = seq
         self._flushed.clear()
         self._wakeup.set()
 
@@ -194,6 +207,18 @@ class MqttPublisher:
         if len(self.outbox):
             self._flushed.clear()
             await self._flushed.wait()
+
+    async def delivered(self, timeout: float = DELIVERY_WAIT) -> None:
+        """Return once the broker acknowledged every alarm and event queued so far — or at once
+        when not connected, or after `timeout`: for work that should not delay a send (the gateway
+        tells its components about transitions after their alarms left), but must not wait for a
+        broker that is away or slow either."""
+        target = self._queued_upto
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.connected and self._acked_upto < target and not self._abandon:
+                    self._progress.clear()
+                    await self._progress.wait()
 
     async def wait_connected(self) -> None:
         """Return once connected and `online` (again, after a reconnect) has been said."""
@@ -283,6 +308,7 @@ class MqttPublisher:
                 raise
             finally:
                 self._connected.clear()
+                self._progress.set()
 
     async def _watch(self, client: aiomqtt.Client) -> None:
         """Raise `MqttError` as soon as the connection drops (nothing is subscribed)."""
@@ -297,25 +323,49 @@ class MqttPublisher:
         self._connected.set()
 
     async def _send(self, client: aiomqtt.Client) -> None:
-        """Deliver the outbox in order, a window at a time; return when stopping and empty."""
-        while True:
-            self._wakeup.clear()
-            batch = [] if self._abandon else self.outbox.peek(WINDOW)
-            if batch:
-                async with asyncio.TaskGroup() as group:
-                    for m in batch:  # tasks start in order, so paho sends in order
-                        group.create_task(
+        """Deliver the outbox in order, up to `WINDOW` messages in flight; return when stopping and
+        nothing is left to send (or the stop was abandoned) and nothing is in flight.
+
+        Messages are handed to paho as soon as `peek` has them (it commits them to disk first).
+        PUBACKs come back in order on the one connection; the outbox forgets the prefix whose
+        publishes completed. A failed publish fails the group: the connection is over, and the
+        next one starts again from the oldest unacknowledged message.
+        """
+        in_flight: deque[tuple[int, asyncio.Task[None]]] = deque()
+        sent_upto = 0
+        async with asyncio.TaskGroup() as group:
+            while True:
+                self._wakeup.clear()
+                done, acked = 0, 0
+                while in_flight and in_flight[0][1].done():
+                    acked = in_flight.popleft()[0]
+                    done += 1
+                if done:
+                    self.outbox.ack(acked)
+                    self.published += done
+                    self._acked_upto = max(self._acked_upto, acked)
+                    self._progress.set()
+                    if not len(self.outbox):
+                        self._flushed.set()
+                room = WINDOW - len(in_flight)
+                if room > 0 and not self._abandon:
+                    waiting = self.outbox.peek(len(in_flight) + room)
+                    for m in [m for m in waiting if m.seq > sent_upto][:room]:
+                        task = group.create_task(  # tasks start in order, so paho sends in order
                             client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain),
                             name=f"{self.name}.publish",
                         )
-                self.outbox.ack(batch[-1].seq)
-                self.published += len(batch)
-                if not len(self.outbox):
-                    self._flushed.set()
-                continue
-            if self._stop_requested.is_set():
-                return
-            await self._wakeup.wait()
+                        task.add_done_callback(self._wake)
+                        in_flight.append((m.seq, task))
+                        sent_upto = m.seq
+                if not in_flight and self._stop_requested.is_set():
+                    if self._abandon or not len(self.outbox):
+                        return
+                    continue
+                await self._wakeup.wait()
+
+    def _wake(self, _task: asyncio.Task[None]) -> None:
+        self._wakeup.set()
 
     def _lost(self, exc: BaseException) -> None:
         if not self._outage_logged:

@@ -4,6 +4,12 @@ Readings arrive from the drivers through the `ReadingSink` methods, which only q
 (`fgw[engine].process`) feeds them through the pure rule engine and alarm book in arrival order, and
 another (`fgw[engine].tick`) advances timers. Each alarm transition is committed to SQLite *before*
 it is handed to the publisher, so whatever subscribers saw is in the journal after a power cut.
+
+Why one transaction per reading: the journal row, the alarm's outbox messages (the outbox is a table
+of the journal's file), records changed without a transition and on-delays that started are written
+together (`_write`): one fsync between a reading and its alarm on MQTT. Components hear of the
+transitions (`on_transitions`, e.g. a maintenance ticket and its own commit) once the broker has the
+alarm — or at once when more readings wait, or the broker is away (`MqttPublisher.delivered`).
 """
 
 from __future__ import annotations
@@ -75,8 +81,11 @@ class Gateway:
         self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())
         # a restored active alarm must be able to clear: the engine starts from "inactive"
         self.engine.assume_active(self.book.active_condition_ids())
-        # alarms and events wait on disk for their PUBACK: a crash mid-outage loses none of them
-        self.outbox = SqliteOutbox(site.storage_dir / "outbox.sqlite3")
+        # alarms and events wait on disk for their PUBACK: a crash mid-outage loses none of them;
+        # in the journal's file, so that a transition and its messages are one commit
+        self.outbox = SqliteOutbox.shared(
+            self.store.connection, self.store.path, legacy=site.storage_dir / "outbox.sqlite3"
+        )
         self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot, outbox=self.outbox)
         self.history = HistoryStore.for_site(site)
         self.journal_backlog: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -88,6 +97,8 @@ class Gateway:
         self.components: list[Component] = build_components(self)
         self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
         self._wakeup = asyncio.Event()
+        self._deferring = False  # the `_process` task tells components after the send
+        self._deferred: list[Sequence[AlarmTransition]] = []
         self.dropped_batches = 0
         self.transitions_total = 0
 
@@ -138,28 +149,44 @@ class Gateway:
             log.info("gateway stopped", extra={"site": self.site.id})
 
     async def _process(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            self.process_queued()
-            await asyncio.sleep(0)
+        """The engine's task: like `process_queued`, but when the queue is empty after a batch that
+        made transitions, components hear of them only once the broker has the alarms (at most
+        `publisher.delivered`'s wait), so a ticket's commit is not between a reading and its alarm."""
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    self._deferring = True
+                    try:
+                        self._process_item(self._queue.popleft())
+                    finally:
+                        self._deferring = False
+                    if self._deferred and not self._queue:
+                        await self.publisher.delivered()
+                    self._tell_deferred()
+                await asyncio.sleep(0)
+        finally:
+            self._tell_deferred()
 
     def process_queued(self) -> None:
-        """Feed every queued batch and status through the engine (the `_process` task's work)."""
+        """Feed every queued batch and status through the engine, telling components at once."""
         while self._queue:
-            item = self._queue.popleft()
-            now = self._monotonic()
-            if isinstance(item, DeviceStatus):
-                changes = self.engine.device_status(item, now)
-                for component in self.components:
-                    component.on_status(item)
-            else:
-                changes = self.engine.ingest(item, now)
-                if self.publisher.readings_enabled:
-                    self._publish_readings(item)
-                for component in self.components:
-                    component.on_readings(item)
-            self._handle(changes)
+            self._process_item(self._queue.popleft())
+
+    def _process_item(self, item: Sequence[Reading] | DeviceStatus) -> None:
+        now = self._monotonic()
+        if isinstance(item, DeviceStatus):
+            changes = self.engine.device_status(item, now)
+            for component in self.components:
+                component.on_status(item)
+        else:
+            changes = self.engine.ingest(item, now)
+            if self.publisher.readings_enabled:
+                self._publish_readings(item)
+            for component in self.components:
+                component.on_readings(item)
+        self._handle(changes)
 
     async def _tick(self) -> None:
         while True:
@@ -169,8 +196,7 @@ class Gateway:
     def tick_once(self) -> None:
         """Advance timers, shelves and components once (the `_tick` task's work)."""
         monotonic, wall = self._monotonic(), self._wall()
-        if self.journal_backlog:
-            self._journal(())
+        self._write(())  # what a refused write left (journal rows, records, delays)
         self._handle(self.engine.tick(monotonic))
         self._emit(self.book.expire_shelves(wall))
         self.alarming.tick(monotonic, wall)
@@ -184,39 +210,72 @@ class Gateway:
             transitions.extend(self.book.apply(change))
         self._emit(transitions)
         self.alarming.after_changes(self._wall())
+        self._write(())  # delays changed by the flags' transitions, if any are left
 
     def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
+        """Journal and queue `transitions` in one transaction, then tell components."""
         if not transitions:
-            self.alarming.save_silent(self._wall())  # changes under an overlay, no transition
+            self._write(())  # changes under an overlay, delays: no transition
             return
-        self._journal(transitions)
-        self.alarming.save_silent(self._wall())
-        for t in transitions:
-            self.transitions_total += 1
-            payload = t.alarm.payload()
-            log.info(
-                "alarm %s %s -> %s",
-                t.alarm_id,
-                t.from_state,
-                t.to_state,
-                extra={"alarm": t.alarm_id, "priority": payload["priority"], "episode": t.episode},
-            )
-            self.publisher.publish_alarm(payload)
-            self.publisher.publish_event(t.event())
-        for component in self.components:
-            component.on_transitions(transitions)
+        try:
+            for t in transitions:  # into the outbox's memory; on disk with the journal rows
+                self.transitions_total += 1
+                payload = t.alarm.payload()
+                log.info(
+                    "alarm %s %s -> %s",
+                    t.alarm_id,
+                    t.from_state,
+                    t.to_state,
+                    extra={
+                        "alarm": t.alarm_id,
+                        "priority": payload["priority"],
+                        "episode": t.episode,
+                    },
+                )
+                self.publisher.publish_alarm(payload)
+                self.publisher.publish_event(t.event())
+        finally:
+            self._write(transitions)
+        if self._deferring:
+            self._deferred.append(transitions)
+        else:
+            self._tell_deferred()  # earlier ones first: components hear in order
+            self._tell(transitions)
         self.alarming.committed(transitions, self._monotonic())
 
-    def _journal(self, transitions: Sequence[AlarmTransition]) -> None:
-        """Commit transitions to the journal, before they are published.
+    def _tell(self, transitions: Sequence[AlarmTransition]) -> None:
+        for component in self.components:
+            component.on_transitions(transitions)
+
+    def _tell_deferred(self) -> None:
+        while self._deferred:
+            self._tell(self._deferred.pop(0))
+
+    def _write(self, transitions: Sequence[AlarmTransition]) -> None:
+        """Commit, in one transaction: the journal rows of `transitions` (after any left by a
+        refused write), records changed without a transition, delays that started or ended, and
+        the outbox's new messages. The publisher sends nothing before this commit (its `peek`
+        commits what is still unsaved first).
 
         A disk that refuses the write (full) must not silence alarms: the rows are kept in memory
         (bounded), published anyway, retried first on every tick, and reported by `health()`.
         """
         self.journal_backlog.extend((t.alarm.record(), t.event()) for t in transitions)
+        records, timers = self.alarming.pending_writes()
+        if not self.journal_backlog and not records and not timers:
+            return
         try:
-            self.store.record(self.journal_backlog, self._wall())
+            self.store.write(
+                self._wall(),
+                journal=self.journal_backlog,
+                records=records,
+                timers=timers,
+                also=self.outbox.stage,
+            )
         except sqlite3.Error as exc:
+            self.alarming.write_failed(exc)
+            if not self.journal_backlog:
+                return
             if self.journal_error is None:
                 log.error(
                     "alarm journal %s: cannot write (%s); alarms are still published, "
@@ -227,6 +286,8 @@ class Gateway:
             self.journal_error = str(exc)
             del self.journal_backlog[:-MAX_JOURNAL_BACKLOG]
             return
+        self.outbox.staged()
+        self.alarming.written()
         if self.journal_error is not None:
             log.info("alarm journal: writing again (%d rows caught up)", len(self.journal_backlog))
             self.journal_error = None
