@@ -4,14 +4,19 @@ with a recording writer, and a round trip through a real v2 write API (VictoriaM
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from gateway.config.site import Site, load_site
-from gateway.export.influx import InfluxExporter, WriteRefused, line, reading_lines
+from gateway.export import influx
+from gateway.export.influx import InfluxExporter, WriteRefused
+from gateway.export.lineproto import line, reading_lines
 from gateway.model import Quality, Reading
 from gateway.storage.diskqueue import ROW_OVERHEAD, DiskQueue
 from tests.reliability_support import Victoria, wait_until
@@ -70,6 +75,14 @@ def test_disk_queue_bound_drops_oldest_readings_never_events(tmp_path: Path) -> 
     again.ack(again.peek(2)[-1].seq)
     assert len(again) == len(bodies) - 2
     again.close()
+
+
+def transition(at: float) -> Any:
+    """What `transition_line` reads of an `AlarmTransition`."""
+    return SimpleNamespace(
+        alarm_id="pump-1.dry_run", alarm=SimpleNamespace(priority="high"), episode=1, at=at,
+        to_state="active_unack", from_state="normal",
+    )  # fmt: skip
 
 
 class Recording:
@@ -162,3 +175,87 @@ async def test_round_trip_through_a_real_v2_write_api(tmp_path: Path) -> None:
         await exporter.close()
     finally:
         victoria.stop()
+
+
+def test_disk_queue_counts_items_of_chunked_entries(tmp_path: Path) -> None:
+    body = b"x" * 100
+    bound = 4 * (len(body) + ROW_OVERHEAD)
+    queue = DiskQueue(tmp_path / "q.sqlite3", bound)
+    queue.put_many([(body, 1.0, True, 10), (b"event", 2.0, False, 1), (body, 3.0, True, 7)])
+    assert len(queue) == 18
+    assert [e.items for e in queue.peek(10)] == [10]  # at most 10 items, and the first entry
+    assert [e.items for e in queue.peek(11)] == [10, 1]
+    assert [e.items for e in queue.peek(5)] == [10]  # an entry bigger than the limit still goes
+    queue.put_many([(body, 4.0, True, 5), (body, 5.0, True, 5)])  # one entry over the bound
+    assert queue.dropped == 10 and len(queue) == 18  # the oldest chunk of readings, its 10 lines
+    assert [e.ts for e in queue.peek(100)] == [2.0, 3.0, 4.0, 5.0]
+    queue.ack(queue.peek(8)[-1].seq)  # the event and the 7-line chunk
+    assert len(queue) == 10 and queue.size_bytes == 2 * (len(body) + ROW_OVERHEAD)
+    queue.close()
+    again = DiskQueue(tmp_path / "q.sqlite3", bound)
+    assert (len(again), again.dropped, again.size_bytes) == (10, 10, queue.size_bytes)
+    again.close()
+
+
+def test_disk_queue_from_before_chunks_opens_with_one_item_per_row(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema of queue files written by earlier releases
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+            "CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, droppable INTEGER NOT NULL,"
+            " ts REAL NOT NULL, body BLOB NOT NULL);"
+            "INSERT INTO meta VALUES ('dropped', 3);"
+        )
+        db.executemany(
+            "INSERT INTO queue (droppable, ts, body) VALUES (?, ?, ?)",
+            [(1, 1.0, b"m a=1.0 1000"), (0, 2.0, b'alarm_event state="x" 2000')],
+        )
+    db.close()
+    queue = DiskQueue(path, 1 << 20)
+    assert len(queue) == 2 and queue.dropped == 3
+    assert [(e.body, e.items) for e in queue.peek(5)] == [
+        (b"m a=1.0 1000", 1),
+        (b'alarm_event state="x" 2000', 1),
+    ]
+    queue.put_many([(b"m a=2.0 3000\nm a=3.0 4000", 3.0, True, 2)])
+    assert len(queue) == 4
+    queue.close()
+
+
+async def test_lines_are_queued_in_chunks_and_sent_one_per_line(tmp_path: Path) -> None:
+    site = site_with_influx(tmp_path, extra=", batch_size: 7")
+    writer = Recording()
+    exporter = InfluxExporter(site, writer=writer)
+    for i in range(10):
+        exporter.on_readings([Reading("pump-1", "flow", float(i), Quality.GOOD, T + i)])
+    exporter.on_transitions([transition(T + 10)])
+    for i in range(11, 14):
+        exporter.on_readings([Reading("pump-1", "flow", float(i), Quality.GOOD, T + i)])
+    await exporter._spool()
+    rows = [(e.items, e.droppable, e.ts) for e in exporter.queue.peek(100)]
+    assert rows == [(7, True, T), (3, True, T + 7), (1, False, T + 10), (3, True, T + 11)]
+    assert exporter.stats()["queued"] == 14
+    writer.up = True
+    await exporter._drain(deadline=None)
+    assert [int(x.rsplit(" ", 1)[1]) for x in writer.lines] == [
+        round((T + i) * 1000) for i in range(14)
+    ]
+    assert writer.lines[10].startswith("alarm_event,")
+    assert exporter.stats()["sent"] == 14 and exporter.stats()["queued"] == 0
+    await exporter.close()
+
+
+async def test_memory_bound_drops_the_oldest_readings_and_keeps_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(influx, "MAX_MEMORY_LINES", 5)
+    exporter = InfluxExporter(site_with_influx(tmp_path), writer=Recording())
+    exporter.on_transitions([transition(T)])
+    exporter.on_readings(
+        [Reading("pump-1", "flow", float(i), Quality.GOOD, T + i) for i in range(8)]
+    )
+    kept = [text.rsplit(" ", 1)[1] for text, _, _ in exporter._memory]
+    assert kept[0] == str(round(T * 1000)) and len(kept) == 5  # the event, then the newest 4
+    assert kept[1:] == [str(round((T + i) * 1000)) for i in range(4, 8)]
+    assert exporter.stats()["dropped"] == 4
+    await exporter.close()

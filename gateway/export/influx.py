@@ -6,11 +6,17 @@ to the measurement `alarm_event` (tags `site`, `device`, `alarm`, `priority`; fi
 `episode`) so a dashboard can overlay them.
 
 Path of a reading: `on_readings` turns a batch into line protocol in memory (never blocking the
-loop) -> every `flush_interval` the lines are appended to a `DiskQueue` in one transaction
-(`<storage>/influx-queue.sqlite3`) -> the sender peeks `batch_size` lines in order, writes them with
-`influxdb-client`'s v2 write API and acknowledges them only after the server said 2xx. While the
-server is away the queue grows on disk up to `queue_max_mb`; then the oldest *readings* are dropped
-and counted, alarm events never. A restart (even after SIGKILL) replays what is on disk, in order.
+loop; `LineBuilder` caches the escaped pieces) -> every `flush_interval` (or sooner, once
+`batch_size` lines wait) the lines are appended to a `DiskQueue` in one transaction
+(`<storage>/influx-queue.sqlite3`), in chunks of up to `CHUNK_LINES` lines per row -> the sender
+peeks up to `batch_size` lines in order, writes them with `influxdb-client`'s v2 write API and
+acknowledges them only after the server said 2xx. While the server is away the queue grows on disk
+up to `queue_max_mb`; then the oldest *readings* are dropped (a chunk at a time) and counted, alarm
+events never. A restart (even after SIGKILL) replays what is on disk, in order.
+
+Why chunks: SQLite costs about the same per row whatever it holds, and one row per line made the
+queue's insert, peek and delete most of the exporter's work. A chunk holds lines of one kind only
+(readings or events, so events are still never dropped) joined by newlines, the way they are sent.
 
 Why numbers are written as floats: InfluxDB refuses a field whose type changes, and an MQTT device's
 JSON does not say whether `5` is an int or a float. Only good readings are exported: `stale` has no
@@ -24,15 +30,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.backoff import Backoff
 from gateway.components import Component
-from gateway.model import Quality, Reading
+from gateway.export.lineproto import LineBuilder, line
+from gateway.model import Reading
 from gateway.mqtt_settings import Secret
 from gateway.storage.diskqueue import DiskQueue
 
@@ -46,62 +52,12 @@ log = logging.getLogger("fgw.influx")
 MAX_MEMORY_LINES = 100_000
 """Lines waiting in memory for the disk queue (only grows while the disk refuses writes)."""
 
+CHUNK_LINES = 1000
+"""Lines per disk-queue row at most (and never more than `batch_size`): big enough that SQLite's
+per-row cost vanishes, small enough that the bound drops readings in small steps."""
+
 CLOSE_TIMEOUT = 5.0
 """Seconds a stop may spend sending what is queued; the rest stays on disk for the next start."""
-
-
-# ------------------------------------------------------------------------------ line protocol
-
-
-def _escape_key(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _escape_measurement(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
-
-
-def field_value(value: Any) -> str | None:
-    """A value as a line-protocol field: bool, float (numbers) or quoted string; None to skip."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        number = float(value)
-        return repr(number) if math.isfinite(number) else None
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return None
-
-
-def line(measurement: str, tags: dict[str, str], fields: dict[str, Any], ts: float) -> str | None:
-    """One line of InfluxDB line protocol with a millisecond timestamp; None without any field."""
-    encoded = [
-        f"{_escape_key(k)}={v}"
-        for k, value in fields.items()
-        if (v := field_value(value)) is not None
-    ]
-    if not encoded:
-        return None
-    tag_text = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v)
-    return f"{_escape_measurement(measurement)}{tag_text} {','.join(encoded)} {round(ts * 1000)}"
-
-
-def reading_lines(
-    site: str, measurements: dict[str, str], batch: Iterable[Reading]
-) -> list[tuple[str, float]]:
-    """Good readings grouped into one line per device and timestamp: `(line, ts)` pairs."""
-    grouped: dict[tuple[str, float], dict[str, Any]] = {}
-    for r in batch:
-        if r.quality == Quality.GOOD and r.value is not None:
-            grouped.setdefault((r.device, r.ts), {})[r.point] = r.value
-    out = []
-    for (device, ts), fields in grouped.items():
-        text = line(
-            measurements.get(device, "device"), {"site": site, "device": device}, fields, ts
-        )
-        if text is not None:
-            out.append((text, ts))
-    return out
 
 
 def transition_line(site: str, t: AlarmTransition) -> tuple[str, float]:
@@ -210,6 +166,8 @@ class InfluxExporter(Component):
         self.batch_size = config.batch_size
         self.flush_interval = config.flush_interval
         self.measurements = {d.id: d.measurement for d in site.devices.values()}
+        self._lines = LineBuilder(site.id, self.measurements)
+        self.chunk_lines = min(CHUNK_LINES, self.batch_size)
         self.queue = DiskQueue(
             site.storage_dir / "influx-queue.sqlite3", int(config.queue_max_mb * 1024 * 1024)
         )
@@ -218,7 +176,7 @@ class InfluxExporter(Component):
         )
         self.where = config.url
         self.backoff = backoff or Backoff()
-        self._memory: list[tuple[bytes, float, bool]] = []
+        self._memory: list[tuple[str, float, bool]] = []  # (line, ts, droppable), in order
         self._wakeup = asyncio.Event()
         self._next_try = 0.0
         self._lock = asyncio.Lock()  # one worker thread on the queue at a time
@@ -233,24 +191,35 @@ class InfluxExporter(Component):
     # ------------------------------------------------------------------------------ hooks
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
-        for text, ts in reading_lines(self.site_id, self.measurements, batch):
-            self._remember(text, ts, droppable=True)
+        memory = self._memory
+        memory.extend([(text, ts, True) for text, ts in self._lines.lines(batch)])
+        self._remembered()
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
         for t in transitions:
             text, ts = transition_line(self.site_id, t)
-            self._remember(text, ts, droppable=False)
+            self._memory.append((text, ts, False))
+        self._remembered()
 
-    def _remember(self, text: str, ts: float, *, droppable: bool) -> None:
-        self._memory.append((text.encode(), ts, droppable))
-        if len(self._memory) > MAX_MEMORY_LINES:  # only while the disk refuses writes
-            for i, (_, _, can_drop) in enumerate(self._memory):
-                if can_drop:
-                    del self._memory[i]
-                    self.memory_dropped += 1
-                    break
-        if len(self._memory) >= self.batch_size:
+    def _remembered(self) -> None:
+        """Keep memory bounded (only reached while the disk refuses writes), wake the sender."""
+        memory = self._memory
+        if len(memory) > MAX_MEMORY_LINES:
+            self._drop_from_memory(len(memory) - MAX_MEMORY_LINES)
+        if len(memory) >= self.batch_size:
             self._wakeup.set()
+
+    def _drop_from_memory(self, excess: int) -> None:
+        """Drop the `excess` oldest readings from memory (events stay), counted."""
+        kept: list[tuple[str, float, bool]] = []
+        dropped = 0
+        for entry in self._memory:
+            if dropped < excess and entry[2]:
+                dropped += 1
+            else:
+                kept.append(entry)
+        self._memory[:] = kept
+        self.memory_dropped += dropped
 
     # ------------------------------------------------------------------------------ running
 
@@ -267,13 +236,13 @@ class InfluxExporter(Component):
                 await self._drain(deadline=None)
 
     async def _spool(self) -> None:
-        """Memory -> disk queue, in one transaction."""
+        """Memory -> disk queue, in chunks, in one transaction."""
         if not self._memory:
             return
         lines, self._memory = self._memory, []
         async with self._lock:
             try:
-                await asyncio.to_thread(self.queue.put_many, lines)
+                await asyncio.to_thread(self.queue.put_many, chunks(lines, self.chunk_lines))
             except Exception as exc:  # sqlite3.Error: disk full, I/O error
                 self._memory[:0] = lines  # keep them, in order, and try again next time
                 if self.queue_error is None:
@@ -291,17 +260,21 @@ class InfluxExporter(Component):
                 entries = await asyncio.to_thread(self.queue.peek, self.batch_size)
             if not entries:
                 return
+            count = sum(e.items for e in entries)
+            lines: list[str] = []
+            for e in entries:
+                lines += e.body.decode().split("\n")
             try:
-                await asyncio.to_thread(self.writer.write, [e.body.decode() for e in entries])
+                await asyncio.to_thread(self.writer.write, lines)
             except WriteRefused as exc:
-                self.rejected += len(entries)
-                log.error("influx %s refused %d lines for good: %s", self.where, len(entries), exc)
+                self.rejected += count
+                log.error("influx %s refused %d lines for good: %s", self.where, count, exc)
             except Exception as exc:  # connection refused, timeout, 5xx, auth
                 self._failed(exc)
                 return
             async with self._lock:
                 await asyncio.to_thread(self.queue.ack, entries[-1].seq)
-            self.sent += len(entries)
+            self.sent += count
             self._succeeded()
             await asyncio.sleep(0)  # let readings in between batches of a long replay
 
@@ -352,6 +325,27 @@ class InfluxExporter(Component):
             "queue_error": self.queue_error,
             "last_success": self.last_success,
         }
+
+
+def chunks(
+    lines: Sequence[tuple[str, float, bool]], size: int
+) -> list[tuple[bytes, float, bool, int]]:
+    """`(line, ts, droppable)` in order -> disk-queue entries `(body, ts, droppable, lines)`.
+
+    A chunk holds at most `size` consecutive lines of one kind, joined by newlines; its `ts` is the
+    oldest of its lines (what `stats()["oldest"]` reports).
+    """
+    out: list[tuple[bytes, float, bool, int]] = []
+    start, total = 0, len(lines)
+    while start < total:
+        droppable = lines[start][2]
+        end, stop = start + 1, min(total, start + size)
+        while end < stop and lines[end][2] == droppable:
+            end += 1
+        texts, times, _ = zip(*lines[start:end], strict=True)
+        out.append(("\n".join(texts).encode(), min(times), droppable, end - start))
+        start = end
+    return out
 
 
 def _short(exc: BaseException) -> str:

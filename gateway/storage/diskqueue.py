@@ -6,14 +6,19 @@ box's disk is small and shared with the alarm journal. When the bound is reached
 *droppable* entries (readings) go first, counted; entries that are not droppable (alarm events) are
 never dropped, whatever the bound.
 
-Entries are opaque bytes with a timestamp (the entry's own time, reported as the oldest entry's age)
-and a `droppable` flag. Writes come in batches (`put_many`: one transaction), the consumer `peek`s
-the oldest entries and `ack`s them after the remote side accepted them: at least once, never lost.
-The queue is owned by one thread at a time (the exporter hands calls to a worker thread).
+Entries are opaque bytes with a timestamp (the entry's own time, reported as the oldest entry's age),
+a `droppable` flag and an item count. Why a count: SQLite costs about the same per row whatever the
+row holds, so the exporter stores a *chunk* of lines per row (one insert, one peek, one delete for a
+thousand lines instead of a thousand of each) and the queue still counts what matters — lines queued,
+lines dropped — not rows. Writes come in batches (`put_many`: one transaction), the consumer `peek`s
+the oldest entries up to a number of items and `ack`s them after the remote side accepted them: at
+least once, never lost. The queue is owned by one thread at a time (the exporter hands calls to a
+worker thread).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +31,8 @@ CREATE TABLE IF NOT EXISTS queue (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     droppable  INTEGER NOT NULL,
     ts         REAL NOT NULL,
-    body       BLOB NOT NULL
+    body       BLOB NOT NULL,
+    items      INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS queue_droppable ON queue (droppable, seq);
 """
@@ -37,12 +43,13 @@ ROW_OVERHEAD = 40
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One queued entry: `seq` orders entries and is what `ack` takes."""
+    """One queued entry: `seq` orders entries and is what `ack` takes; `items` is what it counts."""
 
     seq: int
     ts: float
     body: bytes
     droppable: bool
+    items: int = 1
 
 
 class DiskQueue:
@@ -61,8 +68,10 @@ class DiskQueue:
         self.max_bytes = max_bytes
         self._db, _ = open_database(self.path, synchronous="FULL" if durable else "NORMAL")
         self._db.executescript(_SCHEMA)
+        _add_items_column(self._db)
         count, size = self._db.execute(
-            f"SELECT count(*), coalesce(sum(length(body)), 0) + count(*) * {ROW_OVERHEAD} FROM queue"
+            f"SELECT coalesce(sum(items), 0), coalesce(sum(length(body)), 0) + count(*) * "
+            f"{ROW_OVERHEAD} FROM queue"
         ).fetchone()
         self._count: int = count
         self._bytes: int = size
@@ -72,19 +81,25 @@ class DiskQueue:
 
     # ------------------------------------------------------------------------------ writing
 
-    def put_many(self, entries: Iterable[tuple[bytes, float, bool]]) -> int:
-        """Append `(body, ts, droppable)` entries in one transaction; return how many were dropped.
+    def put_many(
+        self, entries: Iterable[tuple[bytes, float, bool] | tuple[bytes, float, bool, int]]
+    ) -> int:
+        """Append `(body, ts, droppable[, items])` entries in one transaction; return the number of
+        items dropped to keep the bound (an entry without `items` counts as one).
 
         Raises:
             sqlite3.Error: the write failed (e.g. the disk is full); nothing of this batch is queued.
         """
-        rows = [(int(droppable), ts, body) for body, ts, droppable in entries]
+        rows = [(int(e[2]), e[1], e[0], e[3] if len(e) > 3 else 1) for e in entries]
         if not rows:
             return 0
-        added = sum(len(body) + ROW_OVERHEAD for _, _, body in rows)
+        added = sum(len(body) for _, _, body, _ in rows) + len(rows) * ROW_OVERHEAD
+        items = sum(n for _, _, _, n in rows)
         db = self._db
         with transaction(db):
-            db.executemany("INSERT INTO queue (droppable, ts, body) VALUES (?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO queue (droppable, ts, body, items) VALUES (?, ?, ?, ?)", rows
+            )
             dropped, freed = self._trim(self._bytes + added)
             if dropped:
                 db.execute(
@@ -92,26 +107,30 @@ class DiskQueue:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (self._dropped + dropped,),
                 )
-        self._count += len(rows) - dropped
+        self._count += items - dropped
         self._bytes += added - freed
         self._dropped += dropped
         return dropped
 
     def _trim(self, size: int) -> tuple[int, int]:
-        """Delete the oldest droppable rows until `size` fits the bound (inside the transaction)."""
+        """Delete the oldest droppable rows until `size` fits the bound (inside the transaction).
+
+        Returns the items dropped and the bytes freed.
+        """
         if size <= self.max_bytes:
             return 0, 0
         dropped = freed = 0
         while size - freed > self.max_bytes:
             rows = self._db.execute(
-                "SELECT seq, length(body) FROM queue WHERE droppable = 1 ORDER BY seq LIMIT 500"
+                "SELECT seq, length(body), items FROM queue WHERE droppable = 1 "
+                "ORDER BY seq LIMIT 500"
             ).fetchall()
             if not rows:
                 break  # only events left: they are kept beyond the bound
             last = rows[0][0]
-            for seq, length in rows:
+            for seq, length, items in rows:
                 last = seq
-                dropped += 1
+                dropped += items
                 freed += length + ROW_OVERHEAD
                 if size - freed <= self.max_bytes:
                     break
@@ -121,20 +140,31 @@ class DiskQueue:
     # ------------------------------------------------------------------------------ reading
 
     def peek(self, limit: int) -> list[Entry]:
-        """The oldest `limit` entries, in order, without removing them."""
-        rows = self._db.execute(
-            "SELECT seq, ts, body, droppable FROM queue ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
-        return [Entry(seq, ts, bytes(body), bool(droppable)) for seq, ts, body, droppable in rows]
+        """The oldest entries, in order, holding at most `limit` items (at least one entry when
+        the queue is not empty, however many items it holds), without removing them."""
+        entries: list[Entry] = []
+        total = 0
+        cursor = self._db.execute("SELECT seq, ts, body, droppable, items FROM queue ORDER BY seq")
+        try:
+            for seq, ts, body, droppable, items in cursor:
+                total += items
+                if total > limit and entries:
+                    break
+                entries.append(Entry(seq, ts, bytes(body), bool(droppable), items))
+                if total >= limit:
+                    break
+        finally:
+            cursor.close()
+        return entries
 
     def ack(self, seq: int) -> None:
         """Every entry up to and including `seq` was delivered: forget them (one transaction)."""
-        count, size = self._db.execute(
-            f"SELECT count(*), coalesce(sum(length(body)), 0) + count(*) * {ROW_OVERHEAD} "
-            "FROM queue WHERE seq <= ?",
+        rows, count, size = self._db.execute(
+            f"SELECT count(*), coalesce(sum(items), 0), coalesce(sum(length(body)), 0) + "
+            f"count(*) * {ROW_OVERHEAD} FROM queue WHERE seq <= ?",
             (seq,),
         ).fetchone()
-        if count:
+        if rows:
             self._db.execute("DELETE FROM queue WHERE seq <= ?", (seq,))
             self._count -= count
             self._bytes -= size
@@ -142,6 +172,7 @@ class DiskQueue:
     # ------------------------------------------------------------------------------ reporting
 
     def __len__(self) -> int:
+        """Items queued (lines, for the exporter), not rows."""
         return self._count
 
     @property
@@ -151,7 +182,7 @@ class DiskQueue:
 
     @property
     def dropped(self) -> int:
-        """Droppable entries dropped because of the bound, since the queue file was created."""
+        """Droppable items dropped because of the bound, since the queue file was created."""
         return self._dropped
 
     def oldest(self) -> float | None:
@@ -167,3 +198,10 @@ class DiskQueue:
         if not self._closed:
             self._closed = True
             self._db.close()
+
+
+def _add_items_column(db: sqlite3.Connection) -> None:
+    """A queue file from before chunked entries has no `items` column: every row there is one item."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+    if "items" not in columns:
+        db.execute("ALTER TABLE queue ADD COLUMN items INTEGER NOT NULL DEFAULT 1")
