@@ -4,10 +4,14 @@ The gateway's core path is fixed: drivers -> rule engine -> alarm book -> alarm 
 other capability — history, export, tickets, notifications, the console — is a *component* that is
 told about readings, alarm transitions and the passing of time, and may run a background task. Adding
 one is a class and a line in `COMPONENTS`, never an edit of the core loop.
+
+Each factory imports its component's module only when the site uses it: a module import is time
+before the first poll and memory for the life of the process.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -72,6 +76,8 @@ COMPONENTS.append(_history)  # local history of readings (gateway/storage/histor
 
 
 def _influx(gateway: Gateway) -> Component | None:
+    if gateway.site.file.influx is None:
+        return None  # decided before the import: the exporter's module is not loaded for nothing
     from gateway.export.influx import influx_component
 
     return influx_component(gateway)
@@ -90,6 +96,8 @@ COMPONENTS.append(_health)  # samples progress for Gateway.health() (gateway/hea
 
 
 def _systemd(gateway: Gateway) -> Component | None:
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return None  # not started by systemd with Type=notify
     from gateway.sdnotify import systemd_component
 
     return systemd_component(gateway)
@@ -108,6 +116,8 @@ COMPONENTS.append(_maintenance)  # tickets, plans, meters; sets gateway.maintena
 
 
 def _notify(gateway: Gateway) -> Component | None:
+    if not gateway.site.file.notify.channels:
+        return None  # no channels: the e-mail and webhook clients are not imported
     from gateway.notify.component import build
 
     return build(gateway)

@@ -3,6 +3,10 @@
 Why a component: the API reads the live alarm book and readings, so it must run on the gateway's own
 event loop; and a console that cannot bind its port must not take the alarm path down with it — it
 logs one clear error and the gateway goes on publishing alarms over MQTT.
+
+The port is bound at once, but FastAPI and uvicorn (a few hundred milliseconds of imports) are loaded
+only after the first readings came in (or `DEFER_SECONDS`), and in a worker thread: the console
+never delays the first poll, and connections made meanwhile wait in the listen backlog.
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ import socket
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
 from gateway.accounts import Accounts
 from gateway.api.events import EventHub
 from gateway.api.live import LiveState
@@ -23,19 +25,35 @@ from gateway.components import Component
 from gateway.model import Reading
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from gateway.service import Gateway
 
 log = logging.getLogger("fgw.console")
 
 SHUTDOWN_SECONDS = 3.0
 
+DEFER_SECONDS = 2.0
+"""The longest the console waits for the first readings before loading its web stack anyway."""
 
-class _Server(uvicorn.Server):
+
+def _server(config: uvicorn.Config) -> uvicorn.Server:
     """uvicorn without its own signal handling: SIGTERM belongs to `fgw run`."""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return _Server(config)
+
+
+def _import_web_stack() -> None:
+    """FastAPI, the routes and uvicorn: imported off the event loop (see the module's doc)."""
+    import uvicorn  # noqa: F401
+
+    import gateway.api.app  # noqa: F401
 
 
 class ApiComponent(Component):
@@ -52,6 +70,7 @@ class ApiComponent(Component):
         self.live = LiveState(EventHub(event_enricher(gateway)))
         self.port: int | None = None  # the bound port once serving (listen may say port 0)
         self.serving = asyncio.Event()
+        self._polled = asyncio.Event()  # set by the first readings: time to load the web stack
         self._observe_events()
 
     def _observe_events(self) -> None:
@@ -78,6 +97,14 @@ class ApiComponent(Component):
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
         self.live.add(batch)
+        self._polled.set()
+
+    async def _after_first_poll(self) -> None:
+        """Wait for the first readings (at most `DEFER_SECONDS`), then import the web stack."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._polled.wait(), DEFER_SECONDS)
+        await asyncio.sleep(0.1)  # let that first batch reach MQTT before the GIL is shared
+        await asyncio.to_thread(_import_web_stack)
 
     async def run(self) -> None:
         if not self.settings.enabled:
@@ -91,10 +118,16 @@ class ApiComponent(Component):
                 exc.strerror or exc,
             )
             return
-        from gateway.api.app import create_app
-
         try:
+            await self._after_first_poll()
+            import uvicorn
+
+            from gateway.api.app import create_app
+
             app = create_app(self.gateway)
+        except asyncio.CancelledError:  # stopped before it served
+            sock.close()
+            raise
         except Exception:  # a broken console install must not stop the alarm path
             log.exception("console not started: the application could not be built")
             sock.close()
@@ -108,7 +141,7 @@ class ApiComponent(Component):
             server_header=False,
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
         )
-        server = _Server(config)
+        server = _server(config)
         log.info("console at %s", self.url, extra={"listen": self.settings.listen})
         self.serving.set()
         try:
