@@ -17,6 +17,7 @@ import pytest
 
 from gateway.outbox import MemoryOutbox, Outbox
 from gateway.outbox_sqlite import SqliteOutbox
+from gateway.storage.sqlite import AlarmStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -129,3 +130,57 @@ def test_a_refused_write_keeps_messages_deliverable_and_is_retried(tmp_path: Pat
     again = SqliteOutbox(path)
     assert [m.topic for m in again.peek(5)] == ["fire"]
     again.close()
+
+
+# ------------------------------------------------------------------------------ shared with the journal
+
+
+def test_staged_messages_commit_with_the_callers_transaction_or_not_at_all(tmp_path: Path) -> None:
+    store = AlarmStore(tmp_path)
+    box = SqliteOutbox.shared(store.connection, store.path)
+    statements: list[str] = []
+    store.connection.set_trace_callback(statements.append)
+    box._commit_scheduled = True  # as inside an event loop: no write-through on put
+    put(box, "alarm")
+    put(box, "event")
+    with pytest.raises(KeyError):
+        store.write(1.0, journal=[({"id": "x.y"}, {})], also=box.stage)  # a bad row: rolled back
+    assert _topics(store.path) == []
+    store.write(1.0, also=box.stage)
+    box.staged()
+    assert statements.count("COMMIT") == 1  # the messages rode on the caller's commit
+    assert _topics(store.path) == ["alarm", "event"]
+    assert box.commit() and statements.count("COMMIT") == 1  # nothing left to write
+    box.ack(box.peek(1)[-1].seq)  # without an event loop the delete is written at once
+    assert _topics(store.path) == ["event"]
+    box.close()
+    store.close()
+
+
+def test_a_previous_versions_outbox_file_is_taken_in_first_and_removed(tmp_path: Path) -> None:
+    legacy = tmp_path / "outbox.sqlite3"
+    old = SqliteOutbox(legacy)
+    for i in range(3):
+        put(old, f"old{i}")
+    old.ack(old.peek(1)[-1].seq)
+    old.close()
+    store = AlarmStore(tmp_path)
+    box = SqliteOutbox.shared(store.connection, store.path, legacy=legacy)
+    assert box.restored == 2 and not legacy.exists()
+    put(box, "new")
+    assert [m.topic for m in box.peek(10)] == ["old1", "old2", "new"]
+    box.close()
+    store.close()
+    store = AlarmStore(tmp_path)
+    again = SqliteOutbox.shared(store.connection, store.path, legacy=legacy)
+    assert [m.topic for m in again.peek(10)] == ["old1", "old2", "new"]
+    again.close()
+    store.close()
+
+
+def _topics(path: Path) -> list[str]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT topic FROM outbox ORDER BY seq")]
+    finally:
+        db.close()

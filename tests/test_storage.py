@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -55,4 +56,38 @@ def test_database_file_is_private(tmp_path: Path) -> None:
     store = AlarmStore(tmp_path / "state")
     mode = stat.S_IMODE(store.path.stat().st_mode)
     assert mode == 0o600
+    store.close()
+
+
+def test_journal_records_delays_and_another_table_are_one_transaction(tmp_path: Path) -> None:
+    store = AlarmStore(tmp_path)
+    statements: list[str] = []
+    store.connection.set_trace_callback(statements.append)
+    silent = {"id": "pump-2.dry_run", "device": "pump-2", "rule": "dry_run", "state": "shelved",
+              "episode": 3}  # fmt: skip
+
+    def also(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS other (x)")
+        db.execute("INSERT INTO other VALUES (1)")
+
+    store.write(
+        1.0,
+        journal=[_change("pump-1.dry_run", 1, "normal", "active_unack")],
+        records=[silent],
+        timers={"pump-1.low_flow": ("on", 0.5)},
+        also=also,
+    )
+    assert statements.count("COMMIT") == 1
+    assert {r["id"] for r in store.alarm_records()} == {"pump-1.dry_run", "pump-2.dry_run"}
+    assert store.timers() == {"pump-1.low_flow": ("on", 0.5)}
+    assert len(store.journal()) == 1
+    assert store.connection.execute("SELECT count(*) FROM other").fetchone() == (1,)
+
+    def refuses(db: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(sqlite3.OperationalError):
+        store.write(2.0, journal=[_change("fire-1.fire_alarm", 1, "normal", "active_unack")],
+                    timers={"pump-1.low_flow": None}, also=refuses)  # fmt: skip
+    assert len(store.journal()) == 1 and store.timers() == {"pump-1.low_flow": ("on", 0.5)}
     store.close()
