@@ -117,16 +117,21 @@ class _Device(Scope):
     (`device.point`), usually none.
     """
 
-    __slots__ = ("comm", "foreign", "id", "index", "offline", "states")
+    __slots__ = ("busy", "comm", "comm_restored", "foreign", "id", "index", "offline", "states")
 
     def __init__(self, device: str, values: dict[str, Value], devices: dict[str, dict[str, Value]]):
         super().__init__(values, devices)
         self.id = device
         self.states: list[_RuleState] = []
-        self.index: dict[str, tuple[int, ...]] = {}
+        # point -> (bits of the rules naming it, their positions in `states`)
+        self.index: dict[str, tuple[int, tuple[int, ...]]] = {}
         self.foreign: dict[str, tuple[tuple[_RuleState, str], ...]] = _NO_FOREIGN
         self.comm: _RuleState | None = None
+        self.comm_restored = False  # comm_loss restored as active while online (`assume_active`)
         self.offline = False
+        # bit i set: states[i] is not idle (see `_RuleState.idle`); one int, so a reading that
+        # repeats a value decides without reaching the rules' own objects
+        self.busy = 0
 
 
 _NO_FOREIGN: dict[str, tuple[tuple[_RuleState, str], ...]] = {}
@@ -137,8 +142,8 @@ class _RuleState:
     """One rule's evaluation state. What the hot path needs of the rule (its delays, deadband,
     device) is copied here, so an evaluation does not also reach the `Rule`."""
 
-    __slots__ = ("active", "alarm_id", "clear_for", "clear_since", "deadband", "deadline", "dev",
-                 "expr", "for_", "idle", "order", "pending_since", "reported", "root", "rule",
+    __slots__ = ("active", "alarm_id", "bit", "clear_for", "clear_since", "deadband", "deadline",
+                 "dev", "expr", "for_", "order", "pending_since", "reported", "root", "rule",
                  "state")  # fmt: skip
 
     def __init__(
@@ -162,8 +167,20 @@ class _RuleState:
         self.clear_since: float | None = None  # off-delay running since
         self.deadline: float | None = None
         self.reported: tuple[bool, bool] = (False, False)  # (active, suppressed) as last reported
-        # stateless, no delay running, evaluated since the last reset: repeated values change nothing
-        self.idle = False
+        self.bit = 0  # this rule's bit in `dev.busy` (set once it has its place in `dev.states`)
+
+    @property
+    def idle(self) -> bool:
+        """Stateless, no delay running, evaluated since the last reset: a repeated value changes
+        nothing. Kept as a bit of the device's `busy` (the hot path reads that)."""
+        return not self.dev.busy & self.bit
+
+    @idle.setter
+    def idle(self, idle: bool) -> None:
+        if idle:
+            self.dev.busy &= ~self.bit
+        else:
+            self.dev.busy |= self.bit
 
     def reset(self) -> None:
         """Forget timers and helper windows (after a comm loss): start over from fresh readings."""
@@ -233,6 +250,8 @@ class RuleEngine:
                 self.broken_rules.append(rule.alarm_id)
                 return
         rs = _RuleState(rule, expr, order, dev, self._shared)
+        rs.bit = 1 << len(dev.states)
+        dev.busy |= rs.bit
         dev.states.append(rs)
         self._by_alarm[rule.alarm_id] = rs
         for name in expr.names:
@@ -243,7 +262,7 @@ class RuleEngine:
     def _link(self) -> None:
         """Build each device's point index, one per distinct list of `when:` texts (a template's),
         and hand every device the rules of others that read it."""
-        shared: dict[tuple[str, ...], dict[str, tuple[int, ...]]] = {}
+        shared: dict[tuple[str, ...], dict[str, tuple[int, tuple[int, ...]]]] = {}
         for dev in self._devices.values():
             texts = tuple(rs.expr.text for rs in dev.states if rs.expr is not None)
             index = shared.get(texts)
@@ -254,7 +273,9 @@ class RuleEngine:
                     for name in sorted(rs.expr.names):
                         if "." not in name:
                             found.setdefault(name, []).append(pos)
-                index = shared[texts] = {point: tuple(at) for point, at in found.items()}
+                index = shared[texts] = {
+                    point: (sum(1 << pos for pos in at), tuple(at)) for point, at in found.items()
+                }
             dev.index = index
             foreign = self._foreign.get(dev.id)
             if foreign:
@@ -311,6 +332,8 @@ class RuleEngine:
                 if rs.rule.alarm_id in wanted:
                     rs.active = True
                     rs.reported = (True, False)
+                    if rs is comm:
+                        rs.dev.comm_restored = device not in self._offline
 
     def take_timer_changes(self) -> dict[str, PendingTimer | None]:
         """On/off-delays started (a `PendingTimer`) or ended (None) since the last call, by alarm id."""
@@ -370,12 +393,11 @@ class RuleEngine:
         last_device: str | None = None
         dev: _Device | None = None
         values: dict[str, Value] = {}
-        index: dict[str, tuple[int, ...]] = {}
+        index: dict[str, tuple[int, tuple[int, ...]]] = {}
         states: list[_RuleState] = []
         foreign = _NO_FOREIGN
         points_seen: set[str] = set()
-        comm: _RuleState | None = None
-        comm_up = False  # the device's comm_loss was restored as active: its first answer clears it
+        busy = 0
         last_ts: float | None = None
         for reading in batch:
             device = reading.device
@@ -387,8 +409,7 @@ class RuleEngine:
                         dev = None
                     else:
                         values, index, states = dev.values, dev.index, dev.states
-                        foreign, comm = dev.foreign, dev.comm
-                        comm_up = comm is not None and comm.active
+                        foreign, busy = dev.foreign, dev.busy
                 points_seen = seen.setdefault(device, set())
             if dev is None:
                 self.ignored_readings += 1
@@ -400,6 +421,7 @@ class RuleEngine:
                 self._evaluate_all(touched, now, out)
                 touched, points_seen = {}, set()
                 seen = {device: points_seen}
+                busy = dev.busy  # the evaluations may have made rules idle or busy
             points_seen.add(point)
             last_ts = reading.ts
             value = reading.value
@@ -409,19 +431,16 @@ class RuleEngine:
                 old = values.get(point, _ABSENT)
                 changed = old is not value and (old != value or type(old) is not type(value))
                 values[point] = value  # type: ignore[assignment]
-                if comm_up:  # restored as active: the device answers
-                    assert comm is not None
-                    comm_up = comm.active = False
-                    self._report(comm, reading.ts, "device answers", out)
-                    self._resync_dependents(device, reading.ts, out)
+                if dev.comm_restored:  # comm_loss restored as active: the device answers
+                    self._answers(dev, reading.ts, out)
             else:
                 values.pop(point, None)
                 changed = True
-            positions = index.get(point)
-            if positions is not None:
-                for pos in positions:
-                    rs = states[pos]
-                    if changed or not rs.idle:
+            entry = index.get(point)
+            if entry is not None and (changed or busy & entry[0]):
+                for pos in entry[1]:
+                    if changed or busy >> pos & 1:
+                        rs = states[pos]
                         if rs.state is None:  # no helpers: `fresh` is never looked at
                             touched[rs] = _NO_FRESH
                             continue
@@ -449,6 +468,15 @@ class RuleEngine:
             self._evaluate_all(touched, now, out)
         return out
 
+    def _answers(self, dev: _Device, ts: float, out: list[ConditionChange]) -> None:
+        """The first good reading of a device whose comm_loss was restored as active clears it."""
+        dev.comm_restored = False
+        comm = dev.comm
+        if comm is not None and comm.active:
+            comm.active = False
+            self._report(comm, ts, "device answers", out)
+            self._resync_dependents(dev.id, ts, out)
+
     def device_status(self, status: DeviceStatus, now: float) -> list[ConditionChange]:
         """A device stopped or resumed answering: comm_loss, freezing and resuming its rules."""
         device = status.device
@@ -462,6 +490,7 @@ class RuleEngine:
         out: list[ConditionChange] = []
         dev = self._devices[device]
         dev.offline = offline
+        dev.comm_restored = False  # comm_loss follows the status from now on
         if offline:
             self._offline.add(device)
             self._values[device].clear()
@@ -558,7 +587,7 @@ class RuleEngine:
             if was_pending is not None or was_clear is not None:
                 self._timers_dirty[rs.alarm_id] = rs
             if state is None:
-                rs.idle = True
+                dev.busy &= ~rs.bit  # idle
                 if rs.deadline is not None:
                     rs.deadline = None  # its heap entry is stale now
             else:
@@ -566,7 +595,7 @@ class RuleEngine:
         else:
             if pending_since != was_pending or clear_since != was_clear:
                 self._timers_dirty[rs.alarm_id] = rs
-            rs.idle = False
+            dev.busy |= rs.bit
             self._schedule(rs)
         if rs.active != active:
             rs.active = active
