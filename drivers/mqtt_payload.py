@@ -191,7 +191,7 @@ def _loads(text: str) -> Any:
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         raise PayloadError(Problem.TOO_DEEP, f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return _DECODER.decode(text)
     except PayloadError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, over-long int literal, depth
@@ -207,6 +207,10 @@ def _finite_float(literal: str) -> float:
     if not math.isfinite(value):
         raise PayloadError(Problem.NOT_FINITE, f"{literal[:20]} overflows a float")
     return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+"""One decoder for every payload: `json.loads` with hooks builds a new one per call."""
 
 
 def _depth(text: str) -> int:
