@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sqlite3
@@ -51,6 +52,9 @@ MAX_QUEUED_BATCHES = 10_000
 
 MAX_JOURNAL_BACKLOG = 100_000
 """Journal rows kept in memory while the disk refuses them (disk full); retried every tick."""
+
+HEAP_FREEZE_AFTER = 10.0
+"""Seconds after start when what start-up built (connections, the console's app) is frozen too."""
 
 
 class Gateway:
@@ -386,5 +390,20 @@ async def run_service(site: Site) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(site)
+    freeze_heap()
+    loop.call_later(HEAP_FREEZE_AFTER, gc.freeze)  # no collection: that would be the pause itself
     await gateway.run(stop)
     return 0
+
+
+def freeze_heap() -> None:
+    """Move every object alive now out of the garbage collector's sight (`gc.freeze`).
+
+    Why: the configuration, rules, templates and libraries are tens of thousands of objects that
+    live as long as the process, and a full collection walks all of them — 40 to 80 ms on the edge
+    box, at a moment nobody chooses, in the middle of an alarm's path (the bench's 44 ms outlier).
+    Frozen, they are never walked again; what the gateway allocates afterwards is collected as
+    usual. Called by `fgw run` only, not for gateways built inside another program or a test.
+    """
+    gc.collect()
+    gc.freeze()
