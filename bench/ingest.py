@@ -8,36 +8,47 @@ spread over `--doors` access doors; a door opens on one state message in fifty a
 next: each opening starts the `door_held_open` on-delay, which the gateway journals to SQLite).
 The consumers take turns on the same broker and the same publisher run:
 
-- **gateway**: `Gateway(site)` in this process — the MQTT driver (aiomqtt, persistent QoS 1
-  session), payload decoding, the rule engine and alarm book, and every component the service
-  runs, the history store's queue included. Counted where the components get the batches, i.e.
-  after the engine.
-- **bare**: a paho-mqtt 2.x subscriber on `doors/#` that only counts the messages; and, for the
-  profile, an aiomqtt subscriber that only counts (the asyncio library the driver is built on).
+- **gateway**: `Gateway(site)` in this process — the MQTT driver (paho-mqtt on the event loop,
+  `drivers.mqtt_link`; persistent QoS 1 session), payload decoding, the rule engine and alarm book,
+  and every component the service runs, the history store's queue included. Counted where the
+  components get the batches, i.e. after the engine (one reading per door message).
+- **bare**: a paho-mqtt 2.x subscriber on `doors/#` (its own network thread, `loop_start`) that
+  only counts the messages — the ceiling; an aiomqtt subscriber that only counts (the asyncio
+  library the driver used before, and the publisher uses); and the driver's own connection
+  (`MqttLink`) that only counts: the gateway's wire path without the gateway's work, so
+  gateway/link is what decoding, rules and storage cost.
 
 Each consumer's rate is messages over the time from its first to its last message; the runs
-alternate `--repeat` times and the medians are printed.
+alternate `--repeat` times and the medians are printed. Two figures beside them say what bounds a
+rate: the publisher's own send rate (a consumer cannot go faster: when the bare subscriber is
+near it, the ceiling is the publisher, not paho), and each consumer's CPU time per message in this
+process (the gateway's start and stop included), which a busy machine disturbs much less than
+wall-clock rates.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import aiomqtt
 import paho.mqtt.client as mqtt
 
 from bench.support import broker, header, median
+from drivers.mqtt_link import MqttLink
 from gateway.components import Component
 from gateway.config.site import Site, load_site
 from gateway.model import Reading
+from gateway.mqtt_settings import BrokerSettings
 from gateway.service import Gateway
 
 
@@ -56,12 +67,16 @@ def site_yaml(doors: int, mqtt_port: int) -> str:
 
 
 def publish(port: int, messages: int, doors: int) -> None:
-    """`python -m bench.ingest --publish PORT MESSAGES DOORS`: the publisher, in its own process."""
+    """`python -m bench.ingest --publish PORT MESSAGES DOORS`: the publisher, in its own process.
+
+    Prints its send rate (messages/s, until the last one left) as its only output line.
+    """
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}")
     client.connect("127.0.0.1", port)
     client.loop_start()
     card = "0012345678"
     info = None
+    start = time.perf_counter()
     for n in range(messages):
         door = f"doors/d{n % doors}"
         if n % 2:
@@ -74,6 +89,7 @@ def publish(port: int, messages: int, doors: int) -> None:
             info = client.publish(f"{door}/state", payload, qos=0)
     if info is not None:
         info.wait_for_publish(30)
+    print(f"{messages / (time.perf_counter() - start):.0f}", flush=True)
     client.disconnect()
     client.loop_stop()
 
@@ -110,11 +126,18 @@ class Counter(Component):
         self.arrivals.add(len(batch))
 
 
+SENT: list[float] = []
+"""The publisher's send rate of every run, in order."""
+
+
 async def _publisher(port: int, messages: int, doors: int) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.ingest", "--publish", str(port), str(messages), str(doors)
-    )
-    await process.wait()
+        sys.executable, "-m", "bench.ingest", "--publish", str(port), str(messages), str(doors),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    with contextlib.suppress(ValueError, IndexError):
+        SENT.append(float(out.split()[-1]))
 
 
 async def _settle(arrivals: Arrivals, messages: int, quiet: float = 2.0) -> None:
@@ -182,21 +205,55 @@ async def aiomqtt_run(port: int, messages: int, doors: int) -> tuple[float, int]
     return arrivals.rate(), arrivals.count
 
 
+Run = tuple[float, int, float]
+"""A consumer's run: rate (messages/s), messages received, CPU µs per message received."""
+
+
+async def _timed(run: Awaitable[tuple[float, int]]) -> Run:
+    cpu = time.process_time()
+    rate, count = await run
+    return rate, count, (time.process_time() - cpu) / max(count, 1) * 1e6
+
+
+async def link_run(site: Site, port: int, messages: int, doors: int) -> tuple[float, int]:
+    """The driver's connection alone, counting the batches it hands over."""
+    arrivals = Arrivals()
+    settings = replace(BrokerSettings.from_site(site), client_id_base=f"bench-link-{port}")
+    async with MqttLink(settings, "in", lambda batch: arrivals.add(len(batch))) as link:
+        await link.subscribe([("doors/#", 1)])
+        await _publisher(port, messages, doors)
+        await _settle(arrivals, messages)
+    return arrivals.rate(), arrivals.count
+
+
 async def measure(site: Site, port: int, messages: int, doors: int, repeat: int) -> None:
-    gateway, bare, lib = [], [], []
+    gateway: list[Run] = []
+    bare: list[Run] = []
+    lib: list[Run] = []
+    link: list[Run] = []
+    SENT.clear()
     for _ in range(repeat):
-        gateway.append(await gateway_run(site, port, messages, doors))
-        bare.append(await bare_run(port, messages, doors))
-        lib.append(await aiomqtt_run(port, messages, doors))
-    g, b = median([r for r, _ in gateway]), median([r for r, _ in bare])
+        gateway.append(await _timed(gateway_run(site, port, messages, doors)))
+        bare.append(await _timed(bare_run(port, messages, doors)))
+        lib.append(await _timed(aiomqtt_run(port, messages, doors)))
+        link.append(await _timed(link_run(site, port, messages, doors)))
+    g, b = median([r[0] for r in gateway]), median([r[0] for r in bare])
+
+    def line(name: str, runs: list[Run], unit: str) -> str:
+        counts = [r[1] for r in runs]
+        return (f"  {name:<43}: {median([r[0] for r in runs]):>9,.0f} {unit} "
+                f"(received {min(counts):,}..{max(counts):,}; "
+                f"CPU {median([r[2] for r in runs]):.1f} µs/message)")  # fmt: skip
+
     print(f"{messages:,} messages over {doors} doors, one publisher (QoS 0), ×{repeat}")
-    print(f"  gateway (driver+decode+rules+storage queue): {g:>9,.0f} readings/s "
-          f"(received {min(c for _, c in gateway):,}..{max(c for _, c in gateway):,})")  # fmt: skip
-    print(f"  bare paho subscriber                       : {b:>9,.0f} messages/s "
-          f"(received {min(c for _, c in bare):,}..{max(c for _, c in bare):,})")  # fmt: skip
-    print(f"  bare aiomqtt subscriber (asyncio)          : {median([r for r, _ in lib]):>9,.0f} "
-          f"messages/s")  # fmt: skip
+    print(line("gateway (driver+decode+rules+storage queue)", gateway, "readings/s"))
+    print(line("bare paho subscriber", bare, "messages/s"))
+    print(line("bare aiomqtt subscriber (asyncio)", lib, "messages/s"))
+    print(line("bare MqttLink (the driver's wire path)", link, "messages/s"))
+    if SENT:
+        print(f"  {'publisher (paho, QoS 0) sending':<43}: {median(SENT):>9,.0f} messages/s")
     print(f"  ratio gateway/bare paho                    : {g / b:.2f}   (goal >= 0.60)")
+    print(f"  ratio gateway/bare MqttLink                : {g / median([r[0] for r in link]):.2f}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
