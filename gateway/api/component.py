@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.accounts import Accounts
@@ -62,12 +62,11 @@ class ApiComponent(Component):
     name = "console"
 
     def __init__(self, gateway: Gateway, accounts: Accounts | None = None) -> None:
-        from gateway.api.app import event_enricher
-
         self.gateway = gateway
         self.settings = gateway.site.file.console
         self.accounts = accounts or Accounts(gateway.site.storage_dir)
-        self.live = LiveState(EventHub(event_enricher(gateway)))
+        self._enrich: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+        self.live = LiveState(EventHub(self._enrich_event))
         self.port: int | None = None  # the bound port once serving (listen may say port 0)
         self.serving = asyncio.Event()
         self._polled = asyncio.Event()  # set by the first readings: time to load the web stack
@@ -95,6 +94,18 @@ class ApiComponent(Component):
             f"http://{shown}:{self.port}/" if ":" not in shown else f"http://[{shown}]:{self.port}/"
         )
 
+    def _enrich_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """`gateway.api.app.event_enricher` once the web stack is loaded; before, no client can
+        be connected to see an event, so there is nothing to add."""
+        if self._enrich is None:
+            return {}
+        return self._enrich(event)
+
+    def _load_web_stack(self) -> None:
+        from gateway.api.app import event_enricher
+
+        self._enrich = event_enricher(self.gateway)
+
     def on_readings(self, batch: Sequence[Reading]) -> None:
         self.live.add(batch)
         self._polled.set()
@@ -105,6 +116,7 @@ class ApiComponent(Component):
             await asyncio.wait_for(self._polled.wait(), DEFER_SECONDS)
         await asyncio.sleep(0.1)  # let that first batch reach MQTT before the GIL is shared
         await asyncio.to_thread(_import_web_stack)
+        self._load_web_stack()
 
     async def run(self) -> None:
         if not self.settings.enabled:
