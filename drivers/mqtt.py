@@ -129,7 +129,8 @@ class MqttDriver:
     Args:
         site: the site (broker settings, site id for the client id).
         devices: the MQTT devices to serve (each with `spec.mqtt`).
-        sink: receives `Reading` batches (one per message and device) and `DeviceStatus` changes.
+        sink: receives `Reading` batches (one per socket read: several messages and devices, in
+            arrival order) and `DeviceStatus` changes.
         backoff: reconnect pacing (default: 0.5 s doubling up to 30 s, jittered).
         broker: connection settings (default: from `site`; reads the password file).
     """

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -108,6 +109,53 @@ def test_liveness_without_sockets(tmp_path: Path) -> None:
     driver.handle(topic, b'{"v": 6}')
     assert sink.online("tank") == [True, False, True]
     assert sink.got[-1].value == 6.0 and sink.got[-1].quality is Quality.GOOD
+
+
+class Log:
+    """A sink that records calls in order: ("readings", [(device, point, value)...]) or status."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def readings(self, batch: Sequence[Reading]) -> None:
+        self.calls.append(("readings", [(r.device, r.point, r.value) for r in batch]))
+
+    def device_status(self, status: DeviceStatus) -> None:
+        self.calls.append(("status", (status.device, status.online)))
+
+    def flattened(self) -> list[tuple[str, Any]]:
+        """Readings one by one, statuses in their place: what order the engine sees."""
+        return [(kind, item) for kind, items in self.calls
+                for item in (items if kind == "readings" else [items])]  # fmt: skip
+
+
+def test_a_batch_keeps_the_order_of_readings_and_statuses(tmp_path: Path) -> None:
+    """One `readings()` call per batch, split only where a status change must come in between."""
+    site = make_site(tmp_path, 1883)
+    door = site.devices["door-lobby"].spec.mqtt.topic  # type: ignore[union-attr]
+    messages = [
+        (f"{site.id}/tanks/1/level", b'{"v": 1}', False),  # tank online
+        (f"{site.id}/tanks/1/level", b'{"v": 2}', False),
+        (f"{site.id}/absolute/alarm", b"ON", False),
+        (f"{door}/state", b'{"open": true}', False),  # door online
+        (f"{door}/event", b'{"event": "granted"}', False),
+        (f"{site.id}/not/ours", b"1", False),
+        (f"{door}/status", b'{"online": false}', False),  # controller down: door offline, stale
+        (f"{site.id}/tanks/1/level", b"garbage", False),
+    ]
+    one_by_one, batched = Log(), Log()
+    driver = MqttDriver(site, list(site.devices.values()), one_by_one)
+    for topic, raw, retained in messages:
+        driver.handle(topic, raw, retained=retained)
+    driver = MqttDriver(site, list(site.devices.values()), batched)
+    driver.handle_batch(messages)
+
+    assert batched.flattened() == one_by_one.flattened()
+    assert [kind for kind, _ in batched.calls] == [
+        "status", "readings", "status", "readings", "status", "readings", "readings"
+    ]  # fmt: skip
+    assert len(one_by_one.calls) > len(batched.calls)
+    assert driver.stats()["tank"]["malformed"] == 1
 
 
 async def test_door_topics_map_to_readings(broker: Broker, tmp_path: Path) -> None:
