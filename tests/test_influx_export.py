@@ -94,12 +94,12 @@ class Recording:
         self.lines: list[str] = []
         self.closed = False
 
-    def write(self, lines: Sequence[str]) -> None:
+    def write(self, chunks: Sequence[bytes]) -> None:
         if self.refuse:
             raise WriteRefused("HTTP 400 bad line")
         if not self.up:
             raise ConnectionRefusedError("connection refused")
-        self.lines.extend(lines)
+        self.lines.extend(b"\n".join(chunks).decode().split("\n"))
 
     def close(self) -> None:
         self.closed = True

@@ -23,13 +23,15 @@ JSON does not say whether `5` is an int or a float. Only good readings are expor
 value, and `bad` is not a measurement anyone should trend (the local history keeps both).
 
 Task: `fgw[influx].send`, owned by the gateway's TaskGroup. The blocking client and SQLite calls run
-in worker threads, one at a time (the queue is never touched by two threads at once).
+in worker threads (a batch's peek, write and acknowledgement in one call); a lock keeps the queue to
+one thread at a time, and is never held across a network write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,8 +79,12 @@ class WriteRefused(Exception):
 
 
 class LineWriter(Protocol):
-    def write(self, lines: Sequence[str]) -> None:
-        """Write lines or raise (`WriteRefused` for a batch that can never be written)."""
+    def write(self, chunks: Sequence[bytes]) -> None:
+        """Write one batch or raise (`WriteRefused` for a batch that can never be written).
+
+        `chunks` are UTF-8 line protocol as queued: each is one or more lines joined by newlines,
+        so the batch is the chunks joined by newlines (no line is split or re-encoded on the way).
+        """
         ...
 
     def close(self) -> None: ...
@@ -104,13 +110,13 @@ class InfluxWriter:
         )
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def write(self, lines: Sequence[str]) -> None:
+    def write(self, chunks: Sequence[bytes]) -> None:
         from influxdb_client import WritePrecision
         from influxdb_client.rest import ApiException
 
         try:
             self._api.write(
-                bucket=self.bucket, org=self.org, record="\n".join(lines),
+                bucket=self.bucket, org=self.org, record=b"\n".join(chunks),
                 write_precision=WritePrecision.MS,
             )  # fmt: skip
         except ApiException as exc:
@@ -177,9 +183,10 @@ class InfluxExporter(Component):
         self.where = config.url
         self.backoff = backoff or Backoff()
         self._memory: list[tuple[str, float, bool]] = []  # (line, ts, droppable), in order
+        self._full = min(self.batch_size, MAX_MEMORY_LINES + 1)  # a batch to send, or too many
         self._wakeup = asyncio.Event()
         self._next_try = 0.0
-        self._lock = asyncio.Lock()  # one worker thread on the queue at a time
+        self._queue_lock = threading.Lock()  # one worker thread on the queue at a time
         self.sent = 0
         self.rejected = 0
         self.memory_dropped = 0
@@ -192,8 +199,10 @@ class InfluxExporter(Component):
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
         memory = self._memory
-        memory.extend([(text, ts, True) for text, ts in self._lines.lines(batch)])
-        self._remembered()
+        for text, ts in self._lines.lines(batch):
+            memory.append((text, ts, True))
+        if len(memory) >= self._full:
+            self._remembered()
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
         for t in transitions:
@@ -221,6 +230,12 @@ class InfluxExporter(Component):
         self._memory[:] = kept
         self.memory_dropped += dropped
 
+    def flush(self) -> None:
+        """Write what waits in memory now rather than at the next `flush_interval` (e.g. at the end of
+        a burst, when no more readings will fill the batch)."""
+        if self._memory:
+            self._wakeup.set()
+
     # ------------------------------------------------------------------------------ running
 
     async def run(self) -> None:
@@ -240,43 +255,65 @@ class InfluxExporter(Component):
         if not self._memory:
             return
         lines, self._memory = self._memory, []
-        async with self._lock:
-            try:
-                await asyncio.to_thread(self.queue.put_many, chunks(lines, self.chunk_lines))
-            except Exception as exc:  # sqlite3.Error: disk full, I/O error
-                self._memory[:0] = lines  # keep them, in order, and try again next time
-                if self.queue_error is None:
-                    log.error("influx queue %s: cannot write: %s", self.queue.path, exc)
-                self.queue_error = str(exc)
-                return
+        try:
+            await asyncio.to_thread(self._put, lines)
+        except Exception as exc:  # sqlite3.Error: disk full, I/O error
+            self._memory[:0] = lines  # keep them, in order, and try again next time
+            if self.queue_error is None:
+                log.error("influx queue %s: cannot write: %s", self.queue.path, exc)
+            self.queue_error = str(exc)
+            return
         if self.queue_error is not None:
             log.info("influx queue %s: writing again", self.queue.path)
             self.queue_error = None
 
+    def _put(self, lines: Sequence[tuple[str, float, bool]]) -> None:
+        """Worker thread: lines -> chunks -> the disk queue, in one transaction."""
+        entries = chunks(lines, self.chunk_lines)
+        with self._queue_lock:
+            self.queue.put_many(entries)
+
     async def _drain(self, deadline: float | None) -> None:
         """Send queued batches in order until empty, a failure, or `deadline` (monotonic)."""
         while deadline is None or time.monotonic() < deadline:
-            async with self._lock:
-                entries = await asyncio.to_thread(self.queue.peek, self.batch_size)
-            if not entries:
+            sent = await asyncio.to_thread(self._send_batch)
+            if sent is None:
                 return
-            count = sum(e.items for e in entries)
-            lines: list[str] = []
-            for e in entries:
-                lines += e.body.decode().split("\n")
-            try:
-                await asyncio.to_thread(self.writer.write, lines)
-            except WriteRefused as exc:
+            count, error = sent
+            if isinstance(error, WriteRefused):
                 self.rejected += count
-                log.error("influx %s refused %d lines for good: %s", self.where, count, exc)
-            except Exception as exc:  # connection refused, timeout, 5xx, auth
-                self._failed(exc)
+                log.error("influx %s refused %d lines for good: %s", self.where, count, error)
+            elif error is not None:  # connection refused, timeout, 5xx, auth
+                self._failed(error)
                 return
-            async with self._lock:
-                await asyncio.to_thread(self.queue.ack, entries[-1].seq)
             self.sent += count
             self._succeeded()
             await asyncio.sleep(0)  # let readings in between batches of a long replay
+
+    def _send_batch(self) -> tuple[int, Exception | None] | None:
+        """Worker thread: the oldest `batch_size` lines -> the server -> off the queue.
+
+        One worker call per batch (peek, write, ack) rather than one each: every hand-over between
+        the event loop and a thread waits for the other side to be scheduled. The queue lock is
+        held for the SQLite calls only, never across the network write. Returns None when the
+        queue is empty, else the lines in the batch and the write's error: a `WriteRefused` batch
+        is acknowledged (dropped for good), any other error leaves it queued.
+        """
+        with self._queue_lock:
+            entries = self.queue.peek(self.batch_size)
+        if not entries:
+            return None
+        count = sum(e.items for e in entries)
+        error: Exception | None = None
+        try:
+            self.writer.write([e.body for e in entries])
+        except WriteRefused as exc:
+            error = exc
+        except Exception as exc:
+            return count, exc
+        with self._queue_lock:
+            self.queue.ack(entries[-1].seq)
+        return count, error
 
     def _failed(self, exc: Exception) -> None:
         if self.reachable is not False:
@@ -306,9 +343,12 @@ class InfluxExporter(Component):
         finally:
             if len(self.queue):
                 log.info("influx: %d lines stay queued on disk for the next start", len(self.queue))
-            async with self._lock:
-                self.queue.close()
+            await asyncio.to_thread(self._close_queue)
             self.writer.close()
+
+    def _close_queue(self) -> None:
+        with self._queue_lock:  # a cancelled worker call may still be on it
+            self.queue.close()
 
     def stats(self) -> dict[str, Any]:
         """For health and /metrics: depth, oldest entry, drops, reachability."""
@@ -332,18 +372,18 @@ def chunks(
 ) -> list[tuple[bytes, float, bool, int]]:
     """`(line, ts, droppable)` in order -> disk-queue entries `(body, ts, droppable, lines)`.
 
-    A chunk holds at most `size` consecutive lines of one kind, joined by newlines; its `ts` is the
-    oldest of its lines (what `stats()["oldest"]` reports).
+    A chunk holds at most `size` consecutive lines of one kind, joined by newlines; its `ts` is its
+    first line's (so `stats()["oldest"]` is the first queued line's time, as with a row per line).
     """
     out: list[tuple[bytes, float, bool, int]] = []
     start, total = 0, len(lines)
     while start < total:
-        droppable = lines[start][2]
+        first_ts, droppable = lines[start][1], lines[start][2]
         end, stop = start + 1, min(total, start + size)
         while end < stop and lines[end][2] == droppable:
             end += 1
-        texts, times, _ = zip(*lines[start:end], strict=True)
-        out.append(("\n".join(texts).encode(), min(times), droppable, end - start))
+        body = "\n".join([text for text, _, _ in lines[start:end]]).encode()
+        out.append((body, first_ts, droppable, end - start))
         start = end
     return out
 
