@@ -255,11 +255,11 @@ class MqttLink:
         client, inbox = self._client, self._inbox
         try:
             for _ in range(MAX_BATCH):
-                client.take_publishes(inbox)
-                rc = client.loop_read()  # one packet the fast path left, or refill the buffer
+                rc = client.loop_read()  # refill the buffer and read a packet, paho's way
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     self._fail(LinkError(mqtt.error_string(rc)))
                     break
+                client.take_publishes(inbox)  # the whole PUBLISH packets that follow it
                 if not client.buffered():
                     break
                 if len(inbox) >= MAX_BATCH:

@@ -90,9 +90,8 @@ def read_with_link(data: bytes, cuts: list[int]) -> tuple[list[Message], bytes]:
     client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="link")
     connected(client, sock, inbox)
     while sock.segments or client.buffered():  # what MqttLink._readable does on each readiness
-        client.take_publishes(inbox)
         assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
-    client.take_publishes(inbox)
+        client.take_publishes(inbox)
     client._sock = None
     return inbox, bytes(sock.sent)
 
