@@ -4,9 +4,11 @@ Why a component: the API reads the live alarm book and readings, so it must run 
 event loop; and a console that cannot bind its port must not take the alarm path down with it — it
 logs one clear error and the gateway goes on publishing alarms over MQTT.
 
-The port is bound at once, but FastAPI and uvicorn (a few hundred milliseconds of imports) are loaded
-only after the first readings came in (or `DEFER_SECONDS`), and in a worker thread: the console
-never delays the first poll, and connections made meanwhile wait in the listen backlog.
+The port is bound at once, but the web stack — FastAPI, the routes and uvicorn: a few hundred
+milliseconds of imports and some 11 MB — is loaded when the console is first used: on the first
+connection to its port, and never before the first readings came in (or `DEFER_SECONDS` passed).
+The import runs in a worker thread. So the console never delays the first poll, a gateway nobody
+browses does not carry it, and the first connection waits in the listen backlog meanwhile.
 """
 
 from __future__ import annotations
@@ -110,11 +112,24 @@ class ApiComponent(Component):
         self.live.add(batch)
         self._polled.set()
 
-    async def _after_first_poll(self) -> None:
-        """Wait for the first readings (at most `DEFER_SECONDS`), then import the web stack."""
+    async def _web_stack_wanted(self, sock: socket.socket) -> None:
+        """Return once the web stack is worth loading: after the first readings (at most
+        `DEFER_SECONDS`) *and* the first connection to the console's port."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._polled.wait(), DEFER_SECONDS)
-        await asyncio.sleep(0.1)  # let that first batch reach MQTT before the GIL is shared
+        loop = asyncio.get_running_loop()
+        knocked: asyncio.Future[None] = loop.create_future()
+
+        def on_readable() -> None:
+            if not knocked.done():
+                knocked.set_result(None)
+
+        loop.add_reader(sock.fileno(), on_readable)
+        try:
+            await knocked
+        finally:
+            loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0.1)  # a first batch just polled reaches MQTT before the GIL is shared
         await asyncio.to_thread(_import_web_stack)
         self._load_web_stack()
 
@@ -130,40 +145,38 @@ class ApiComponent(Component):
                 exc.strerror or exc,
             )
             return
-        try:
-            await self._after_first_poll()
-            import uvicorn
-
-            from gateway.api.app import create_app
-
-            app = create_app(self.gateway)
-        except asyncio.CancelledError:  # stopped before it served
-            sock.close()
-            raise
-        except Exception:  # a broken console install must not stop the alarm path
-            log.exception("console not started: the application could not be built")
-            sock.close()
-            return
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
-        )
-        server = _server(config)
         log.info("console at %s", self.url, extra={"listen": self.settings.listen})
-        self.serving.set()
+        self.serving.set()  # connections are accepted (they wait in the backlog until served)
         try:
-            await server.serve(sockets=[sock])
+            try:
+                await self._web_stack_wanted(sock)
+                import uvicorn
+
+                from gateway.api.app import create_app
+
+                app = create_app(self.gateway)
+            except Exception:  # a broken console install must not stop the alarm path
+                log.exception("console not started: the application could not be built")
+                return
+            config = uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+                timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+            )
+            server = _server(config)
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                self.live.hub.close()  # end the live streams so connections can close
+                if server.started and not server.should_exit:
+                    server.should_exit = True
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(server.shutdown([sock]), SHUTDOWN_SECONDS + 2)
         finally:
-            self.live.hub.close()  # end the live streams so connections can close
-            if server.started and not server.should_exit:
-                server.should_exit = True
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(server.shutdown([sock]), SHUTDOWN_SECONDS + 2)
             sock.close()
             self.serving.clear()
 
