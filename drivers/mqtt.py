@@ -302,7 +302,7 @@ class MqttDriver:
     def _message(
         self,
         topic: str,
-        raw: bytes | bytearray,
+        raw: bytes,
         retained: bool,
         routes: tuple[tuple[_DeviceState, tuple[_Route, ...]], ...],
         now: float,

@@ -27,7 +27,8 @@ documented external-loop pattern (`loop_read`/`loop_write`/`loop_misc` from the 
 
 Everything else is the same as before: a fresh paho client per connection (nothing of a dead
 session leaks into the next), credentials and TLS from `BrokerSettings`, `TCP_NODELAY`, keepalive
-by `loop_misc` once a second, QoS 1 acknowledged by paho after the message is handed over.
+by `loop_misc` once a second, QoS 1 PUBACKs queued as messages are read and written once the
+batch has been handed over (a crash in between means the broker sends them again).
 """
 
 from __future__ import annotations
@@ -312,7 +313,11 @@ class MqttLink:
     async def _keepalive(self) -> None:
         while True:
             await asyncio.sleep(MISC_PERIOD)
-            rc = self._client.loop_misc()
+            try:
+                rc = self._client.loop_misc()
+            except Exception as exc:  # the link is dead, the task ends quietly
+                self._fail(LinkError(str(exc) or type(exc).__name__))
+                return
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 self._fail(LinkError(f"{mqtt.error_string(rc)} (no answer to keepalive)"))
                 return
