@@ -221,10 +221,12 @@ class Gateway:
         if not transitions:
             self._write(())  # changes under an overlay, delays: no transition
             return
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
         try:
             for t in transitions:  # into the outbox's memory; on disk with the journal rows
                 self.transitions_total += 1
-                payload = t.alarm.payload()
+                payload, event = t.alarm.payload(), t.event()
+                rows.append((t.alarm.record(), event))
                 log.info(
                     "alarm %s %s -> %s",
                     t.alarm_id,
@@ -237,9 +239,10 @@ class Gateway:
                     },
                 )
                 self.publisher.publish_alarm(payload)
-                self.publisher.publish_event(t.event())
+                self.publisher.publish_event(event)
         finally:
-            self._write(transitions)
+            rows.extend((t.alarm.record(), t.event()) for t in transitions[len(rows) :])
+            self._write(rows)
         if self._deferring:
             self._deferred.append(transitions)
         else:
@@ -255,16 +258,16 @@ class Gateway:
         while self._deferred:
             self._tell(self._deferred.pop(0))
 
-    def _write(self, transitions: Sequence[AlarmTransition]) -> None:
-        """Commit, in one transaction: the journal rows of `transitions` (after any left by a
-        refused write), records changed without a transition, delays that started or ended, and
-        the outbox's new messages. The publisher sends nothing before this commit (its `peek`
+    def _write(self, rows: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Commit, in one transaction: journal `rows` (a transition's record and event, after any
+        left by a refused write), records changed without a transition, delays that started or
+        ended, and the outbox's new messages. The publisher sends nothing before this commit (its `peek`
         commits what is still unsaved first).
 
         A disk that refuses the write (full) must not silence alarms: the rows are kept in memory
         (bounded), published anyway, retried first on every tick, and reported by `health()`.
         """
-        self.journal_backlog.extend((t.alarm.record(), t.event()) for t in transitions)
+        self.journal_backlog.extend(rows)
         records, timers = self.alarming.pending_writes()
         if not self.journal_backlog and not records and not timers:
             return
