@@ -1,20 +1,29 @@
 """CPU and memory of `fgw run` polling 10,000 Modbus points at 1 s, for 10 minutes.
 
-    python -m bench.footprint [--devices 1000] [--seconds 600] [--settle 10]
+    python -m bench.footprint [--devices 1000] [--seconds 600] [--settle 10] [--readings both]
 
 1,000 simulated devices (the four Modbus templates in turn: 10,000 points) over five TCP buses
 (five servers on five ports, like five plant rooms' Modbus gateways), served by `fgw sim` in its
-own process; a private Mosquitto; and `fgw run` with `publish_readings: true` — each poll is also
-published on `P/readings/{device}`, so the poll rate can be counted from outside (and the figure
-includes that publishing, the heaviest option). Only the gateway process is measured, from /proc:
-CPU time over the window as % of one core, resident memory every 10 s (start, end, peak), and the
-time from starting `fgw run` to its first published poll. `--seconds 30` gives a short run.
+own process; a private Mosquitto; and `fgw run`. Only the gateway process is measured, from /proc:
+CPU time over the window as % of one core, resident memory every 10 s (start, end, peak).
+
+Two configurations, one after the other (`--readings off|on|both`, default both):
+
+- `off`, the headline: the default site (`publish_readings` off). The polls are counted afterwards
+  from the gateway's local history file (every poll is a row there, with its time), read by this
+  process once the gateway has stopped — nothing is added to the gateway for the count.
+- `on`: `publish_readings: true`, every poll also published on `P/readings/{device}` (the heaviest
+  option), counted from MQTT as it arrives; this run also times `fgw run` to its first published
+  poll.
+
+`--seconds 30` gives a short run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -97,7 +106,7 @@ def run(
             try:
                 time.sleep(settle)
                 first = None if counter.first is None else counter.first - started
-                cpu0, t0 = cpu_seconds(gateway.pid), time.monotonic()
+                cpu0, t0, wall0 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
                 rss = [rss_mb(gateway.pid)]
                 counter.take()
                 if profile is not None:  # py-spy, sampling the gateway for the whole window
@@ -109,32 +118,59 @@ def run(
                 while (left := t0 + seconds - time.monotonic()) > 0:
                     time.sleep(min(10.0, left))
                     rss.append(rss_mb(gateway.pid))
-                cpu1, t1 = cpu_seconds(gateway.pid), time.monotonic()
+                cpu1, t1, wall1 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
                 polls, values = counter.take()
                 exited = gateway.poll()
                 if profile is not None:
                     spy.wait(30)
             finally:
                 counter.close()
-                stop(gateway)
+                stop(gateway)  # the history writes what it holds: the window's polls are all in
                 log.close()
+        stored = stored_polls(site.storage_dir / "history.sqlite3", wall0, wall1)
     if exited is not None:
         raise SystemExit(f"fgw run exited with {exited}: see {folder / 'run.log'}")
     window = t1 - t0
     first_text = f"{first:.2f} s" if first is not None else "none within the settling time"
     print(f"devices {devices} on {buses} buses, {points:,} points, poll 1 s; "
-          f"window {window:.0f} s after {settle:.0f} s settling")  # fmt: skip
+          f"window {window:.0f} s after {settle:.0f} s settling; "
+          f"publish_readings {'on' if publish else 'off (the default)'}")  # fmt: skip
     print(f"  gateway CPU          : {100 * (cpu1 - cpu0) / window:.1f} % of one core  "
           f"(goal <= 20 %)")  # fmt: skip
     print(f"  gateway RSS          : {rss[0]:.1f} MB at start -> {rss[-1]:.1f} MB at end, "
           f"peak {max(rss):.1f} MB  (goal <= 100 MB, no growth)")  # fmt: skip
+    print(f"  RSS every 10 s       : {' '.join(f'{m:.1f}' for m in rss)}")
+    if stored is not None:
+        print(f"  values stored        : {stored[1] / window:,.0f}/s in {stored[0] / window:,.0f} "
+              f"rows/s (expected {points:,}/s; counted in the history file)")  # fmt: skip
+    else:
+        print("  values stored        : not counted (no history file of one row per poll)")
     if publish:
         print(f"  polls published      : {polls / window:,.1f}/s, {values / window:,.0f} values/s "
               f"(expected {devices}/s, {points:,}/s)")  # fmt: skip
         print(f"  start -> first poll  : {first_text}  (goal <= 1.5 s)")
-    else:
-        print("  readings not published (--no-publish): poll rate not counted")
     print(f"  load average at end  : {load_average()}")
+
+
+def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None:
+    """Polls and values the gateway's history holds between `start` and `end` (wall clock).
+
+    None when the file is not there or not of the layout with one row per poll."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        polls, values = db.execute(
+            "SELECT count(*), coalesce(sum(json_array_length(stream.points)), 0) "
+            "FROM poll JOIN stream ON stream.id = poll.stream WHERE poll.ts BETWEEN ? AND ?",
+            (start, end),
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return int(polls), int(values)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -143,15 +179,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=600.0, help="measured window")
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument(
-        "--no-publish",
-        action="store_true",
-        help="without publish_readings (the default site's setting)",
+        "--readings",
+        choices=["off", "on", "both"],
+        default="both",
+        help="publish_readings: off (the default site's setting, the headline), on, or both in turn",
     )
+    parser.add_argument("--no-publish", action="store_true", help="the same as --readings off")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the window to FILE")
     args = parser.parse_args(argv)
+    readings = "off" if args.no_publish else args.readings
     header("footprint")
-    with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
-        run(args.devices, args.seconds, args.settle, Path(tmp), not args.no_publish, args.profile)
+    for publish in {"off": [False], "on": [True], "both": [False, True]}[readings]:
+        profile = args.profile
+        if profile is not None and readings == "both":
+            profile = profile.with_name(
+                f"{profile.stem}-{'on' if publish else 'off'}{profile.suffix}"
+            )
+        with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
+            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile)
 
 
 if __name__ == "__main__":

@@ -272,3 +272,77 @@ def test_values_of_every_kind_come_back_as_they_went_in(store: HistoryStore) -> 
         for i in range(len(values))
     ]  # aggregates: numbers (and true/false) that are finite
     assert counts == [[2], [2], [2], [], [], [], [2], []]
+
+
+_POINTS = ["a", "b", "c", "d"]
+_reading = st.tuples(
+    st.sampled_from(_POINTS),
+    st.integers(min_value=0, max_value=480).map(lambda quarters: quarters / 4),  # seconds
+    st.one_of(st.floats(-1e6, 1e6), st.booleans(), st.none(), st.sampled_from(["on", "off"])),
+    st.sampled_from(list(Quality)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(_reading, min_size=1, max_size=6), min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=480).map(lambda quarters: quarters / 4),
+    st.integers(min_value=0, max_value=40).map(lambda quarters: quarters / 4),
+    st.integers(min_value=1, max_value=8),
+)
+def test_raw_answers_agree_with_every_reading_kept_apart(
+    tmp_path_factory: pytest.TempPathFactory,
+    batches: list[list[tuple[str, float, object, Quality]]],
+    start: float,
+    length: float,
+    max_points: int,
+) -> None:
+    """Batches of any shape (points repeated, times spread over seconds) give the raw answers and
+    the counts the first layout gave, which kept one row per reading."""
+    store = HistoryStore(tmp_path_factory.mktemp("h"), wall=lambda: T0 + 600)
+    for batch in batches:
+        store.add(
+            [r(point, value, T0 + offset, quality) for point, offset, value, quality in batch]
+        )
+    store.flush()
+    begin, end = T0 + start, T0 + start + length
+    for point in _POINTS:
+        kept = [
+            {"ts": T0 + offset, "value": int(v) if isinstance(v, bool) else v, "quality": str(q)}
+            for batch in batches
+            for p, offset, v, q in batch
+            if p == point and begin <= T0 + offset <= end
+        ]
+        got = store.query("pump-1", point, begin, end, max_points=max_points)
+        if len(kept) > max_points:
+            assert all("count" in bucket for bucket in got)  # aggregates (of numbers, if any)
+            continue
+        key = lambda x: (x["ts"], repr(x["value"]), x["quality"])  # noqa: E731
+        assert sorted(got, key=key) == sorted(kept, key=key)
+        assert [x["ts"] for x in got] == sorted(x["ts"] for x in got)
+    for point in _POINTS:  # and the minutes, folded a poll at a time or a reading at a time
+        readings = [(T0 + o, v, q) for batch in batches for p, o, v, q in batch if p == point]
+        numbers = [
+            (ts, float(v))
+            for ts, v, q in readings
+            if q == Quality.GOOD and isinstance(v, int | float) and not math.isnan(v)
+        ]
+        for minute in (T0, T0 + 60, T0 + 120):
+            inside = [(ts, v) for ts, v in numbers if minute <= ts < minute + 60]
+            got = store.query("pump-1", point, minute, minute + 59.99, max_points=1)
+            if sum(1 for ts, _, _ in readings if minute <= ts <= minute + 59.99) <= 1:
+                continue  # answered raw
+            if not inside:
+                assert got == []
+                continue
+            (bucket,) = got
+            values = [v for _, v in inside]
+            assert (bucket["count"], bucket["min"], bucket["max"]) == (
+                len(values),
+                min(values),
+                max(values),
+            )
+            assert bucket["mean"] == pytest.approx(sum(values) / len(values))
+            newest = max(ts for ts, _ in inside)
+            assert bucket["last"] in [v for ts, v in inside if ts == newest]
+    store.close()

@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS poll (
     stream  INTEGER NOT NULL,
     ts      REAL NOT NULL,
     vals    TEXT NOT NULL,
-    quals   TEXT
+    quals   TEXT,
+    times   BLOB
 );
 CREATE INDEX IF NOT EXISTS poll_by_stream ON poll (stream, ts);
 CREATE TABLE IF NOT EXISTS agg (
@@ -105,7 +106,7 @@ ON CONFLICT (series, minute) DO UPDATE SET
     last_ts = max(agg.last_ts, excluded.last_ts)
 """
 
-_INSERT_POLL = "INSERT INTO poll (stream, ts, vals, quals) VALUES (?, ?, ?, ?)"
+_INSERT_POLL = "INSERT INTO poll (stream, ts, vals, quals, times) VALUES (?, ?, ?, ?, ?)"
 
 LEGACY_RAW = "raw"
 """The first layout's table of raw readings (one row per reading): read and aged out, never written."""
@@ -125,6 +126,9 @@ CLOSE_TIMEOUT = 10.0
 """Seconds a stop may spend writing what is buffered."""
 MAX_BUFFERED = 200_000
 """Readings waiting for the writer at most; beyond this the oldest batches are dropped (counted)."""
+ROW_SPAN = 2.0
+"""Seconds a row's readings may spread over (a poll reads its blocks one after the other, each
+with its own time); its `ts` is the earliest, `times` each reading's when they differ."""
 MAX_STREAMS_PER_DEVICE = 64
 """Point combinations kept as streams per device; beyond, a batch is stored one point per row (an
 MQTT device whose messages carry ever new subsets of points must not grow the table without end)."""
@@ -342,7 +346,7 @@ class HistoryStore:
         return int(self._wall() // 60 * 60) != self._open_scan
 
     def _write(self, batches: list[Sequence[Reading]], finish: bool = False) -> int:
-        rows: list[tuple[int, float, str | bytes, str | None]] = []
+        rows: list[tuple[int, float, str | bytes, str | None, bytes | None]] = []
         done: list[tuple[Any, ...]] = []  # finished minutes, for the agg upsert
         late: dict[tuple[int, int], list[float]] = {}  # readings older than their open minute
         created: list[int] = []  # stream ids inserted by this transaction
@@ -376,20 +380,24 @@ class HistoryStore:
     def _store_poll(
         self,
         group: Sequence[Reading],
-        rows: list[tuple[int, float, str | bytes, str | None]],
+        rows: list[tuple[int, float, str | bytes, str | None, bytes | None]],
         done: list[tuple[Any, ...]],
         late: dict[tuple[int, int], list[float]],
         created: list[int],
     ) -> None:
-        """One poll (a device's readings at one time): its row, and its values in its minute."""
+        """One poll (a device's readings within `ROW_SPAN`): its row, and its values' minutes."""
         first = group[0]
-        ts = first.ts
         stream = self._stream(first.device, tuple([r.point for r in group]), created)
         if stream is None:  # a point twice, or too many combinations: one point per row
             for r in group:
                 self._store_poll((r,), rows, done, late, created)
             return
         stream_id, sids = stream
+        n = len(group)
+        times = [r.ts for r in group]
+        ts = min(times)
+        newest = max(times)
+        times_packed = None if newest == ts else struct.pack(f"<{n}d", *times)
         minute = int(ts // 60 * 60)
         current = self._open.get(stream_id)
         if current is not None and current.minute < minute:
@@ -399,7 +407,7 @@ class HistoryStore:
             current = self._open[stream_id] = _Minute(minute, sids)
         values = [r.value for r in group]
         packing = _packing(tuple(map(type, values)))
-        if packing is not None and [r.quality for r in group].count(Quality.GOOD) == len(group):
+        if packing is not None and [r.quality for r in group].count(Quality.GOOD) == n:
             # the usual poll: good numbers only, packed in binary, folded a whole list at a time
             layout, all_floats = packing
             numbers = values if all_floats else _floats(values)
@@ -410,20 +418,20 @@ class HistoryStore:
                 except struct.error:  # an integer beyond 64 bits
                     pass
                 else:
-                    rows.append((stream_id, ts, packed, None))
-                    if current.minute == minute and ts >= current.newest:
-                        current.add_all(numbers, ts)  # type: ignore[arg-type]
+                    rows.append((stream_id, ts, packed, None, times_packed))
+                    if ts >= current.newest and int(newest // 60 * 60) == current.minute:
+                        current.add_all(numbers, times, newest)  # type: ignore[arg-type]
                     else:
-                        self._fold_each(current, sids, group, values, ts, late)
+                        self._fold_each(current, sids, group, values, late)
                     return
         # anything else, reading by reading: NaN is stored as NULL (as SQLite stores it)
         values = [int(v) if v.__class__ is bool else (None if v != v else v) for v in values]
         quals = None
-        if [r.quality for r in group].count(Quality.GOOD) != len(group):
+        if [r.quality for r in group].count(Quality.GOOD) != n:
             quals = "".join([_QUALITY_DIGIT.get(r.quality, "1") for r in group])
         text = json.dumps(values, separators=(",", ":"), default=str)
-        rows.append((stream_id, ts, text, quals))
-        self._fold_each(current, sids, group, values, ts, late)
+        rows.append((stream_id, ts, text, quals, times_packed))
+        self._fold_each(current, sids, group, values, late)
 
     @staticmethod
     def _fold_each(
@@ -431,20 +439,18 @@ class HistoryStore:
         sids: tuple[int, ...],
         group: Sequence[Reading],
         values: list[Any],
-        ts: float,
         late: dict[tuple[int, int], list[float]],
     ) -> None:
         """Fold a poll's numeric good values one by one (mixed qualities, text, late polls)."""
-        minute = int(ts // 60 * 60)
         for i, (r, v) in enumerate(zip(group, values, strict=True)):
             if r.quality != Quality.GOOD or v.__class__ not in _NUMBERS:
                 continue
             if not -_FLOAT_RANGE < v < _FLOAT_RANGE:  # inf, NaN, beyond a float
                 continue
-            if minute == current.minute:
-                current.add_one(i, float(v), ts)
+            if int(r.ts // 60 * 60) == current.minute:
+                current.add_one(i, float(v), r.ts)
             else:
-                _fold(late, sids[i], ts, float(v))
+                _fold(late, sids[i], r.ts, float(v))
 
     def _finished_minutes(self, done: list[tuple[Any, ...]], finish: bool) -> None:
         """Move the minutes that are over (by the wall clock), or all at a stop, into `done`."""
@@ -654,12 +660,28 @@ class HistoryStore:
             sid: the point's series (for the first layout's rows).
         """
         db = self._db
-        marks = ",".join("?" * len(where))
-        span = f"stream IN ({marks}) AND ts BETWEEN ? AND ?"
-        args = (*where, start, end)
         count = 0
         if where:
-            count += db.execute(f"SELECT count(*) FROM poll WHERE {span}", args).fetchone()[0]
+            streams = f"stream IN ({','.join('?' * len(where))})"
+            inner_end = end - ROW_SPAN  # a row starting in [start, inner_end] lies all inside
+            if inner_end >= start:
+                count += db.execute(
+                    f"SELECT count(*) FROM poll WHERE {streams} AND ts BETWEEN ? AND ?",
+                    (*where, start, inner_end),
+                ).fetchone()[0]
+            edges = [("ts > ? AND ts < ?", start - ROW_SPAN, start)]
+            if inner_end >= start:
+                edges.append(("ts > ? AND ts <= ?", inner_end, end))
+            else:
+                edges.append(("ts >= ? AND ts <= ?", start, end))
+            for between, lo, hi in edges:  # rows at the edges: the point's own time decides
+                for stream_id, ts, times in db.execute(
+                    f"SELECT stream, ts, times FROM poll WHERE {streams} AND {between}",
+                    (*where, lo, hi),
+                ):
+                    i, n = where[stream_id]
+                    if start <= _time_of(ts, times, i, n) <= end:
+                        count += 1
         if self._legacy:
             count += db.execute(
                 f"SELECT count(*) FROM {LEGACY_RAW} WHERE series = ? AND ts BETWEEN ? AND ?",
@@ -676,14 +698,17 @@ class HistoryStore:
             ):
                 out.append({"ts": ts, "value": value, "quality": QUALITY_NAME.get(q, "bad")})
         if where:
-            for stream_id, ts, vals, quals in db.execute(
-                f"SELECT stream, ts, vals, quals FROM poll WHERE {span} ORDER BY ts, rowid", args
+            for stream_id, ts, vals, quals, times in db.execute(
+                f"SELECT stream, ts, vals, quals, times FROM poll WHERE {streams} "
+                "AND ts > ? AND ts <= ? ORDER BY ts, rowid",
+                (*where, start - ROW_SPAN, end),
             ):
                 i, n = where[stream_id]
-                quality = "good" if quals is None else QUALITY_NAME.get(int(quals[i]), "bad")
-                out.append({"ts": ts, "value": _unpack(vals, n)[i], "quality": quality})
-        if self._legacy and where:
-            out.sort(key=lambda x: x["ts"])  # stable: the first layout's rows first on a tie
+                t = _time_of(ts, times, i, n)
+                if start <= t <= end:
+                    quality = "good" if quals is None else QUALITY_NAME.get(int(quals[i]), "bad")
+                    out.append({"ts": t, "value": _unpack(vals, n)[i], "quality": quality})
+        out.sort(key=lambda x: x["ts"])  # stable: a poll's order (and the first layout's) on a tie
         return out
 
     def stats(self) -> dict[str, Any]:
@@ -737,15 +762,15 @@ class _Minute:
         self.last_ts = [-math.inf] * n
         self.newest = -math.inf
 
-    def add_all(self, values: list[float], ts: float) -> None:
-        """A poll of good finite numbers, no older than any folded so far."""
+    def add_all(self, values: list[float], times: list[float], newest: float) -> None:
+        """A poll of good finite numbers in this minute, no older than any folded so far."""
         self.lo = [a if a < b else b for a, b in zip(self.lo, values, strict=True)]
         self.hi = [a if a > b else b for a, b in zip(self.hi, values, strict=True)]
         self.sums = list(map(operator.add, self.sums, values))
         self.polls += 1
         self.lasts = values
-        self.last_ts = [ts] * len(values)
-        self.newest = ts
+        self.last_ts = times
+        self.newest = newest
 
     def add_one(self, i: int, value: float, ts: float) -> None:
         if value < self.lo[i]:
@@ -791,6 +816,11 @@ def _packing(kinds: tuple[type, ...]) -> tuple[bytes, bool] | None:
     return packing
 
 
+def _time_of(ts: float, times: bytes | None, i: int, n: int) -> float:
+    """The time of a row's `i`-th reading: the row's own, or the `i`-th of `times`."""
+    return ts if times is None else float(struct.unpack(f"<{n}d", times)[i])
+
+
 def _unpack(vals: str | bytes, n: int) -> list[Any] | tuple[Any, ...]:
     """A poll's values: JSON text, or `n` layout codes then the values packed (a poll of numbers)."""
     if isinstance(vals, str):
@@ -807,23 +837,31 @@ def _floats(values: list[Any]) -> list[float] | None:
 
 
 def _polls(batch: Sequence[Reading]) -> Iterator[Sequence[Reading]]:
-    """A batch cut into polls: consecutive readings of one device at one time (a point twice is
-    cut apart when a poll is stored)."""
+    """A batch cut into polls: consecutive readings of one device within `ROW_SPAN` seconds (a
+    point twice is cut apart when a poll is stored)."""
     first = batch[0]
-    n = len(batch)
-    if [r.ts for r in batch].count(first.ts) == n and [r.device for r in batch].count(
-        first.device
-    ) == n:
+    times = [r.ts for r in batch]
+    if max(times) - min(times) < ROW_SPAN and [r.device for r in batch].count(first.device) == len(
+        batch
+    ):
         yield batch  # a device's poll: the usual batch
         return
     group: list[Reading] = []
     seen: set[str] = set()
+    lo = hi = first.ts
     for r in batch:
-        if group and (r.device != group[0].device or r.ts != group[0].ts or r.point in seen):
+        if group and (
+            r.device != group[0].device
+            or r.point in seen
+            or max(hi, r.ts) - min(lo, r.ts) >= ROW_SPAN
+        ):
             yield group
             group, seen = [], set()
+        if not group:
+            lo = hi = r.ts
         group.append(r)
         seen.add(r.point)
+        lo, hi = min(lo, r.ts), max(hi, r.ts)
     if group:
         yield group
 
