@@ -112,6 +112,7 @@ class Maintenance(Component):
         self.meters: dict[tuple[str, str], Meter] = {}
         self.units: dict[tuple[str, str], str] = {}
         self._feeds: dict[tuple[str, str], list[Meter]] = {}
+        self._fed: set[str] = set()  # devices with a meter: a reading of another is passed at once
         self.plans: dict[tuple[str, str], tuple[PlanSpec, planning.Schedule]] = {}
         self._meter_plans: dict[str, list[tuple[str, str]]] = {}  # device -> its meter plans
         self.states: dict[tuple[str, str], planning.PlanState] = {}
@@ -155,6 +156,7 @@ class Maintenance(Component):
         self.meters[(device, name)] = meter
         self.units[(device, name)] = unit
         self._feeds.setdefault((device, point), []).append(meter)
+        self._fed.add(device)
 
     def _restore(self, now: float) -> None:
         """Meters and plan state from storage; plans whose ticket ended while we were away move on."""
@@ -195,7 +197,10 @@ class Maintenance(Component):
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
         touched: set[str] = set()
+        fed = self._fed
         for reading in batch:
+            if reading.device not in fed:  # most devices feed no meter: no key built for them
+                continue
             meters = self._feeds.get((reading.device, reading.point))
             if not meters or reading.quality != Quality.GOOD or reading.value is None:
                 continue

@@ -180,7 +180,6 @@ class HistoryStore:
         self._db.executescript(_SCHEMA)
         self._legacy = self._has_table(LEGACY_RAW)
         self._db_lock = threading.Lock()  # the writer thread and queries share the connection
-        self._series: dict[tuple[str, str], int] = {}
         self._streams: dict[tuple[str, tuple[str, ...]], tuple[int, tuple[int, ...]]] = {}
         self._open: dict[int, _Minute] = {}  # stream -> its newest minute, not yet on disk
         self._open_scan: int | None = None  # the wall minute of the last scan for finished ones
@@ -367,11 +366,11 @@ class HistoryStore:
                     db.executemany(_UPSERT_AGG, done)
                 db.execute("COMMIT")
             except BaseException:
-                # ids inserted in this transaction are gone: forget them and what was folded
-                # under them (the other streams' minutes stay in memory)
-                self._series.clear()
-                self._streams.clear()
-                for stream_id in created:
+                # ids inserted in this transaction are gone: forget those streams and what was
+                # folded under them (the other streams and their minutes stay)
+                gone = set(created)
+                self._streams = {k: v for k, v in self._streams.items() if v[0] not in gone}
+                for stream_id in gone:
                     self._open.pop(stream_id, None)
                 db.execute("ROLLBACK")
                 raise
@@ -494,19 +493,16 @@ class HistoryStore:
         return stream
 
     def _series_id(self, device: str, point: str) -> int:
+        """The point's series id (asked only when a stream is first met: not cached)."""
         key = (device, point)
-        sid = self._series.get(key)
-        if sid is None:
+        row = self._db.execute(
+            "SELECT id FROM series WHERE device = ? AND point = ?", key
+        ).fetchone()
+        if row is None:
             row = self._db.execute(
-                "SELECT id FROM series WHERE device = ? AND point = ?", key
+                "INSERT INTO series (device, point) VALUES (?, ?) RETURNING id", key
             ).fetchone()
-            if row is None:
-                row = self._db.execute(
-                    "INSERT INTO series (device, point) VALUES (?, ?) RETURNING id", key
-                ).fetchone()
-            sid = row[0]
-            self._series[key] = sid
-        return sid
+        return int(row[0])
 
     # ------------------------------------------------------------------------------ pruning
 
