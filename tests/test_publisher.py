@@ -368,3 +368,26 @@ async def test_connections_set_tcp_nodelay(broker: Broker, tmp_path: Path) -> No
     async with settings.client("out") as client:
         sock = client._client.socket()  # paho's socket: the only way to see the option
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_delivered_waits_for_the_pubacks_and_never_for_an_absent_broker(
+    broker: Broker, tmp_path: Path
+) -> None:
+    away = MqttPublisher(make_site(tmp_path, free_port()), snapshot=list, backoff=fast())
+    away.publish_event({"type": "alarm", "n": 0})
+    await asyncio.wait_for(away.delivered(timeout=60), 5)  # not connected: returns at once
+    assert away.stats()["queued"] == 1
+
+    site = make_site(tmp_path, broker.port)
+    async with subscriber(broker.port, f"{site.topic_prefix}/events") as rec:
+        publisher = MqttPublisher(site, snapshot=list, backoff=fast())
+        async with publisher:
+            await publisher.wait_connected()
+            for n in range(3 * 20 + 7):  # more than a window in flight: sent as room frees up
+                publisher.publish_event({"type": "alarm", "n": n})
+            await publisher.delivered(timeout=30)
+            assert publisher.stats()["queued"] == 0 and publisher.stats()["published"] >= 67
+            await rec.until(lambda: len(rec.payloads(f"{site.topic_prefix}/events")) == 67)
+    assert [json.loads(p)["n"] for p in rec.payloads(f"{site.topic_prefix}/events")] == list(
+        range(67)
+    )
