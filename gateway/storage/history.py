@@ -4,17 +4,21 @@ The console's trends and `GET /api/v1/points/{device}/{point}/history` read from
 database server. Its own file, `<storage>/history.sqlite3`, keeps the alarm journal's file small and
 its writes (many, cheap) apart from the journal's (few, fsynced).
 
-    stream(id, device, points)                 the point names one poll delivers, in order
-    poll(stream, ts, vals, quals)              every poll, for `raw_window` (default 48 h)
+    stream(id, device, points)                  the point names a device's polls deliver, in order
+    poll(stream, ts, vals, quals, times)        every poll, for `raw_window` (default 48 h)
     agg(series, minute, min, max, sum, n, last) numeric good readings per minute, `aggregate_window`
 
 Why one row per poll, not per reading: a gateway polling 10,000 points a second would insert
-10,000 rows and 10,000 index entries a second, each index entry on its own page of the
-`(series, ts)` index — the writer's CPU, the WAL and the page cache grow with the table. A poll's
-values travel together (a JSON list, in the order of its stream's points; the qualities as one digit
-each, NULL when all are good), so one row and one index entry carry a device's whole poll. A point's
-raw answer is its index in each stream of its device that holds it; its reading count is the row
-count of those streams, exact, as before.
+10,000 rows and 10,000 index entries a second, each index entry on its own page of a
+`(series, ts)` index — the writer's CPU, the WAL and the page cache grew with the table. A poll's
+readings travel together, in the order of its stream's points: `vals` packs them in binary when all
+are numbers (a layout code per value, `d` or `q`, then the values) and is a JSON list otherwise;
+`quals` is one digit per reading, NULL when all are good; `ts` is the earliest reading's time and
+`times` each reading's own (packed doubles), NULL when they are all the same — a poll reads its
+blocks one after the other, so a row may spread over `ROW_SPAN` seconds at most. One row and one
+index entry carry a device's whole poll. A point's raw answer reads the streams of its device that
+hold it; its reading count is still exact (rows wholly inside the span are counted by the index,
+the few at its edges by their readings' own times).
 
 Why aggregates are folded in memory: an upsert per point per commit dirtied a page of `agg` per
 point every second. The current minute of each point is kept in memory (the query adds it to what
@@ -179,6 +183,9 @@ class HistoryStore:
         self._db.execute("PRAGMA journal_size_limit=8388608")
         self._db.executescript(_SCHEMA)
         self._legacy = self._has_table(LEGACY_RAW)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(poll)")}
+        if "times" not in columns:  # a file written before the column came (one time per row)
+            self._db.execute("ALTER TABLE poll ADD COLUMN times BLOB")
         self._db_lock = threading.Lock()  # the writer thread and queries share the connection
         self._streams: dict[tuple[str, tuple[str, ...]], tuple[int, tuple[int, ...]]] = {}
         self._open: dict[int, _Minute] = {}  # stream -> its newest minute, not yet on disk
