@@ -8,20 +8,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.commands import COMMAND_MODULES
 from gateway.config.errors import SiteError
-from gateway.config.site import Site, load_site
+
+if TYPE_CHECKING:
+    from gateway.config.site import Site
+
+STARTUP_GC_PAUSE = 3.0
+"""Seconds of `fgw run` (from the start of its event loop) without the cyclic garbage collector.
+
+Start-up builds hundreds of thousands of long-lived objects (modules, the site's models, every
+device's poller and rule) and no garbage to speak of, so each collection the allocations trigger
+meanwhile scans a growing heap for nothing: about a sixth of the CPU time before the first poll on
+a 1,000-device site. After the pause the start-up heap is frozen (`gc.freeze`): later collections
+skip it instead of scanning it again and again. Its little cyclic garbage (about a thousand objects
+at 1,000 devices) is frozen with it rather than paid for with a full collection, which would stop
+the event loop for a tenth of a second or more while requests are in flight."""
 
 
 def _load(path: str) -> Site:
     """Load a site or exit 1 printing every issue (never a traceback)."""
+    from gateway.config.site import load_site
+
     try:
         site = load_site(path)
     except SiteError as exc:
@@ -45,12 +62,31 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.logs import setup_logging
-    from gateway.service import run_service
+    gc.disable()  # until STARTUP_GC_PAUSE into the service (see there)
+    try:
+        from gateway.logs import setup_logging
+        from gateway.service import run_service
 
-    setup_logging(args.log_level, args.log_format)
-    site = _load(args.site)
-    return asyncio.run(run_service(site))
+        setup_logging(args.log_level, args.log_format)
+        site = _load(args.site)
+    except BaseException:
+        gc.enable()
+        raise
+
+    async def serve() -> int:
+        asyncio.get_running_loop().call_later(STARTUP_GC_PAUSE, _resume_gc)
+        return await run_service(site)
+
+    try:
+        return asyncio.run(serve())
+    finally:
+        gc.enable()
+
+
+def _resume_gc() -> None:
+    """End the start-up pause: freeze the start-up heap, collect as usual from now on."""
+    gc.freeze()
+    gc.enable()
 
 
 def cmd_poll(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import subprocess
 import sys
@@ -103,3 +104,18 @@ async def test_sim_inject_and_run_as_processes(broker: Broker, tmp_path: Path) -
                     process.wait()
     log = run_log.read_text()
     assert '"msg": "gateway stopped"' in log and "Traceback" not in log
+
+
+def test_the_start_up_gc_pause_ends_with_the_collector_on_and_the_start_up_heap_frozen() -> None:
+    from gateway.cli import _resume_gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _resume_gc()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        if not was_enabled:
+            gc.disable()
