@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from drivers import build_drivers
@@ -47,6 +48,9 @@ TICK_SECONDS = 0.25
 SHELVE_MAX_MINUTES = 7 * 24 * 60
 """A shelve is temporary by nature; longer than a week is `remove_from_service`."""
 
+MAX_DEFERRED = 64
+"""Things components have not been told yet (while an alarm goes out) before they are told anyway."""
+
 MAX_QUEUED_BATCHES = 10_000
 """Readings waiting for the engine beyond this are dropped (and counted); statuses never are."""
 
@@ -55,6 +59,13 @@ MAX_JOURNAL_BACKLOG = 100_000
 
 HEAP_FREEZE_AFTER = 10.0
 """Seconds after start when what start-up built (connections, the console's app) is frozen too."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Transitions:
+    """Transitions waiting to be told to components (a batch of readings is a plain sequence)."""
+
+    transitions: Sequence[AlarmTransition]
 
 
 class Gateway:
@@ -102,7 +113,7 @@ class Gateway:
         self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
         self._wakeup = asyncio.Event()
         self._deferring = False  # the `_process` task tells components after the send
-        self._deferred: list[Sequence[AlarmTransition]] = []
+        self._deferred: deque[Sequence[Reading] | DeviceStatus | _Transitions] = deque()
         self.dropped_batches = 0
         self.transitions_total = 0
 
@@ -153,9 +164,10 @@ class Gateway:
             log.info("gateway stopped", extra={"site": self.site.id})
 
     async def _process(self) -> None:
-        """The engine's task: like `process_queued`, but when the queue is empty after a batch that
-        made transitions, components hear of them only once the broker has the alarms (at most
-        `publisher.delivered`'s wait), so a ticket's commit is not between a reading and its alarm."""
+        """The engine's task: like `process_queued`, but components hear of a batch's transitions
+        (and of what came after them, in order) once the broker has the alarms — at most
+        `publisher.delivered`'s wait later —, so no ticket's commit stands between a reading and
+        its alarm, not even for readings queued behind it."""
         try:
             while True:
                 await self._wakeup.wait()
@@ -166,9 +178,10 @@ class Gateway:
                         self._process_item(self._queue.popleft())
                     finally:
                         self._deferring = False
-                    if self._deferred and not self._queue:
-                        await self.publisher.delivered()
-                    self._tell_deferred()
+                    if self._deferred and (not self._queue or len(self._deferred) >= MAX_DEFERRED):
+                        if not self._queue:
+                            await self.publisher.delivered()
+                        self._tell_deferred()
                 await asyncio.sleep(0)
         finally:
             self._tell_deferred()
@@ -182,14 +195,15 @@ class Gateway:
         now = self._monotonic()
         if isinstance(item, DeviceStatus):
             changes = self.engine.device_status(item, now)
-            for component in self.components:
-                component.on_status(item)
         else:
             changes = self.engine.ingest(item, now)
             if self.publisher.readings_enabled:
                 self._publish_readings(item)
-            for component in self.components:
-                component.on_readings(item)
+        if self._deferring and self._deferred:
+            self._deferred.append(item)  # components are behind an alarm: keep their order
+        else:
+            self._tell_deferred()
+            self._tell(item)
         self._handle(changes)
 
     async def _tick(self) -> None:
@@ -204,6 +218,7 @@ class Gateway:
         self._handle(self.engine.tick(monotonic))
         self._emit(self.book.expire_shelves(wall))
         self.alarming.tick(monotonic, wall)
+        self._tell_deferred()
         for component in self.components:
             component.on_tick(wall, monotonic)
 
@@ -244,19 +259,27 @@ class Gateway:
             rows.extend((t.alarm.record(), t.event()) for t in transitions[len(rows) :])
             self._write(rows)
         if self._deferring:
-            self._deferred.append(transitions)
+            self._deferred.append(_Transitions(transitions))
         else:
             self._tell_deferred()  # earlier ones first: components hear in order
-            self._tell(transitions)
+            self._tell(_Transitions(transitions))
         self.alarming.committed(transitions, self._monotonic())
 
-    def _tell(self, transitions: Sequence[AlarmTransition]) -> None:
-        for component in self.components:
-            component.on_transitions(transitions)
+    def _tell(self, what: Sequence[Reading] | DeviceStatus | _Transitions) -> None:
+        """One thing, to every component, in the table's order."""
+        if isinstance(what, _Transitions):
+            for component in self.components:
+                component.on_transitions(what.transitions)
+        elif isinstance(what, DeviceStatus):
+            for component in self.components:
+                component.on_status(what)
+        else:
+            for component in self.components:
+                component.on_readings(what)
 
     def _tell_deferred(self) -> None:
         while self._deferred:
-            self._tell(self._deferred.pop(0))
+            self._tell(self._deferred.popleft())
 
     def _write(self, rows: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """Commit, in one transaction: journal `rows` (a transition's record and event, after any

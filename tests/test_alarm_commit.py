@@ -7,11 +7,17 @@ the journal's transaction takes its messages along.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.config.site import load_site
+from gateway.components import Component
+from gateway.config.site import Site, load_site
+from gateway.model import DeviceStatus, Quality, Reading
 from gateway.service import Gateway
+from rules.alarms import AlarmTransition
 from rules.engine import ConditionChange
 from tests.e2e import write_site
 
@@ -79,3 +85,88 @@ async def test_a_refused_commit_keeps_the_alarm_deliverable_and_catches_up(tmp_p
         gateway.outbox.close()
         gateway.history.close()
         gateway.store.close()
+
+
+class _Heard(Component):
+    """Remembers what it was told, in order."""
+
+    name = "heard"
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, object]] = []
+
+    def on_readings(self, batch: Sequence[Reading]) -> None:
+        self.heard.append(("readings", tuple((r.device, r.point, r.value) for r in batch)))
+
+    def on_status(self, status: DeviceStatus) -> None:
+        self.heard.append(("status", (status.device, status.online)))
+
+    def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
+        self.heard.append(
+            ("transitions", tuple((t.alarm_id, str(t.to_state)) for t in transitions))
+        )
+
+
+def _door_site(folder: Path) -> Site:
+    folder.mkdir()
+    (folder / "site.yaml").write_text(
+        "site: {id: doors, timezone: Asia/Shanghai}\n"
+        "storage: {path: ./state}\n"
+        "mqtt: {host: 127.0.0.1, port: 1}\n"
+        "devices:\n"
+        + "".join(
+            f"  - {{id: door-{n}, template: access_door, mqtt: {{topic: doors/d{n}}}}}\n"
+            for n in range(3)
+        )
+    )
+    return load_site(folder / "site.yaml")
+
+
+def _door_traffic() -> list[Sequence[Reading] | DeviceStatus]:
+    good = Quality.GOOD
+    items: list[Sequence[Reading] | DeviceStatus] = [
+        [Reading(f"door-{n}", "last_event", "forced", good, 1.0) for n in range(3)]
+    ]
+    for step in range(6):
+        n = step % 3
+        items.append([Reading(f"door-{n}", "door_open", step % 2 == 0, good, 2.0 + step)])
+        items.append([Reading(f"door-{(n + 1) % 3}", "controller_online", True, good, 2.5 + step)])
+        items.append(DeviceStatus(f"door-{n}", True, 2.6 + step, "test"))
+    return items
+
+
+async def test_components_hear_the_same_things_in_the_same_order_when_told_after_the_send(
+    tmp_path: Path,
+) -> None:
+    """`_process` tells components after the alarm went out (here: at once, no broker), and keeps
+    telling them later things behind it; what they hear is what `process_queued` tells them."""
+    heard: list[list[tuple[str, object]]] = []
+    for mode in ("process_queued", "_process"):
+        gateway = Gateway(_door_site(tmp_path / mode), monotonic=lambda: 5.0, wall=lambda: 5.0)
+        component = _Heard()
+        gateway.components.append(component)
+        try:
+            for item in _door_traffic():  # all queued at once: the task finds a backlog
+                if isinstance(item, DeviceStatus):
+                    gateway.device_status(item)
+                else:
+                    gateway.readings(item)
+            if mode == "process_queued":
+                gateway.process_queued()
+            else:
+                task = asyncio.create_task(gateway._process())
+                for _ in range(3):  # no broker: the task drains the queue without waiting
+                    await asyncio.sleep(0)
+                assert not gateway._queue and not gateway._deferred
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            heard.append(component.heard)
+        finally:
+            for c in gateway.components:
+                await c.close()
+            gateway.outbox.close()
+            gateway.history.close()
+            gateway.store.close()
+    assert any(kind == "transitions" for kind, _ in heard[0])
+    assert heard[1] == heard[0]
