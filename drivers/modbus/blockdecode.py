@@ -228,8 +228,9 @@ class BlockDecoder:
         """Coils and discrete inputs: one bit each; a short response goes the reference way."""
         if len(data) < self.block.count:
             return self._decode_reference(data, device, ts, out)
-        good = Quality.GOOD
-        out.extend(Reading(device, name, bool(data[at]), good, ts) for name, at in self._bits or ())
+        good, append = Quality.GOOD, out.append
+        for name, at in self._bits or ():
+            append(Reading(device, name, bool(data[at]), good, ts))
         return []
 
     def _decode_reference(

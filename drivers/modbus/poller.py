@@ -167,8 +167,11 @@ class ModbusBusDriver:
         self._sink_call(lambda: self.sink.device_status(status))
 
     def _deliver(self, readings: list[Reading]) -> None:
-        if readings:
-            self._sink_call(lambda: self.sink.readings(readings))
+        if readings:  # `_sink_call` written out: this runs once a poll
+            try:
+                self.sink.readings(readings)
+            except Exception:
+                log.exception("%s: the reading sink failed", self.name)
 
     def _sink_call(self, deliver: Callable[[], None]) -> None:
         """A failing sink is its owner's bug; it must not stop the polling of a bus."""
