@@ -16,6 +16,13 @@ Why it is shaped like this:
   the side the rule already stands on), so the same values give the same verdict and nothing to do.
   Most points of a poll (states, counters, set-points) repeat; this is where the time goes otherwise.
 - Rules with the same `when:` text share one parsed `Expression` (helper memory is per rule).
+- At thousands of rules the state does not fit the CPU caches and each poll lands on another
+  device, so a reading costs mostly the separate objects it reaches. A device is one record (its
+  values, its rules in a list, and the evaluation scope, in one object); its point index (point ->
+  positions of the rules naming it) is shared by every device with the same rules, as a template's
+  are, so it stays hot; which rules are idle is one int of bits on the record; a rule's delays and
+  deadband are copied into its state (one shared object per distinct number), so an evaluation does
+  not also reach the `Rule`.
 - A rule's verdict is three-valued (see `rules.expr`): *unknown* (a point missing, bad or stale)
   never raises and never clears; it only restarts the `for`/`clear_for` timer in progress.
 - `for` (on-delay): the condition must be true at every evaluation for `for` seconds before the rule
