@@ -27,8 +27,8 @@ documented external-loop pattern (`loop_read`/`loop_write`/`loop_misc` from the 
 
 Everything else is the same as before: a fresh paho client per connection (nothing of a dead
 session leaks into the next), credentials and TLS from `BrokerSettings`, `TCP_NODELAY`, keepalive
-by `loop_misc` once a second, QoS 1 PUBACKs queued as messages are read and written once the
-batch has been handed over (a crash in between means the broker sends them again).
+by `loop_misc` once a second, QoS 1 PUBACKs queued as messages are read and written as soon as
+the batch has been handed over (a crash in between means the broker sends them again).
 """
 
 from __future__ import annotations
@@ -277,6 +277,8 @@ class MqttLink:
                 self._on_messages(batch)
             except Exception:
                 log.exception("the MQTT message handler failed (%d messages lost)", len(batch))
+        if self._fd >= 0 and client.want_write():
+            self._writable()  # the batch's PUBACKs now, not an iteration later (the rest if full)
 
     def _more(self) -> None:
         """More is buffered than the socket will signal: read it after the other tasks had a turn."""
