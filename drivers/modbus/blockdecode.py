@@ -101,10 +101,11 @@ class BlockDecoder:
         block: the read request and the points it serves.
     """
 
-    __slots__ = ("_bits", "_ops", "_pack_swapped", "_pack_wire", "block", "names")
+    __slots__ = ("_bits", "_count", "_ops", "_pack_swapped", "_pack_wire", "block", "names")
 
     def __init__(self, block: ReadBlock) -> None:
         self.block = block
+        self._count = block.count
         self.names: tuple[str, ...] = tuple(name for name, _ in block.points)
         self._bits: tuple[tuple[str, int], ...] | None = None
         self._pack_wire: Callable[..., bytes] | None = None
@@ -186,7 +187,7 @@ class BlockDecoder:
         """
         if self._bits is not None:
             return self._decode_bits(data, device, ts, out)
-        if len(data) != self.block.count:
+        if len(data) != self._count:
             return self._decode_reference(data, device, ts, out)
         try:
             wire = self._pack_wire(*data) if self._pack_wire is not None else b""
@@ -226,7 +227,7 @@ class BlockDecoder:
         self, data: Sequence[int] | Sequence[bool], device: str, ts: float, out: list[Reading]
     ) -> list[Undecodable]:
         """Coils and discrete inputs: one bit each; a short response goes the reference way."""
-        if len(data) < self.block.count:
+        if len(data) < self._count:
             return self._decode_reference(data, device, ts, out)
         good, append = Quality.GOOD, out.append
         for name, at in self._bits or ():

@@ -91,9 +91,10 @@ class DevicePoller:
         outcome = PollOutcome()
         readings = outcome.readings
         answered = False
+        read, unit, timeout, pause, wall = link.read, self.unit, self.timeout, self.pause, self.wall
         for block, decoder, key in self._plan:
             try:
-                data = await link.read(block, self.unit, self.timeout, self.pause)
+                data = await read(block, unit, timeout, pause)
             except NoAnswer as exc:
                 if not answered:
                     outcome.failure = str(exc)
@@ -105,7 +106,7 @@ class DevicePoller:
                 self._bad_block(block, outcome, str(exc))
                 continue
             answered = True
-            failed = decoder.decode(data, self.id, self.wall(), readings)
+            failed = decoder.decode(data, self.id, wall(), readings)
             if self._complained or failed:
                 self._sort_complaints(key, decoder, failed, outcome)
         outcome.duration = self.clock() - started

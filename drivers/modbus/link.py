@@ -29,7 +29,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from drivers.modbus.plan import ReadBlock
+from drivers.modbus.plan import BIT_TABLES, ReadBlock
 from gateway.config.models import ModbusBus
 
 
@@ -159,7 +159,7 @@ class TcpLink:
                 raise _no_answer(client, exc, answer_within) from None
             if response.isError():
                 raise ErrorAnswer(int(getattr(response, "exception_code", 0)), block)
-            data = response.bits if block.is_bits else response.registers
+            data = response.bits if block.table in BIT_TABLES else response.registers
         if pause:
             await asyncio.sleep(pause)
         return data
