@@ -23,12 +23,16 @@ class Quality(StrEnum):
     STALE = "stale"  # the device is not answering
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Reading:
     """One value of one point at one time.
 
     `ts` is wall-clock seconds since the epoch (UTC): it is what storage, MQTT and InfluxDB record.
     Timers never use it; they run on the monotonic clock passed alongside.
+
+    Treat a reading as immutable: it is shared by every consumer. It is not a frozen dataclass only
+    because a frozen one builds each instance through `object.__setattr__`, three times slower, and
+    drivers build one per point per poll; equality and hashing are those of a frozen one.
     """
 
     device: str
