@@ -8,7 +8,7 @@ Why not aiomqtt (the publisher's library): it reads one packet per socket-readin
 hands each message through an `asyncio.Queue` to a task, which alone reaches 62 % of a bare paho
 subscriber before the gateway does any work (docs/performance.md, "Ingest"). This module is paho's
 documented external-loop pattern (`loop_read`/`loop_write`/`loop_misc` from the loop's
-`add_reader`/`add_writer`), with two changes that matter under load:
+`add_reader`/`add_writer`), with three changes that matter under load:
 
 - **Buffered reads.** paho reads each packet with three `recv` calls (the command byte, the length,
   the rest). `_BufferedClient` serves them from one `READ_SIZE` `recv`, and one readiness callback
@@ -29,6 +29,10 @@ Everything else is the same as before: a fresh paho client per connection (nothi
 session leaks into the next), credentials and TLS from `BrokerSettings`, `TCP_NODELAY`, keepalive
 by `loop_misc` once a second, QoS 1 PUBACKs queued as messages are read and written as soon as
 the batch has been handed over (a crash in between means the broker sends them again).
+
+It leans on three of paho's internals — `_sock_recv`, `_in_packet`, `_send_puback` — unchanged
+through paho-mqtt 2.x (pyproject pins `<3`); tests/test_mqtt_link.py checks that the same bytes
+give the same messages and PUBACKs as paho's own client.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ MAX_BATCH = 500
 """Messages read in one readiness callback before the loop lets the other tasks run."""
 
 MISC_PERIOD = 1.0
-"""Seconds between `loop_misc` calls (PINGREQ when due, a dead link noticed after 1.5 x keepalive)."""
+"""Seconds between `loop_misc` calls: PINGREQ when due, a link without PINGRESP closed."""
 
 Message = tuple[str, bytes, bool]
 """A received message: topic, payload, retained."""
