@@ -4,7 +4,9 @@
 - the right CA and credentials connect (the publisher says `online`, the driver gets readings);
 - a wrong password is refused, and the log says so in one clear line;
 - a server certificate from a CA the site does not trust is refused, and the log says why;
-- the passwords never appear in any log record at any level, nor in reprs.
+- the passwords never appear in any log record at any level, nor in reprs;
+- a burst of messages over TLS reaches the driver's connection whole (its buffered reads and the
+  bytes TLS decrypted ahead of them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from drivers.mqtt_link import Message, MqttLink
 from gateway.config.site import load_site
 from gateway.logs import JsonFormatter
 from gateway.mqtt_settings import BrokerSettings
@@ -252,3 +255,24 @@ async def test_anonymous_and_plaintext_clients_are_refused(secure_broker: Secure
     with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed"):
         async with aiomqtt.Client("127.0.0.1", secure_broker.port, tls_context=context, timeout=5):
             pass
+
+
+async def test_a_burst_over_tls_arrives_whole_and_in_order(
+    secure_broker: SecureBroker, tmp_path: Path
+) -> None:
+    site = load_site(write_site(tmp_path, secure_broker, PASSWORD, secure_broker.ca))
+    got: list[Message] = []
+    arrived = asyncio.Event()
+
+    def take(batch: list[Message]) -> None:
+        got.extend(batch)
+        if len(got) >= 3_000:
+            arrived.set()
+
+    async with MqttLink(BrokerSettings.from_site(site), "in", take) as link:
+        await link.subscribe([("tanks/t1/level", 1)])
+        async with client(secure_broker) as device:
+            for n in range(3_000):  # ~300 KB: many TLS records, many buffer refills
+                await device.publish("tanks/t1/level", f'{{"v": {n}, "pad": "{"x" * 60}"}}')
+        await asyncio.wait_for(arrived.wait(), 30)
+    assert [int(bytes(p)[6:].split(b",")[0]) for _, p, _ in got] == list(range(3_000))
