@@ -66,33 +66,6 @@ def line(measurement: str, tags: dict[str, str], fields: dict[str, Any], ts: flo
     )
 
 
-class _Heads(dict[str, str]):
-    """device -> `measurement,device=…,site=… ` (escaped, with the trailing space), built on a miss."""
-
-    def __init__(self, site: str, measurements: Mapping[str, str]) -> None:
-        super().__init__()
-        self.site = site
-        self.measurements = dict(measurements)
-
-    def __missing__(self, device: str) -> str:
-        if len(self) >= CACHE_LIMIT:
-            self.clear()
-        measurement = self.measurements.get(device, "device")
-        tags = {"site": self.site, "device": device}
-        head = self[device] = f"{escape_measurement(measurement)}{tag_text(tags)} "
-        return head
-
-
-class _Keys(dict[str, str]):
-    """point -> `key=` (escaped), built on a miss."""
-
-    def __missing__(self, point: str) -> str:
-        if len(self) >= CACHE_LIMIT:
-            self.clear()
-        key = self[point] = escape_key(point) + "="
-        return key
-
-
 class LineBuilder:
     """Readings of one site as line protocol, the escaped pieces cached per device and point.
 
@@ -102,14 +75,17 @@ class LineBuilder:
     """
 
     def __init__(self, site: str, measurements: Mapping[str, str]) -> None:
-        self._heads = _Heads(site, measurements)
-        self._keys = _Keys()
+        self.site = site
+        self.measurements = dict(measurements)
+        self._heads: dict[str, str] = {}  # device -> `measurement,device=…,site=… ` (escaped)
+        self._keys: dict[str, str] = {}  # point -> `key=` (escaped)
 
     def lines(self, batch: Sequence[Reading]) -> list[tuple[str, float]]:
         """Good readings grouped into one line per device and timestamp: `(line, ts)` pairs.
 
         Same text as `reading_lines`. A device's poll (one device, one time, every reading good,
-        numbers and booleans, each point once) takes the fast path; anything else the general one.
+        numbers and booleans, each point once, every key cached) takes the fast path; anything
+        else the general one, which also fills the caches.
         """
         if not batch:
             return []
@@ -118,24 +94,28 @@ class LineBuilder:
         good, keys = Quality.GOOD, self._keys
         texts: list[str] = []
         points: set[str] = set()
-        for r in batch:
-            value = r.value
-            kind = type(value)
-            point = r.point
-            if kind is float and value - value == 0.0:  # type: ignore[operator]  # finite
-                texts.append(f"{keys[point]}{value!r}")
-            elif kind is bool:
-                texts.append(keys[point] + ("true" if value else "false"))
-            elif kind is int:
-                texts.append(f"{keys[point]}{float(value)!r}")  # type: ignore[arg-type]
-            else:
-                return self._grouped(batch)
-            if r.quality is not good or r.device != device or r.ts != ts:
-                return self._grouped(batch)
-            points.add(point)
+        try:
+            for r in batch:
+                value = r.value
+                kind = type(value)
+                point = r.point
+                if kind is float and value - value == 0.0:  # type: ignore[operator]  # finite
+                    texts.append(f"{keys[point]}{value!r}")
+                elif kind is bool:
+                    texts.append(keys[point] + ("true" if value else "false"))
+                elif kind is int:
+                    texts.append(f"{keys[point]}{float(value)!r}")  # type: ignore[arg-type]
+                else:
+                    return self._grouped(batch)
+                if r.quality is not good or r.device != device or r.ts != ts:
+                    return self._grouped(batch)
+                points.add(point)
+            head = self._heads[device]
+        except KeyError:  # a point or device not seen yet
+            return self._grouped(batch)
         if len(points) != len(texts):
             return self._grouped(batch)  # a point twice: the later value, the first position
-        return [(f"{self._heads[device]}{','.join(texts)} {round(ts * 1000)}", ts)]
+        return [(f"{head}{','.join(texts)} {round(ts * 1000)}", ts)]
 
     def _grouped(self, batch: Iterable[Reading]) -> list[tuple[str, float]]:
         """The general path: any mix of devices, times, qualities and value types."""
@@ -149,13 +129,30 @@ class LineBuilder:
             if fields is None:
                 fields = grouped[(r.device, r.ts)] = {}
             fields[r.point] = field_value(value)  # a repeated point: the later value, first place
-        heads, keys = self._heads, self._keys
         out = []
         for (device, ts), fields in grouped.items():
-            encoded = [keys[p] + t for p, t in fields.items() if t is not None]
+            encoded = [self._key(p) + t for p, t in fields.items() if t is not None]
             if encoded:
-                out.append((f"{heads[device]}{','.join(encoded)} {round(ts * 1000)}", ts))
+                out.append((f"{self._head(device)}{','.join(encoded)} {round(ts * 1000)}", ts))
         return out
+
+    def _key(self, point: str) -> str:
+        key = self._keys.get(point)
+        if key is None:
+            if len(self._keys) >= CACHE_LIMIT:
+                self._keys.clear()
+            key = self._keys[point] = escape_key(point) + "="
+        return key
+
+    def _head(self, device: str) -> str:
+        head = self._heads.get(device)
+        if head is None:
+            if len(self._heads) >= CACHE_LIMIT:
+                self._heads.clear()
+            measurement = self.measurements.get(device, "device")
+            tags = {"site": self.site, "device": device}
+            head = self._heads[device] = f"{escape_measurement(measurement)}{tag_text(tags)} "
+        return head
 
 
 def reading_lines(
