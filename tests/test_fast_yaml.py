@@ -106,6 +106,9 @@ def test_the_quick_path_reads_every_shipped_file_as_ruamel_does(path: Path) -> N
         "a: [1\n",  # not YAML
         "? [a, b]\n: 1\n",  # a complex key
         "a: 1\n---\nb: 2\n",  # two documents
+        "a: 2024-13-45\n",  # values the constructor refuses
+        "a: 2024-02-30\n",
+        "a: " + "1" * 5000 + "\n",
     ],
 )
 def test_what_the_quick_path_does_not_reproduce_goes_to_ruamel(text: str) -> None:

@@ -21,10 +21,10 @@ from gateway.config.errors import Loc
 
 try:
     import yaml
-    from yaml import CSafeLoader
+    from yaml._yaml import CParser
 except ImportError:  # PyYAML without libyaml: the ruamel path alone is used
     yaml = None  # type: ignore[assignment]
-    CSafeLoader = None  # type: ignore[assignment,misc]
+    CParser = object  # type: ignore[assignment,misc]
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
@@ -33,14 +33,17 @@ _BUILT = frozenset(
     "tag:yaml.org,2002:" + kind for kind in ("int", "float", "bool", "null", "timestamp")
 )
 
+_PLAIN = "?"
+"""The tag the composer gives a plain scalar without an explicit tag: resolved later, by 1.2 rules."""
+
 _UNSUPPORTED = re.compile(
-    r"!!|!<|(?:^|[\s\[{,])(?:!(?:[\s\]},]|$)|&[^\s,\[\]{}])|^%|[\t\r\x85\u2028\u2029\ufeff]", re.M
+    r"(?:^|[\s\[{,])(?:!(?:[\s\]},]|$)|&[^\s,\[\]{}])|^%|[\t\r\x85\u2028\u2029\ufeff]", re.M
 )
-"""Tags that could look implicit once composed (`!!int`, `!<…>`, the bare `!`), anchors (`&a`: an
+"""The bare `!` tag (libyaml reports it like no tag at all), anchors (`&a`: an
 anchored scalar is a subclass in ruamel; an alias needs one), directives, tabs and the line breaks
 other than \\n and byte-order marks (libyaml and ruamel treat them differently). Any of them sends
-the file to ruamel; a false alarm (`A &B` in a message) only costs time. Other tags (`!local`) are
-seen on the node and sent there too."""
+the file to ruamel; a false alarm (`A &B` in a message) only costs time. Every other explicit tag
+(`!!int`, `!local`, `!<…>`) is seen on its node and sends the file there too."""
 
 
 class _Fallback(Exception):
@@ -96,7 +99,7 @@ class NodePositions:
         index = self._keys.get(id(node))
         if index is None:
             index = {
-                self._scalars.plain(k.value) if k.style == "" else k.value: (k.start_mark.line, v)
+                self._scalars.plain(k.value) if k.tag == _PLAIN else k.value: (k.start_mark.line, v)
                 for k, v in node.value
             }
             self._keys[id(node)] = index
@@ -123,18 +126,37 @@ class NodePositions:
         return line
 
 
+class _Composer(CParser):  # type: ignore[misc,valid-type]
+    """libyaml's composer without PyYAML's YAML 1.1 resolver: a plain scalar without a tag is
+    marked `_PLAIN`, so that an explicit tag (which keeps its own) is told apart."""
+
+    def resolve(self, kind: type, value: str | None, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN if implicit[0] else _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+    def descend_resolver(self, parent: Any, index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
 def load_fast(text: str) -> tuple[Any, NodePositions] | None:
     """`(data, positions)` for `text`, or None when ruamel must read it (see the module's doc)."""
-    if CSafeLoader is None or _UNSUPPORTED.search(text):
+    if yaml is None or _UNSUPPORTED.search(text):
         return None
+    composer = _Composer(text)
     try:
-        root = yaml.compose(text, Loader=CSafeLoader)
+        root = composer.get_single_node()
     except yaml.YAMLError:
         return None  # ruamel reads it again and words the error
+    finally:
+        composer.dispose()
     scalars = _Scalars()
     try:
         data = _build(root, scalars, set()) if root is not None else None
-    except (_Fallback, RecursionError):
+    except Exception:  # _Fallback, or a value ruamel refuses (2024-13-45): ruamel words it
         return None
     return data, NodePositions(root, scalars)
 
@@ -144,11 +166,9 @@ def _build(node: Any, scalars: _Scalars, seen: set[int]) -> Any:
     if id(node) in seen:
         raise _Fallback("alias")  # libyaml hands an alias back as the anchored node itself
     if isinstance(node, yaml.ScalarNode):
-        if node.style == "":
-            if node.tag not in _RESOLVED_1_1:
-                raise _Fallback("tag")
+        if node.tag == _PLAIN:
             return scalars.plain(node.value)
-        if node.tag != _STR:
+        if node.tag != _STR or node.style == "":  # an explicit tag (`!!str 5` is plain and tagged)
             raise _Fallback("tag")
         return node.value
     seen.add(id(node))
@@ -164,11 +184,6 @@ def _build(node: Any, scalars: _Scalars, seen: set[int]) -> Any:
         if not isinstance(key_node, yaml.ScalarNode) or key in result:
             raise _Fallback("key")  # complex or duplicate keys: ruamel words the error
         result[key] = _build(value_node, scalars, seen)
+    if all(type(k) is str for k in result):
+        return result
     return {k if isinstance(k, str) else str(k): v for k, v in result.items()}
-
-
-_RESOLVED_1_1 = frozenset(
-    "tag:yaml.org,2002:" + kind
-    for kind in ("str", "int", "float", "bool", "null", "timestamp", "merge", "value")
-)
-"""What libyaml's resolver can give a plain scalar without an explicit tag."""
