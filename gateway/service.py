@@ -218,8 +218,7 @@ class Gateway:
         self._handle(self.engine.tick(monotonic))
         self._emit(self.book.expire_shelves(wall))
         self.alarming.tick(monotonic, wall)
-        self._tell_deferred()
-        for component in self.components:
+        for component in self.components:  # time, not an event: need not wait for deferred ones
             component.on_tick(wall, monotonic)
 
     def _handle(self, changes: Sequence[ConditionChange]) -> None:
