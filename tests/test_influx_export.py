@@ -15,7 +15,7 @@ import pytest
 
 from gateway.config.site import Site, load_site
 from gateway.export import influx
-from gateway.export.influx import InfluxExporter, WriteRefused
+from gateway.export.influx import InfluxExporter, WriteRefused, chunks
 from gateway.export.lineproto import line, reading_lines
 from gateway.model import Quality, Reading
 from gateway.storage.diskqueue import ROW_OVERHEAD, DiskQueue
@@ -259,3 +259,24 @@ async def test_memory_bound_drops_the_oldest_readings_and_keeps_events(
     assert kept[1:] == [str(round((T + i) * 1000)) for i in range(4, 8)]
     assert exporter.stats()["dropped"] == 4
     await exporter.close()
+
+
+def test_chunks_hold_one_kind_within_a_line_count_and_a_size() -> None:
+    lines = [("a" * 9, 1.0, True), ("b" * 9, 2.0, True), ("c" * 9, 3.0, True)]
+    lines += [("e", 4.0, False), ("f" * 30, 5.0, True), ("g", 6.0, True)]
+    assert chunks(lines, 2, 1000) == [
+        (b"aaaaaaaaa\nbbbbbbbbb", 1.0, True, 2),
+        (b"ccccccccc", 3.0, True, 1),
+        (b"e", 4.0, False, 1),
+        (b"f" * 30 + b"\ng", 5.0, True, 2),
+    ]
+    assert [c[3] for c in chunks(lines, 10, 19)] == [2, 1, 1, 1, 1]  # 9 + 1 + 9 fit in 19
+    assert chunks([], 10, 10) == []
+
+
+def test_a_small_queue_bound_makes_small_chunks(tmp_path: Path) -> None:
+    exporter = InfluxExporter(
+        site_with_influx(tmp_path, extra=", queue_max_mb: 1"), writer=Recording()
+    )
+    assert exporter.chunk_bytes == 65536 and exporter.chunk_lines == 1000
+    exporter.queue.close()

@@ -58,6 +58,10 @@ CHUNK_LINES = 1000
 """Lines per disk-queue row at most (and never more than `batch_size`): big enough that SQLite's
 per-row cost vanishes, small enough that the bound drops readings in small steps."""
 
+CHUNK_BYTES = 256 * 1024
+"""Text per disk-queue row at most (and at most a sixteenth of `queue_max_mb`), for the same reason;
+counted in characters, which for line protocol (ASCII but for odd names) are its bytes."""
+
 CLOSE_TIMEOUT = 5.0
 """Seconds a stop may spend sending what is queued; the rest stays on disk for the next start."""
 
@@ -173,10 +177,11 @@ class InfluxExporter(Component):
         self.flush_interval = config.flush_interval
         self.measurements = {d.id: d.measurement for d in site.devices.values()}
         self._lines = LineBuilder(site.id, self.measurements)
-        self.chunk_lines = min(CHUNK_LINES, self.batch_size)
         self.queue = DiskQueue(
             site.storage_dir / "influx-queue.sqlite3", int(config.queue_max_mb * 1024 * 1024)
         )
+        self.chunk_lines = min(CHUNK_LINES, self.batch_size)
+        self.chunk_bytes = min(CHUNK_BYTES, self.queue.max_bytes // 16)
         self.writer = writer or InfluxWriter(
             config.url, config.org, config.bucket, read_token(site), config.timeout
         )
@@ -269,7 +274,7 @@ class InfluxExporter(Component):
 
     def _put(self, lines: Sequence[tuple[str, float, bool]]) -> None:
         """Worker thread: lines -> chunks -> the disk queue, in one transaction."""
-        entries = chunks(lines, self.chunk_lines)
+        entries = chunks(lines, self.chunk_lines, self.chunk_bytes)
         with self._queue_lock:
             self.queue.put_many(entries)
 
@@ -368,19 +373,24 @@ class InfluxExporter(Component):
 
 
 def chunks(
-    lines: Sequence[tuple[str, float, bool]], size: int
+    lines: Sequence[tuple[str, float, bool]], size: int, max_bytes: int
 ) -> list[tuple[bytes, float, bool, int]]:
     """`(line, ts, droppable)` in order -> disk-queue entries `(body, ts, droppable, lines)`.
 
-    A chunk holds at most `size` consecutive lines of one kind, joined by newlines; its `ts` is its
-    first line's (so `stats()["oldest"]` is the first queued line's time, as with a row per line).
+    A chunk holds consecutive lines of one kind joined by newlines: at most `size` of them and,
+    beyond its first line, at most `max_bytes` characters. Its `ts` is its first line's (so
+    `stats()["oldest"]` is the first queued line's time, as with a row per line).
     """
     out: list[tuple[bytes, float, bool, int]] = []
     start, total = 0, len(lines)
     while start < total:
-        first_ts, droppable = lines[start][1], lines[start][2]
-        end, stop = start + 1, min(total, start + size)
-        while end < stop and lines[end][2] == droppable:
+        text, first_ts, droppable = lines[start]
+        end, stop, used = start + 1, min(total, start + size), len(text)
+        while end < stop:
+            text, _, kind = lines[end]
+            used += len(text) + 1
+            if kind != droppable or used > max_bytes:
+                break
             end += 1
         body = "\n".join([text for text, _, _ in lines[start:end]]).encode()
         out.append((body, first_ts, droppable, end - start))
