@@ -220,6 +220,7 @@ class Gateway:
         self.alarming.tick(monotonic, wall)
         for component in self.components:  # time, not an event: need not wait for deferred ones
             component.on_tick(wall, monotonic)
+        self.store.checkpoint_if_due()
 
     def _handle(self, changes: Sequence[ConditionChange]) -> None:
         changes = self.alarming.filter(changes, self._monotonic(), self._wall())

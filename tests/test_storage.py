@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.storage.sqlite import AlarmStore
+from gateway.storage.sqlite import CHECKPOINT_EVERY, AlarmStore
 
 
 def _change(
@@ -90,4 +90,15 @@ def test_journal_records_delays_and_another_table_are_one_transaction(tmp_path: 
         store.write(2.0, journal=[_change("fire-1.fire_alarm", 1, "normal", "active_unack")],
                     timers={"pump-1.low_flow": None}, also=refuses)  # fmt: skip
     assert len(store.journal()) == 1 and store.timers() == {"pump-1.low_flow": ("on", 0.5)}
+    store.close()
+
+
+def test_commits_leave_the_checkpoint_to_checkpoint_if_due(tmp_path: Path) -> None:
+    store = AlarmStore(tmp_path)
+    before = store.path.stat().st_size
+    for n in range(CHECKPOINT_EVERY):
+        store.record([_change(f"door-{n}.door_forced", 1, "normal", "active_unack")], now=1.0)
+    assert store.path.stat().st_size == before  # everything still in the WAL
+    store.checkpoint_if_due()
+    assert store.path.stat().st_size > before  # copied back, between two commits
     store.close()
