@@ -263,6 +263,8 @@ def test_values_of_every_kind_come_back_as_they_went_in(store: HistoryStore) -> 
     for ts in (T0 + 1, T0 + 2):
         store.add([r(f"v{i}", v, ts) for i, v in enumerate(values)])
     store.add([r("nan", math.nan, T0 + 1), r("nan", 2.0, T0 + 1)])  # a point twice in one batch
+    for ts in (T0 + 1, T0 + 2):  # numbers only: packed, folded a poll at a time
+        store.add([r("n", 3, ts), r("b", True, ts)])
     store.flush()
     got = [store.query("pump-1", f"v{i}", T0, T0 + 10)[0]["value"] for i in range(len(values))]
     assert got == [1.25, 7, 1, "auto", None, math.inf, -(2**70), math.inf]
@@ -272,6 +274,10 @@ def test_values_of_every_kind_come_back_as_they_went_in(store: HistoryStore) -> 
         for i in range(len(values))
     ]  # aggregates: numbers (and true/false) that are finite
     assert counts == [[2], [2], [2], [], [], [], [2], []]
+    assert [x["value"] for x in store.query("pump-1", "b", T0, T0 + 10)] == [1, 1]
+    for point in ("v1", "n", "b"):  # minutes still in memory are floats, as on disk
+        (minute,) = store.query("pump-1", point, T0, T0 + 59, max_points=1)
+        assert all(type(minute[k]) is float for k in ("min", "max", "mean", "last")), minute
 
 
 _POINTS = ["a", "b", "c", "d"]

@@ -43,6 +43,7 @@ A full disk does not stop the gateway: the failed batch is counted in `dropped`,
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -141,8 +142,8 @@ _FLOAT_RANGE = 1.7e308
 
 _NUMBERS = frozenset((float, int, bool))
 _PACK_CODE = {float: b"d", int: b"q", bool: b"q"}
-_packings: dict[tuple[type, ...], tuple[bytes, bool] | None] = {}
-"""Per kinds of a poll's values: its struct layout and whether all are floats (None: not numbers)."""
+_packings: dict[tuple[type, ...], tuple[bytes, struct.Struct] | None] = {}
+"""Per kinds of a poll's values: its layout codes and packer (None: not all numbers)."""
 
 
 class HistoryStore:
@@ -403,7 +404,7 @@ class HistoryStore:
         times = [r.ts for r in group]
         ts = min(times)
         newest = max(times)
-        times_packed = None if newest == ts else struct.pack(f"<{n}d", *times)
+        times_packed = None if newest == ts else _times_struct(n).pack(*times)
         minute = int(ts // 60 * 60)
         current = self._open.get(stream_id)
         if current is not None and current.minute < minute:
@@ -415,21 +416,20 @@ class HistoryStore:
         packing = _packing(tuple(map(type, values)))
         if packing is not None and [r.quality for r in group].count(Quality.GOOD) == n:
             # the usual poll: good numbers only, packed in binary, folded a whole list at a time
-            layout, all_floats = packing
-            numbers = values if all_floats else _floats(values)
-            total = sum(numbers) if numbers is not None else math.nan
-            if total - total == 0.0:  # every value finite
-                try:
-                    packed = layout + struct.pack(b"<" + layout, *values)
-                except struct.error:  # an integer beyond 64 bits
-                    pass
+            # (integers and true/false as they are: a minute becomes floats when it is read)
+            layout, packer = packing
+            try:
+                packed = layout + packer.pack(*values)
+            except struct.error:  # an integer beyond 64 bits
+                packed = b""
+            total = sum(values)
+            if packed and total - total == 0:  # every value finite
+                rows.append((stream_id, ts, packed, None, times_packed))
+                if ts >= current.newest and int(newest // 60 * 60) == current.minute:
+                    current.add_all(values, times, newest)
                 else:
-                    rows.append((stream_id, ts, packed, None, times_packed))
-                    if ts >= current.newest and int(newest // 60 * 60) == current.minute:
-                        current.add_all(numbers, times, newest)  # type: ignore[arg-type]
-                    else:
-                        self._fold_each(current, sids, group, values, late)
-                    return
+                    self._fold_each(current, sids, group, values, late)
+                return
         # anything else, reading by reading: NaN is stored as NULL (as SQLite stores it)
         values = [int(v) if v.__class__ is bool else (None if v != v else v) for v in values]
         quals = None
@@ -761,11 +761,11 @@ class _Minute:
         self.sums = [0.0] * n
         self.polls = 0
         self.counts = [0] * n
-        self.lasts: list[float] = [math.nan] * n
+        self.lasts: list[Any] = [math.nan] * n
         self.last_ts = [-math.inf] * n
         self.newest = -math.inf
 
-    def add_all(self, values: list[float], times: list[float], newest: float) -> None:
+    def add_all(self, values: list[Any], times: list[float], newest: float) -> None:
         """A poll of good finite numbers in this minute, no older than any folded so far."""
         self.lo = [a if a < b else b for a, b in zip(self.lo, values, strict=True)]
         self.hi = [a if a > b else b for a, b in zip(self.hi, values, strict=True)]
@@ -793,8 +793,8 @@ class _Minute:
         n = self.polls + self.counts[i]
         if not n:
             return None
-        return (self.minute, self.lo[i], self.hi[i], self.sums[i], n, self.lasts[i],
-                self.last_ts[i])  # fmt: skip
+        return (self.minute, float(self.lo[i]), float(self.hi[i]), float(self.sums[i]), n,
+                float(self.lasts[i]), self.last_ts[i])  # fmt: skip
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """The agg rows to upsert: `(series, minute, min, max, sum, n, last, last_ts)`."""
@@ -804,24 +804,31 @@ class _Minute:
                 yield (sid, *row)
 
 
-def _packing(kinds: tuple[type, ...]) -> tuple[bytes, bool] | None:
-    """The struct layout of a poll of numbers (`d` a float, `q` an integer), cached per kinds."""
+def _packing(kinds: tuple[type, ...]) -> tuple[bytes, struct.Struct] | None:
+    """The layout and packer of a poll of numbers (`d` a float, `q` an integer), cached per kinds."""
     try:
         return _packings[kinds]
     except KeyError:
         pass
     packing = None
     if all(kind in _NUMBERS for kind in kinds):
-        packing = b"".join(_PACK_CODE[kind] for kind in kinds), all(k is float for k in kinds)
+        layout = b"".join(_PACK_CODE[kind] for kind in kinds)
+        packing = layout, struct.Struct(b"<" + layout)
     if len(_packings) >= 1024:  # kinds vary little (a device's points keep their types)
         _packings.clear()
     _packings[kinds] = packing
     return packing
 
 
+@functools.lru_cache(maxsize=256)
+def _times_struct(n: int) -> struct.Struct:
+    """The packer of `n` readings' times."""
+    return struct.Struct(f"<{n}d")
+
+
 def _time_of(ts: float, times: bytes | None, i: int, n: int) -> float:
     """The time of a row's `i`-th reading: the row's own, or the `i`-th of `times`."""
-    return ts if times is None else float(struct.unpack(f"<{n}d", times)[i])
+    return ts if times is None else float(_times_struct(n).unpack(times)[i])
 
 
 def _unpack(vals: str | bytes, n: int) -> list[Any] | tuple[Any, ...]:
@@ -829,14 +836,6 @@ def _unpack(vals: str | bytes, n: int) -> list[Any] | tuple[Any, ...]:
     if isinstance(vals, str):
         return json.loads(vals)  # type: ignore[no-any-return]
     return struct.unpack(b"<" + vals[:n], vals[n:])
-
-
-def _floats(values: list[Any]) -> list[float] | None:
-    """The values as floats; None when one is beyond a float's range."""
-    try:
-        return [float(v) for v in values]
-    except OverflowError:
-        return None
 
 
 def _polls(batch: Sequence[Reading]) -> Iterator[Sequence[Reading]]:
