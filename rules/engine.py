@@ -23,6 +23,11 @@ Why it is shaped like this:
   are, so it stays hot; which rules are idle is one int of bits on the record; a rule's delays and
   deadband are copied into its state (one shared object per distinct number), so an evaluation does
   not also reach the `Rule`.
+- A *quiet* rule (idle and inactive) can only change on a true verdict: a false or unknown one
+  leaves it as it is. So a changed value first evaluates the quiet rules' expressions on the device
+  record alone (a bit per rule, the expressions shared like the index); only a true verdict goes on
+  to the full evaluation, which reaches the rule's own state. Almost every evaluation is one of
+  these: alarms are rare.
 - A rule's verdict is three-valued (see `rules.expr`): *unknown* (a point missing, bad or stale)
   never raises and never clears; it only restarts the `for`/`clear_for` timer in progress.
 - `for` (on-delay): the condition must be true at every evaluation for `for` seconds before the rule
@@ -124,7 +129,8 @@ class _Device(Scope):
     (`device.point`), usually none.
     """
 
-    __slots__ = ("busy", "comm", "comm_restored", "foreign", "id", "index", "offline", "states")
+    __slots__ = ("busy", "comm", "comm_restored", "exprs", "foreign", "id", "index", "offline",
+                 "quiet", "states")  # fmt: skip
 
     def __init__(self, device: str, values: dict[str, Value], devices: dict[str, dict[str, Value]]):
         super().__init__(values, devices)
@@ -139,6 +145,10 @@ class _Device(Scope):
         # bit i set: states[i] is not idle (see `_RuleState.idle`); one int, so a reading that
         # repeats a value decides without reaching the rules' own objects
         self.busy = 0
+        # bit i set: states[i] is idle and inactive, so only a true verdict can change it: its
+        # expression (`exprs[i]`, shared like `index`) is evaluated without reaching the rule
+        self.quiet = 0
+        self.exprs: tuple[Expression, ...] = ()
 
 
 _NO_FOREIGN: dict[str, tuple[tuple[_RuleState, str], ...]] = {}
@@ -184,10 +194,14 @@ class _RuleState:
 
     @idle.setter
     def idle(self, idle: bool) -> None:
+        dev = self.dev
         if idle:
-            self.dev.busy &= ~self.bit
+            dev.busy &= ~self.bit
+            if not self.active:
+                dev.quiet |= self.bit
         else:
-            self.dev.busy |= self.bit
+            dev.busy |= self.bit
+            dev.quiet &= ~self.bit
 
     def reset(self) -> None:
         """Forget timers and helper windows (after a comm loss): start over from fresh readings."""
@@ -270,6 +284,7 @@ class RuleEngine:
         """Build each device's point index, one per distinct list of `when:` texts (a template's),
         and hand every device the rules of others that read it."""
         shared: dict[tuple[str, ...], dict[str, tuple[int, tuple[int, ...]]]] = {}
+        exprs: dict[tuple[str, ...], tuple[Expression, ...]] = {}
         for dev in self._devices.values():
             texts = tuple(rs.expr.text for rs in dev.states if rs.expr is not None)
             index = shared.get(texts)
@@ -283,7 +298,9 @@ class RuleEngine:
                 index = shared[texts] = {
                     point: (sum(1 << pos for pos in at), tuple(at)) for point, at in found.items()
                 }
+                exprs[texts] = tuple(rs.expr for rs in dev.states)  # type: ignore[misc]
             dev.index = index
+            dev.exprs = exprs[texts]
             foreign = self._foreign.get(dev.id)
             if foreign:
                 dev.foreign = {point: tuple(entries) for point, entries in foreign.items()}
@@ -339,6 +356,7 @@ class RuleEngine:
                 if rs.rule.alarm_id in wanted:
                     rs.active = True
                     rs.reported = (True, False)
+                    rs.dev.quiet &= ~rs.bit
                     if rs is comm:
                         rs.dev.comm_restored = device not in self._offline
 
@@ -404,7 +422,9 @@ class RuleEngine:
         states: list[_RuleState] = []
         foreign = _NO_FOREIGN
         points_seen: set[str] = set()
-        busy = 0
+        busy = quiet = 0
+        quiet_dev: _Device | None = None  # the device of `quiet_due`
+        quiet_due = 0  # quiet rules of `quiet_dev` whose points changed
         last_ts: float | None = None
         for reading in batch:
             device = reading.device
@@ -416,19 +436,26 @@ class RuleEngine:
                         dev = None
                     else:
                         values, index, states = dev.values, dev.index, dev.states
-                        foreign, busy = dev.foreign, dev.busy
+                        foreign, busy, quiet = dev.foreign, dev.busy, dev.quiet
                 points_seen = seen.setdefault(device, set())
             if dev is None:
                 self.ignored_readings += 1
                 continue
+            if quiet_due and quiet_dev is not dev:
+                self._verdicts(quiet_dev, quiet_due, now, touched)  # type: ignore[arg-type]
+                quiet_due = 0
+            quiet_dev = dev
             point = reading.point
             if point in points_seen:
                 if last_ts is not None:
                     self._wall_offset = last_ts - now
+                if quiet_due:
+                    self._verdicts(dev, quiet_due, now, touched)
+                    quiet_due = 0
                 self._evaluate_all(touched, now, out)
                 touched, points_seen = {}, set()
                 seen = {device: points_seen}
-                busy = dev.busy  # the evaluations may have made rules idle or busy
+                busy, quiet = dev.busy, dev.quiet  # the evaluations may have changed them
             points_seen.add(point)
             last_ts = reading.ts
             value = reading.value
@@ -444,9 +471,16 @@ class RuleEngine:
                 values.pop(point, None)
                 changed = True
             entry = index.get(point)
-            if entry is not None and (changed or busy & entry[0]):
-                for pos in entry[1]:
-                    if changed or busy >> pos & 1:
+            if entry is not None:
+                due = entry[0]  # the rules naming the point
+                if changed:
+                    if due & quiet:
+                        quiet_due |= due & quiet
+                        due &= ~quiet
+                else:
+                    due &= busy  # a repeated value changes nothing for an idle rule
+                for pos in entry[1] if due else ():
+                    if due >> pos & 1:
                         rs = states[pos]
                         if rs.state is None:  # no helpers: `fresh` is never looked at
                             touched[rs] = _NO_FRESH
@@ -471,9 +505,30 @@ class RuleEngine:
                                 names.add(name)  # type: ignore[union-attr]
         if last_ts is not None:
             self._wall_offset = last_ts - now
+        if quiet_due:
+            self._verdicts(quiet_dev, quiet_due, now, touched)  # type: ignore[arg-type]
         if touched:
             self._evaluate_all(touched, now, out)
         return out
+
+    @staticmethod
+    def _verdicts(
+        dev: _Device, due: int, now: float, touched: dict[_RuleState, set[str] | frozenset[str]]
+    ) -> None:
+        """Evaluate the device's quiet rules in `due` (bits); those that came out true go on to
+        the full evaluation. A quiet rule (idle and inactive) whose verdict is false or unknown
+        keeps everything as it is, so its own object is not even reached."""
+        dev.now = now
+        dev.fresh = _NO_FRESH
+        dev.state = None
+        dev.deadband = 0.0  # inactive, no on-delay running
+        exprs = dev.exprs
+        while due:
+            low = due & -due
+            due ^= low
+            pos = low.bit_length() - 1
+            if exprs[pos].evaluate(dev):
+                touched[dev.states[pos]] = _NO_FRESH
 
     def _answers(self, dev: _Device, ts: float, out: list[ConditionChange]) -> None:
         """The first good reading of a device whose comm_loss was restored as active clears it."""
@@ -604,6 +659,10 @@ class RuleEngine:
                 self._timers_dirty[rs.alarm_id] = rs
             dev.busy |= rs.bit
             self._schedule(rs)
+        if state is None and pending_since is None and clear_since is None and not active:
+            dev.quiet |= rs.bit
+        else:
+            dev.quiet &= ~rs.bit
         if rs.active != active:
             rs.active = active
             ts = now + self._wall_offset
