@@ -9,9 +9,9 @@ CPU time over the window as % of one core, resident memory every 10 s (start, en
 
 Two configurations, one after the other (`--readings off|on|both`, default both):
 
-- `off`, the headline: the default site (`publish_readings` off). The polls are counted afterwards
-  from the gateway's local history file (every poll is a row there, with its time), read by this
-  process once the gateway has stopped — nothing is added to the gateway for the count.
+- `off`, the headline: the default site (`publish_readings` off). The values polled are counted
+  afterwards in the gateway's local history file (every poll is a row there, with its time), read
+  by this process once the gateway has stopped — nothing is added to the gateway for the count.
 - `on`: `publish_readings: true`, every poll also published on `P/readings/{device}` (the heaviest
   option), counted from MQTT as it arrives; this run also times `fgw run` to its first published
   poll.
@@ -153,7 +153,7 @@ def run(
 
 
 def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None:
-    """Polls and values the gateway's history holds between `start` and `end` (wall clock).
+    """Rows and values the gateway's history holds between `start` and `end` (wall clock).
 
     None when the file is not there or not of the layout with one row per poll."""
     try:
