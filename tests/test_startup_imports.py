@@ -51,8 +51,8 @@ async def test_the_console_loads_its_web_stack_on_the_first_connection(
     async with live_site(broker.port, tmp_path) as live:
         component = live.component
         assert component.serving.is_set() and component.port is not None
-        assert component._enrich is None  # nobody connected yet: no app built
+        assert component.app is None  # nobody connected yet: no app built
         async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
             response = await client.get("/healthz")
         assert response.status_code == 200
-        assert component._enrich is not None
+        assert component.app is not None

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,7 @@ class ApiComponent(Component):
         self._enrich: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
         self.live = LiveState(EventHub(self._enrich_event))
         self.port: int | None = None  # the bound port once serving (listen may say port 0)
+        self.app: Any = None  # the FastAPI application, once the console was first used
         self.serving = asyncio.Event()
         self._polled = asyncio.Event()  # set by the first readings: time to load the web stack
         self._observe_events()
@@ -97,16 +99,16 @@ class ApiComponent(Component):
         )
 
     def _enrich_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """`gateway.api.app.event_enricher` once the web stack is loaded; before, no client can
-        be connected to see an event, so there is nothing to add."""
+        """`gateway.api.app.event_enricher` once the web stack is loaded (by this component or by
+        whoever called `create_app`); before, no client can be connected to see an event, so
+        there is nothing to add."""
         if self._enrich is None:
-            return {}
+            app = sys.modules.get("gateway.api.app")
+            enricher = getattr(app, "event_enricher", None)  # None while still being imported
+            if enricher is None:
+                return {}
+            self._enrich = enricher(self.gateway)
         return self._enrich(event)
-
-    def _load_web_stack(self) -> None:
-        from gateway.api.app import event_enricher
-
-        self._enrich = event_enricher(self.gateway)
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
         self.live.add(batch)
@@ -131,7 +133,6 @@ class ApiComponent(Component):
             loop.remove_reader(sock.fileno())
         await asyncio.sleep(0.1)  # a first batch just polled reaches MQTT before the GIL is shared
         await asyncio.to_thread(_import_web_stack)
-        self._load_web_stack()
 
     async def run(self) -> None:
         if not self.settings.enabled:
@@ -155,7 +156,7 @@ class ApiComponent(Component):
 
                 from gateway.api.app import create_app
 
-                app = create_app(self.gateway)
+                app = self.app = create_app(self.gateway)
             except Exception:  # a broken console install must not stop the alarm path
                 log.exception("console not started: the application could not be built")
                 return
