@@ -178,13 +178,29 @@ class Gateway:
                         self._process_item(self._queue.popleft())
                     finally:
                         self._deferring = False
-                    if self._deferred and (not self._queue or len(self._deferred) >= MAX_DEFERRED):
-                        if not self._queue:
-                            await self.publisher.delivered()
+                    if not self._deferred:
+                        continue
+                    if not self._queue and await self._delivered_unless_more():
+                        continue  # a reading came in meanwhile: its alarm first, telling after
+                    if not self._queue or len(self._deferred) >= MAX_DEFERRED:
                         self._tell_deferred()
                 await asyncio.sleep(0)
         finally:
             self._tell_deferred()
+
+    async def _delivered_unless_more(self) -> bool:
+        """Wait until the broker has the alarms (`publisher.delivered`), or until something new is
+        queued, whichever comes first: waiting must not hold up the next reading. Returns whether
+        something new came (then the caller handles it and waits again after)."""
+        self._wakeup.clear()
+        delivered = asyncio.ensure_future(self.publisher.delivered())
+        more = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait((delivered, more), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            delivered.cancel()
+            more.cancel()
+        return bool(self._queue) and len(self._deferred) < MAX_DEFERRED
 
     def process_queued(self) -> None:
         """Feed every queued batch and status through the engine, telling components at once."""
