@@ -144,7 +144,7 @@ def run(
         print(f"  values stored        : {stored[1] / window:,.0f}/s in {stored[0] / window:,.0f} "
               f"rows/s (expected {points:,}/s; counted in the history file)")  # fmt: skip
     else:
-        print("  values stored        : not counted (no history file of one row per poll)")
+        print("  values stored        : not counted (no history file)")
     if publish:
         print(f"  polls published      : {polls / window:,.1f}/s, {values / window:,.0f} values/s "
               f"(expected {devices}/s, {points:,}/s)")  # fmt: skip
@@ -155,7 +155,8 @@ def run(
 def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None:
     """Rows and values the gateway's history holds between `start` and `end` (wall clock).
 
-    None when the file is not there or not of the layout with one row per poll."""
+    A file of the first layout (one row per reading) counts a row per value; None when there is
+    no such file."""
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
@@ -167,7 +168,13 @@ def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None
             (start, end),
         ).fetchone()
     except sqlite3.Error:
-        return None
+        try:  # a gateway of the first layout: one row per reading
+            (values,) = db.execute(
+                "SELECT count(*) FROM raw WHERE ts BETWEEN ? AND ?", (start, end)
+            ).fetchone()
+            polls = values
+        except sqlite3.Error:
+            return None
     finally:
         db.close()
     return int(polls), int(values)
