@@ -94,6 +94,12 @@ def test_the_quick_path_reads_every_shipped_file_as_ruamel_does(path: Path) -> N
     assert _agree(text)
 
 
+def test_a_file_saved_with_windows_line_ends_takes_the_quick_path() -> None:
+    text = (ROOT / "examples" / "riverside.yaml").read_text(encoding="utf-8")
+    assert _agree(text.replace("\n", "\r\n"))
+    assert _agree('a: "two\r\n  lines"\r\nb: |\r\n  x\r\n  y\r\nc: >\r\n  p\r\n  q\r\n')
+
+
 @pytest.mark.parametrize(
     "text",
     [

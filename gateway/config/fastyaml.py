@@ -144,6 +144,8 @@ class _Composer(CParser):  # type: ignore[misc,valid-type]
 
 def load_fast(text: str) -> tuple[Any, NodePositions] | None:
     """`(data, positions)` for `text`, or None when ruamel must read it (see the module's doc)."""
+    if "\r\n" in text:  # a file saved on Windows: YAML reads CRLF as one line break, as LF
+        text = text.replace("\r\n", "\n")
     if yaml is None or _UNSUPPORTED.search(text):
         return None
     composer = _Composer(text)
