@@ -38,7 +38,10 @@ class Component:
         """A device's communication changed."""
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
-        """Alarm transitions, after they were committed to the journal and queued for MQTT."""
+        """Alarm transitions, after they were committed to the journal and queued for MQTT — for
+        transitions of readings, once the broker acknowledged them (or 50 ms at most): a hook's own
+        work, such as a ticket's commit, does not delay the alarm. Hooks still come in the order
+        things happened: readings and statuses that arrived meanwhile are told after them."""
 
     def on_tick(self, wall: float, monotonic: float) -> None:
         """About four times a second: for timers of the component's own."""
