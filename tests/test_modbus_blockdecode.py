@@ -10,6 +10,7 @@ compared by `repr` and type, so 1 vs 1.0, True vs 1 and -0.0 vs 0.0 would all sh
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.modbus.blockdecode import BlockDecoder, Undecodable
+from drivers.modbus.blockdecode import READING_FIELDS, BlockDecoder, Undecodable
 from drivers.modbus.decode import decode_point
 from drivers.modbus.plan import ReadBlock, plan_reads
 from gateway.config.models import ORDERS, REGISTER_COUNT, ModbusPoint, Workarounds
@@ -104,7 +105,7 @@ def reference(block: ReadBlock, data: Sequence[Any]) -> tuple[list[Reading], lis
 def compiled(block: ReadBlock, data: Sequence[Any]) -> tuple[list[Reading], list[Undecodable]]:
     readings: list[Reading] = []
     failed = BlockDecoder(block).decode(data, "dev", 1.5, readings)
-    return readings, failed
+    return readings, list(failed)
 
 
 def exact(readings: list[Reading]) -> list[tuple[Any, ...]]:
@@ -172,6 +173,22 @@ def test_readings_keep_the_block_order_and_report_undecodable_points() -> None:
     assert failed == [("temp", [0x7FC0, 0]), ("name", [0xFFFE])]
 
 
+def test_points_sharing_registers_in_different_shapes() -> None:
+    """Fields that overlap (a float and a word at one address, a word inside a 64-bit value) are
+    read by separate unpackers; bits of one word share its field."""
+    points = {
+        "f": ModbusPoint(register="holding", address=0, type="float32"),
+        "w": ModbusPoint(register="holding", address=0, type="uint16"),
+        "low": ModbusPoint(register="holding", address=1, type="int16", order="BA"),
+        "q": ModbusPoint(register="holding", address=1, type="uint64", order="GHEFCDAB"),
+        "b0": ModbusPoint(register="holding", address=4, type="uint16", bit=0),
+        "b9": ModbusPoint(register="holding", address=4, type="uint16", bit=9),
+    }
+    (block,) = plan_reads(points, Workarounds(), 10)
+    words = [0x3F80, 0x1234, 0xFFFE, 0x0102, 0x0201, 7]
+    assert exact(compiled(block, words)[0]) == exact(reference(block, words)[0])
+
+
 @pytest.mark.parametrize("words", [[1, 2], [1, 2, 3, 4, 5, 6], [], [1, -5, 3, 4, 5]])
 def test_wrong_length_or_out_of_range_words_go_the_reference_way(words: list[int]) -> None:
     points = (
@@ -181,3 +198,19 @@ def test_wrong_length_or_out_of_range_words_go_the_reference_way(words: list[int
     )
     block = ReadBlock("input", 0, 5, points)
     assert exact(compiled(block, words)[0]) == exact(reference(block, words)[0])
+
+
+def test_readings_built_field_by_field_set_every_field() -> None:
+    """The decoder fills readings slot by slot (faster than `Reading(...)`): a field added to
+    `Reading` must be added there too, and this is where that shows."""
+    assert tuple(f.name for f in dataclasses.fields(Reading)) == READING_FIELDS
+    point = ModbusPoint(register="input", address=0, type="uint16")
+    for block in (
+        ReadBlock("input", 0, 1, (("v", point),)),
+        ReadBlock("coil", 0, 1, (("c", ModbusPoint(register="coil", address=0, type="bool")),)),
+    ):
+        (reading,) = compiled(block, [1])[0]
+        assert reading == Reading("dev", block.points[0][0], reading.value, Quality.GOOD, 1.5)
+        assert hash(reading) == hash(
+            Reading("dev", block.points[0][0], reading.value, Quality.GOOD, 1.5)
+        )

@@ -49,17 +49,25 @@ PLAIN, NUMBER, BIT, OTHER = 0, 1, 2, 3
 PLAIN: an integer with no scale, offset or range — always `good` as read.
 NUMBER: a float, or a scaled or ranged number — finite check, `raw × scale + offset`, range.
 BIT: one bit of a register.
-OTHER: a string, or anything the fast path does not cover — decoded by a function of its own.
+OTHER: a string, or anything the fast path does not cover — decoded by a reader of its own.
 """
 
-Op = tuple[str, int, Callable[..., Any], int, int, int, float, float, float, float, bool]
-"""A compiled register point: `(name, mode, reader, layout, byte offset, mask, scale, offset, low,
-high, scaled)`; one flat tuple, unpacked in the decoding loop without attribute lookups."""
+Reader = Callable[[bytes], Decoded]
+"""An `OTHER` point's decoding: the block's wire bytes in, `(value, quality)` out."""
+
+Op = tuple[str, int, int, int, float, float, float, float, bool, Reader | None]
+"""A compiled register point: `(name, mode, index, mask, scale, offset, low, high, scaled,
+reader)` — `index` into the block's unpacked values; one flat tuple, unpacked in the decoding loop
+without attribute lookups."""
 
 Undecodable = tuple[str, list[int] | list[bool]]
 """A point that could not be decoded, and the words (or bit) it got: what the poller logs."""
 
 _INF = math.inf
+_GOOD, _BAD = Quality.GOOD, Quality.BAD  # an enum member lookup costs more than a global
+_new = object.__new__
+READING_FIELDS = ("device", "point", "value", "quality", "ts")
+"""What `BlockDecoder.decode` sets on each reading; a test checks they are all of `Reading`'s."""
 
 
 def _layout(order: str) -> tuple[int, str] | None:
@@ -79,12 +87,7 @@ def _layout(order: str) -> tuple[int, str] | None:
     return None
 
 
-def _other(name: str, reader: Callable[[bytes], Decoded]) -> Op:
-    """An `OTHER` op: `reader` gets the wire bytes and returns `(value, quality)`."""
-    return (name, OTHER, reader, WIRE, 0, 0, 1.0, 0.0, -_INF, _INF, False)
-
-
-def _string_reader(start: int, length: int, order: str) -> Callable[[bytes], Decoded]:
+def _string_reader(start: int, length: int, order: str) -> Reader:
     """A text point: its bytes out of the wire byte string, decoded as `decode_point` does."""
     end = start + 2 * length
 
@@ -94,14 +97,66 @@ def _string_reader(start: int, length: int, order: str) -> Callable[[bytes], Dec
     return read
 
 
+def _reference_reader(point: ModbusPoint, words: int) -> Reader:
+    """A point outside the fast path: `decode_point` on its words, out of the wire bytes."""
+    unpack = struct.Struct(f">{point.register_count}H").unpack_from
+
+    def read(wire: bytes) -> Decoded:
+        return decode_point(point, list(unpack(wire, 2 * words)))
+
+    return read
+
+
+class _Fields:
+    """Numbers of one block that one `struct.Struct` reads at once: one byte string, one
+    endianness, no two overlapping (points on the same register share its field)."""
+
+    def __init__(self, source: int, endian: str) -> None:
+        self.source = source
+        self.endian = endian
+        self.spans: dict[tuple[int, str], int] = {}  # (byte offset, code) -> size
+
+    def take(self, at: int, code: str) -> bool:
+        """Add the field unless it overlaps another; True if it is (now) among this group's."""
+        if (at, code) in self.spans:
+            return True
+        size = struct.calcsize(code)
+        if any(at < a + n and a < at + size for (a, _), n in self.spans.items()):
+            return False
+        self.spans[at, code] = size
+        return True
+
+    def compile(self) -> tuple[Callable[[bytes], tuple[Any, ...]], list[tuple[int, str]]]:
+        """The group's unpacker (gaps as pad bytes) and its fields in the order it returns them."""
+        fields = sorted(self.spans)
+        fmt, position = self.endian, 0
+        for at, code in fields:
+            fmt += f"{at - position}x{code}" if at > position else code
+            position = at + self.spans[at, code]
+        return struct.Struct(fmt).unpack_from, fields
+
+
 class BlockDecoder:
     """Decodes every response to one `ReadBlock` into `Reading`s, in the block's point order.
+
+    Per response: the words are packed into one or two byte strings (which also checks they are
+    0..65535), one `unpack_from` per group of non-overlapping fields reads every number of the
+    block, and a loop over flat tuples turns them into readings.
 
     Args:
         block: the read request and the points it serves.
     """
 
-    __slots__ = ("_bits", "_count", "_ops", "_pack_swapped", "_pack_wire", "block", "names")
+    __slots__ = (
+        "_bits",
+        "_count",
+        "_ops",
+        "_pack_swapped",
+        "_pack_wire",
+        "_reads",
+        "block",
+        "names",
+    )
 
     def __init__(self, block: ReadBlock) -> None:
         self.block = block
@@ -110,60 +165,69 @@ class BlockDecoder:
         self._bits: tuple[tuple[str, int], ...] | None = None
         self._pack_wire: Callable[..., bytes] | None = None
         self._pack_swapped: Callable[..., bytes] | None = None
+        self._reads: tuple[tuple[Callable[[bytes], tuple[Any, ...]], int], ...] = ()
         self._ops: tuple[Op, ...] = ()
         if block.is_bits:
             self._bits = tuple((name, p.address - block.address) for name, p in block.points)
-            return
-        ops = [self._compile(name, p) for name, p in block.points]
-        layouts = {op[3] for op in ops if op[1] != OTHER}
-        if WIRE in layouts or any(op[1] == OTHER for op in ops):
-            self._pack_wire = struct.Struct(f">{block.count}H").pack
-        if SWAPPED in layouts:
-            self._pack_swapped = struct.Struct(f"<{block.count}H").pack
+        else:
+            self._compile_registers()
+
+    def _compile_registers(self) -> None:
+        groups: list[_Fields] = []
+        placed: list[tuple[str, int, int, tuple[int, str], int, ModbusPoint]] = []
+        others: dict[str, Reader] = {}
+        for name, point in self.block.points:
+            words = point.address - self.block.address
+            layout = _layout(point.byte_order)
+            if point.type == "string":
+                others[name] = _string_reader(2 * words, point.register_count, point.byte_order)
+                continue
+            if layout is None or point.type not in _CODE:
+                others[name] = _reference_reader(point, words)
+                continue
+            source, endian = layout
+            field = (2 * words, "H" if point.bit is not None else _CODE[point.type])
+            group = next(
+                (g for g in groups if (g.source, g.endian) == layout and g.take(*field)), None
+            )
+            if group is None:
+                group = _Fields(source, endian)
+                group.take(*field)
+                groups.append(group)
+            mode = BIT if point.bit is not None else self._number_mode(point)
+            placed.append((name, mode, groups.index(group), field, source, point))
+        index: dict[tuple[int, tuple[int, str]], int] = {}
+        reads = []
+        for g, group in enumerate(groups):
+            unpack, fields = group.compile()
+            index.update(((g, field), len(index)) for field in fields)
+            reads.append((unpack, group.source))
+        by_name = {entry[0]: entry for entry in placed}
+        ops: list[Op] = []
+        for name, _ in self.block.points:
+            if name in others:
+                ops.append((name, OTHER, 0, 0, 1.0, 0.0, -_INF, _INF, False, others[name]))
+                continue
+            _, mode, g, field, _, point = by_name[name]
+            low, high = point.range if point.range is not None else (-_INF, _INF)
+            scaled = not (point.scale == 1 and point.offset == 0)
+            mask = 1 << point.bit if point.bit is not None else 0
+            scale, offset = float(point.scale), float(point.offset)
+            ops.append((name, mode, index[g, field], mask, scale, offset, low, high, scaled, None))
+        sources = {source for _, source in reads}
+        if WIRE in sources or others:
+            self._pack_wire = struct.Struct(f">{self._count}H").pack
+        if SWAPPED in sources:
+            self._pack_swapped = struct.Struct(f"<{self._count}H").pack
+        self._reads = tuple(reads)
         self._ops = tuple(ops)
 
-    def _compile(self, name: str, point: ModbusPoint) -> Op:
-        """The point's `Op`: everything its decoding needs, worked out once."""
-        words = point.address - self.block.address
-        order = point.byte_order
-        if point.type == "string":
-            return _other(name, _string_reader(2 * words, point.register_count, order))
-        layout = _layout(order)
-        if layout is None or point.type not in _CODE:
-            return _other(name, self._reference(point, words))
-        source, endian = layout
-        if point.bit is not None:
-            unpack = struct.Struct(endian + "H").unpack_from
-            return (
-                name,
-                BIT,
-                unpack,
-                source,
-                2 * words,
-                1 << point.bit,
-                1.0,
-                0.0,
-                -_INF,
-                _INF,
-                False,
-            )
-        unpack = struct.Struct(endian + _CODE[point.type]).unpack_from
+    @staticmethod
+    def _number_mode(point: ModbusPoint) -> int:
         scaled = not (point.scale == 1 and point.offset == 0)
-        is_float = point.type.startswith("float")
-        low, high = point.range if point.range is not None else (-_INF, _INF)
-        mode = NUMBER if scaled or is_float or point.range is not None else PLAIN
-        scale, offset = float(point.scale), float(point.offset)
-        return (name, mode, unpack, source, 2 * words, 0, scale, offset, low, high, scaled)
-
-    def _reference(self, point: ModbusPoint, words: int) -> Callable[[bytes], Decoded]:
-        """A point outside the fast path: `decode_point` on its words, out of the wire bytes."""
-        count = point.register_count
-
-        def read(wire: bytes) -> Decoded:
-            raw = struct.unpack_from(f">{count}H", wire, 2 * words)
-            return decode_point(point, list(raw))
-
-        return read
+        if scaled or point.type.startswith("float") or point.range is not None:
+            return NUMBER
+        return PLAIN
 
     def decode(
         self,
@@ -171,8 +235,12 @@ class BlockDecoder:
         device: str,
         ts: float,
         out: list[Reading],
-    ) -> list[Undecodable]:
+    ) -> Sequence[Undecodable]:
         """Append one `Reading` per point of the block to `out`.
+
+        Readings are built field by field (`object.__new__` and five slot stores) rather than
+        through `Reading(...)`: the dataclass `__init__` is a Python call of its own, the largest
+        single cost of a reading. `READING_FIELDS` and its test keep the two in step.
 
         Args:
             data: the response's registers (or bits: possibly padded to whole bytes).
@@ -194,49 +262,55 @@ class BlockDecoder:
             swapped = self._pack_swapped(*data) if self._pack_swapped is not None else b""
         except struct.error:  # words outside 0..65535: the reference masks them
             return self._decode_reference(data, device, ts, out)
-        sources = (wire, swapped)
-        append = out.append
-        good, bad = Quality.GOOD, Quality.BAD
-        failed: list[Undecodable] = []
-        isfinite = math.isfinite
-        for name, mode, reader, source, at, mask, scale, offset, low, high, scaled in self._ops:
-            if mode == PLAIN:
-                append(Reading(device, name, reader(sources[source], at)[0], good, ts))
-            elif mode == NUMBER:
-                value = reader(sources[source], at)[0]
+        values: tuple[Any, ...] = ()
+        for unpack, source in self._reads:
+            values += unpack(swapped if source else wire)
+        append, new, reading_type, isfinite = out.append, _new, Reading, math.isfinite
+        good, bad, plain, number, bit = _GOOD, _BAD, PLAIN, NUMBER, BIT
+        failed: list[Undecodable] | None = None
+        for name, mode, i, mask, scale, offset, low, high, scaled, reader in self._ops:
+            if mode == plain:
+                value, quality = values[i], good
+            elif mode == number:
+                value = values[i]
                 if scaled:
                     value = value * scale + offset
                 if not isfinite(value):
-                    append(Reading(device, name, None, bad, ts))
+                    value, quality = None, bad
+                    failed = failed or []
                     failed.append((name, self._raw(name, data)))
-                elif low <= value <= high:
-                    append(Reading(device, name, value, good, ts))
                 else:
-                    append(Reading(device, name, value, bad, ts))
-            elif mode == BIT:
-                word = reader(sources[source], at)[0]
-                append(Reading(device, name, word & mask != 0, good, ts))
+                    quality = good if low <= value <= high else bad
+            elif mode == bit:
+                value, quality = values[i] & mask != 0, good
             else:
                 value, quality = reader(wire)
-                append(Reading(device, name, value, quality, ts))
                 if value is None and quality is bad:
+                    failed = failed or []
                     failed.append((name, self._raw(name, data)))
-        return failed
+            reading = new(reading_type)
+            reading.device, reading.point, reading.value = device, name, value
+            reading.quality, reading.ts = quality, ts
+            append(reading)
+        return failed or ()
 
     def _decode_bits(
         self, data: Sequence[int] | Sequence[bool], device: str, ts: float, out: list[Reading]
-    ) -> list[Undecodable]:
+    ) -> Sequence[Undecodable]:
         """Coils and discrete inputs: one bit each; a short response goes the reference way."""
         if len(data) < self._count:
             return self._decode_reference(data, device, ts, out)
-        good, append = Quality.GOOD, out.append
+        append, new, reading_type, good = out.append, _new, Reading, _GOOD
         for name, at in self._bits or ():
-            append(Reading(device, name, bool(data[at]), good, ts))
-        return []
+            reading = new(reading_type)
+            reading.device, reading.point, reading.value = device, name, bool(data[at])
+            reading.quality, reading.ts = good, ts
+            append(reading)
+        return ()
 
     def _decode_reference(
         self, data: Sequence[int] | Sequence[bool], device: str, ts: float, out: list[Reading]
-    ) -> list[Undecodable]:
+    ) -> Sequence[Undecodable]:
         """`decode_point` for each point, on the slice `ReadBlock.slice` gives it."""
         failed: list[Undecodable] = []
         for name, point, raw in self.block.slice(data):

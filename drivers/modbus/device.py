@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -115,7 +115,7 @@ class DevicePoller:
         return outcome
 
     def _sort_complaints(
-        self, key: str, decoder: BlockDecoder, failed: list[Undecodable], outcome: PollOutcome
+        self, key: str, decoder: BlockDecoder, failed: Sequence[Undecodable], outcome: PollOutcome
     ) -> None:
         """After an answered block: count and log its undecodable points, forget what went away.
 
