@@ -1,7 +1,8 @@
-"""How the gateway reaches its broker: one place that turns `site.file.mqtt` into an aiomqtt client.
+"""How the gateway reaches its broker: one place that turns `site.file.mqtt` into settings.
 
-Both MQTT roles — the driver that listens to devices (`-in`) and the publisher that speaks for the
-gateway (`-out`) — use the same host, credentials and TLS, so the password file is read and the TLS
+Both MQTT roles — the driver that listens to devices (`-in`, a paho client driven by the event loop
+in `drivers/mqtt_link.py`) and the publisher that speaks for the gateway (`-out`, an aiomqtt client
+from `client()`) — use the same host, credentials and TLS, so the password file is read and the TLS
 context built here, once, at start-up: a missing password file is a start-up error, not a 3 a.m.
 surprise on the first reconnect. The password lives in a `Secret` that never prints.
 """
@@ -23,7 +24,7 @@ TCP_NODELAY: tuple[int, int, int] = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 """Nagle's algorithm holds small packets back waiting for an ACK: ~37 ms on the first messages."""
 
 CALL_TIMEOUT = 10.0
-"""Seconds aiomqtt waits for CONNACK, SUBACK or PUBACK before it gives up on a call."""
+"""Seconds a client waits for CONNACK, SUBACK or PUBACK before it gives up on a call."""
 
 
 class Secret:
