@@ -30,4 +30,7 @@ fi
   | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import gateway, drivers, rules, simulators" \
   || { echo "setup: the project did not install"; exit 1; }
+# an editable install leaves the project's own modules uncompiled; where PYTHONDONTWRITEBYTECODE
+# is set they would be compiled again on every start (~70 ms before the first poll)
+.venv/bin/python -m compileall -q gateway drivers rules simulators >/dev/null || true
 echo "setup: ready (.venv)"
