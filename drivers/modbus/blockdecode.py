@@ -66,6 +66,7 @@ Undecodable = tuple[str, list[int] | list[bool]]
 _INF = math.inf
 _GOOD, _BAD = Quality.GOOD, Quality.BAD  # an enum member lookup costs more than a global
 _new = object.__new__
+_isfinite = math.isfinite
 READING_FIELDS = ("device", "point", "value", "quality", "ts")
 """What `BlockDecoder.decode` sets on each reading; a test checks they are all of `Reading`'s."""
 
@@ -262,10 +263,15 @@ class BlockDecoder:
             swapped = self._pack_swapped(*data) if self._pack_swapped is not None else b""
         except struct.error:  # words outside 0..65535: the reference masks them
             return self._decode_reference(data, device, ts, out)
-        values: tuple[Any, ...] = ()
-        for unpack, source in self._reads:
-            values += unpack(swapped if source else wire)
-        append, new, reading_type, isfinite = out.append, _new, Reading, math.isfinite
+        reads = self._reads
+        if len(reads) == 1:  # the usual block: one unpack reads every number
+            unpack, source = reads[0]
+            values = unpack(swapped if source else wire)
+        else:
+            values = ()
+            for unpack, source in reads:
+                values += unpack(swapped if source else wire)
+        append, new, reading_type, isfinite = out.append, _new, Reading, _isfinite
         good, bad, plain, number, bit = _GOOD, _BAD, PLAIN, NUMBER, BIT
         failed: list[Undecodable] | None = None
         for name, mode, i, mask, scale, offset, low, high, scaled, reader in self._ops:

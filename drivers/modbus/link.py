@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException, ModbusIOException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
 from drivers.modbus.plan import BIT_TABLES, ReadBlock
@@ -149,17 +149,25 @@ class TcpLink:
         self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
     ) -> RawData:
         client, read = self.client, self._readers[block.table]
-        if not client.connected or answer_within != self.timeout:
-            # connecting first (or a timeout the client was not built with): ours bounds it all
+        if answer_within != self.timeout:  # a timeout the client was not built with: ours
             data = await _transact(client, read, block, unit, answer_within, self.where)
         else:  # the hot path: `_request` written out, one coroutine fewer per request
             try:
                 response = await read(block.address, count=block.count, device_id=unit)
+            except ConnectionException as exc:
+                # Not connected (yet, or any more): pymodbus says so before sending anything,
+                # which spares every request a `connected` check. Connect and ask, within ours.
+                if client.connected:
+                    raise _no_answer(client, exc, answer_within) from None
+                response = None
             except (ModbusException, OSError) as exc:
                 raise _no_answer(client, exc, answer_within) from None
-            if response.isError():
+            if response is None:
+                data = await _transact(client, read, block, unit, answer_within, self.where)
+            elif response.isError():
                 raise ErrorAnswer(int(getattr(response, "exception_code", 0)), block)
-            data = response.bits if block.table in BIT_TABLES else response.registers
+            else:
+                data = response.bits if block.table in BIT_TABLES else response.registers
         if pause:
             await asyncio.sleep(pause)
         return data
