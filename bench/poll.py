@@ -101,8 +101,17 @@ async def bare_rate(site: Site, devices: Sequence[Device], seconds: float) -> di
     bus = next(iter(site.buses.values()))
     plans = {d.id: plan_reads(_modbus_points(d), d.spec.workarounds, bus.max_gap) for d in devices}
     units = {d.id: d.spec.modbus.unit for d in devices if d.spec.modbus is not None}
+    # Built as the gateway builds its own (`drivers.modbus.link.TcpLink`): same timeout, no
+    # retries, no reconnect task, so that only what the gateway adds around a request differs.
     clients = {
-        d.id: AsyncModbusTcpClient(str(bus.host), port=int(bus.port or 502)) for d in devices
+        d.id: AsyncModbusTcpClient(
+            str(bus.host),
+            port=int(bus.port or 502),
+            timeout=d.spec.timeout if d.spec.timeout is not None else bus.timeout,
+            retries=0,
+            reconnect_delay=0,
+        )
+        for d in devices
     }
     requests = registers = 0
     try:
