@@ -4,17 +4,20 @@
 4 µs a point — it rebuilds bytes from the words, re-orders them by letters and reads several
 properties of the pydantic point model on every poll. A poll decodes the same points the same way
 every time, so `BlockDecoder` does that work when the plan is made and keeps, per point, only plain
-values: where its bytes start, one precompiled `struct.Struct`, the bit mask, scale, offset and
-range limits as floats.
+values in one flat tuple: where its number sits among the block's unpacked values, the bit mask,
+scale, offset and range limits as floats.
 
-Why one `struct.Struct` is enough for every byte order: the block's words are packed once into two
-byte strings — each word high byte first (as on the wire), and each word low byte first. Every
-order the site file allows is then a big- or little-endian read of one of the two:
+Why `struct` serves every byte order: the block's words are packed once into two byte strings —
+each word high byte first (as on the wire), and each word low byte first. Every order the site
+file allows is then a big- or little-endian read of one of the two:
 
     ABCD… (plain Modbus)       big-endian read of the wire bytes
     DCBA…, BA (all reversed)   little-endian read of the wire bytes
     BADC… (bytes swapped)      big-endian read of the swapped bytes
     CDAB…, GHEF… (words swapped)  little-endian read of the swapped bytes
+
+so the numbers of a block that share a byte string and an endianness, and do not overlap, are read
+by one precompiled `struct.Struct` with pad bytes for the gaps: usually one `unpack_from` a request.
 
 Anything the fast path does not cover (a response of the wrong length, words outside 0..65535, an
 order that fits none of the four patterns) goes through `decode_point` itself, so the two can only
