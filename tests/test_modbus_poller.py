@@ -340,6 +340,41 @@ async def test_silence_on_an_open_connection_is_no_answer_within_the_timeout(
         link.close()
 
 
+async def test_undecodable_points_are_counted_each_poll_and_logged_once(
+    server: TestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from drivers.modbus.device import DevicePoller
+
+    points = {
+        "flow": ModbusPoint(register="holding", address=0, type="float32"),
+        "level": ModbusPoint(register="holding", address=2, type="uint16", range=(0, 100)),
+    }
+    bus = tcp_bus(server.port)
+    poller = DevicePoller(device("meter", 1, points), bus)
+    link = TcpLink(bus, poller.timeout)
+    assert server.server is not None
+    try:
+        await server.server.async_setValues(1, FUNCTION["holding"], 0, [0x7FC0, 0, 150])  # NaN
+        outcomes = [await poller.poll(link) for _ in range(3)]
+        for outcome in outcomes:
+            assert outcome.failure is None and outcome.errors == 1  # out of range is no error
+            assert [(r.point, r.value, r.quality) for r in outcome.readings] == [
+                ("flow", None, Quality.BAD),
+                ("level", 150, Quality.BAD),
+            ]
+        logged = [r.getMessage() for r in caplog.records if "cannot decode" in r.getMessage()]
+        assert logged == ["meter: cannot decode flow from [32704, 0]"]
+        await server.write(1, points, {"flow": 1.5, "level": 42})
+        outcome = await poller.poll(link)
+        assert outcome.errors == 0 and {r.quality for r in outcome.readings} == {Quality.GOOD}
+        await server.server.async_setValues(1, FUNCTION["holding"], 0, [0x7F80, 0])  # +inf
+        assert (await poller.poll(link)).errors == 1
+        logged = [r.getMessage() for r in caplog.records if "cannot decode" in r.getMessage()]
+        assert len(logged) == 2, "logged again once it came back after being settled"
+    finally:
+        link.close()
+
+
 async def test_unreachable_server_gives_stale_readings_quickly() -> None:
     port = free_port()  # nothing listens
     readings = await poll_once({"plant": tcp_bus(port)}, [device("gone", 1, SIMPLE, timeout=0.5)])
