@@ -221,7 +221,10 @@ class Maintenance(Component):
             now = self.clock()
             for device in touched:  # only the plans of these devices, not every plan of the site
                 for key in self._meter_plans.get(device, ()):
-                    self._safely(f"plan {key[1]} of {key[0]}", self._check_plan, key, now)
+                    try:  # as _safely, without a description built for every poll
+                        self._check_plan(key, now)
+                    except Exception:
+                        self._failed(f"plan {key[1]} of {key[0]}")
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
         for t in transitions:
@@ -261,9 +264,14 @@ class Maintenance(Component):
         try:
             action(*args)
         except Exception:
-            self.errors += 1
-            if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
-                log.exception("maintenance: %s failed (%d failures so far)", what, self.errors)
+            self._failed(what)
+
+    def _failed(self, what: str) -> None:
+        """Count a failure and log it (with its traceback) at 1, 10, 100, then every 1000th;
+        called from the `except` that caught it."""
+        self.errors += 1
+        if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
+            log.exception("maintenance: %s failed (%d failures so far)", what, self.errors)
 
     # ------------------------------------------------------------------ time
 
