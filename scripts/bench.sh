@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite, from a fresh clone: installs what it needs (scripts/setup.sh), then runs every
 # bench in bench/ with its defaults and prints each figure beside its ceiling from the same run.
-#   ./scripts/bench.sh            full suite (about 20 minutes: footprint alone runs 10 minutes)
+#   ./scripts/bench.sh            full suite (about 25 minutes: the footprint of the default site runs 10)
 #   ./scripts/bench.sh --quick    every bench in a short configuration (about 2 minutes)
 # Figures are noisy on a shared machine: each bench prints the 1-minute load average with them.
 # Never run by CI; see docs/performance.md for the figures and how they were taken.
@@ -27,5 +27,6 @@ else
   $py -m bench.latency
   $py -m bench.export
   $py -m bench.fire_latency
-  $py -m bench.footprint
+  $py -m bench.footprint --readings off               # the default site, 10 minutes
+  $py -m bench.footprint --readings on --seconds 60   # readings published: start to first poll
 fi
