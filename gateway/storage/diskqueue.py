@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE INDEX IF NOT EXISTS queue_droppable ON queue (droppable, seq);
 """
 
+PAGE_SIZE = "page_size=65536"
+"""For a new file (an existing one keeps its pages). A queued chunk is tens to hundreds of kB, kept
+in a chain of overflow pages that the insert writes, the peek reads and the delete walks page by
+page: with 64 kB pages instead of 4 kB the chain is 16 times shorter and the queue's CPU per line
+falls by about 40 % (insert, peek and delete of 1,000-line chunks: 82 -> 47 ns per reading). The
+page cache stays 2 MB (`cache_size` counts kB when negative, SQLite's default)."""
+
 ROW_OVERHEAD = 40
 """Bytes a row costs beyond its body (rowid, columns, index entry): for the size bound's arithmetic."""
 
@@ -66,7 +73,9 @@ class DiskQueue:
             raise ValueError("max_bytes must be positive")
         self.path = Path(path)
         self.max_bytes = max_bytes
-        self._db, _ = open_database(self.path, synchronous="FULL" if durable else "NORMAL")
+        self._db, _ = open_database(
+            self.path, synchronous="FULL" if durable else "NORMAL", fresh_pragmas=(PAGE_SIZE,)
+        )
         self._db.executescript(_SCHEMA)
         _add_items_column(self._db)
         count, size = self._db.execute(
