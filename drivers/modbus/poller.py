@@ -62,6 +62,40 @@ def next_slot(due: float, period: float, not_before: float) -> float:
     return due + (math.floor((not_before - due) / period) + 1) * period
 
 
+class SlotTimer:
+    """Wakes every device due at one time with a single timer, instead of one `sleep` each.
+
+    The devices of a bus share one schedule origin, so devices of the same poll period are due at
+    exactly the same times (`origin + k × poll`). `asyncio.sleep` per device per cycle makes a timer
+    handle each time and pushes it through the loop's heap (whose ordering is Python code); here a
+    slot gets one `call_at` and each waiting device only a bare future, resolved together when the
+    slot comes. A device waits for its own future, so cancelling one waiter touches no other.
+
+    Args:
+        loop: the running loop (its clock is the schedule's clock).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._slots: dict[float, list[asyncio.Future[None]]] = {}
+
+    def wait_until(self, when: float) -> asyncio.Future[None]:
+        """A future resolved at `when` (loop time), by the slot's one timer."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiters = self._slots.get(when)
+        if waiters is None:
+            self._slots[when] = [waiter]
+            self._loop.call_at(when, self._release, when)
+        else:
+            waiters.append(waiter)
+        return waiter
+
+    def _release(self, when: float) -> None:
+        for waiter in self._slots.pop(when, ()):
+            if not waiter.done():  # a cancelled waiter (shutdown) is skipped
+                waiter.set_result(None)
+
+
 class ModbusBusDriver:
     """Polls the devices of one Modbus bus and hands readings to a sink.
 
@@ -91,9 +125,11 @@ class ModbusBusDriver:
         self._open_links()
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
+        slots = SlotTimer(asyncio.get_running_loop())
+        origin = time.monotonic()  # one grid for the bus: same-period devices share their slots
         for device_id, poller in self.pollers.items():
             task = self._group.create_task(
-                self._run_device(poller, self._links[device_id]),
+                self._run_device(poller, self._links[device_id], slots, origin),
                 name=f"{self.name}.poll[{device_id}]",
             )
             self._tasks.append(task)
@@ -125,13 +161,14 @@ class ModbusBusDriver:
 
     # ------------------------------------------------------------------------------ polling
 
-    async def _run_device(self, poller: DevicePoller, link: Link) -> None:
-        due = time.monotonic()
-        poller.health.start(due)
+    async def _run_device(
+        self, poller: DevicePoller, link: Link, slots: SlotTimer, origin: float
+    ) -> None:
+        due = origin
+        poller.health.start(time.monotonic())
         while True:
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if due > time.monotonic():
+                await slots.wait_until(due)
             answered = await self._poll_and_report(poller, link)
             _reraise_swallowed_cancel()
             now = time.monotonic()
