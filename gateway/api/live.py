@@ -10,20 +10,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from gateway.api.events import EventHub
-from gateway.model import Reading, Value
+from gateway.model import Reading
 
 RATE_WINDOW = 10.0
 """Seconds over which readings/s is averaged."""
-
-
-@dataclass(frozen=True, slots=True)
-class Latest:
-    value: Value | None
-    quality: str
-    ts: float
 
 
 class LiveState:
@@ -31,14 +23,22 @@ class LiveState:
 
     def __init__(self, hub: EventHub, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.hub = hub
-        self.latest: dict[str, dict[str, Latest]] = {}
+        # the reading itself (immutable, shared by every consumer): `.value`, `.quality`, `.ts`;
+        # keeping it costs a dict store per reading, where a copy of its fields cost an object
+        self.latest: dict[str, dict[str, Reading]] = {}
         self.readings_total = 0
         self._monotonic = monotonic
         self._buckets: deque[tuple[float, int]] = deque()  # (second, readings in it)
 
     def add(self, batch: Sequence[Reading]) -> None:
-        for r in batch:
-            self.latest.setdefault(r.device, {})[r.point] = Latest(r.value, str(r.quality), r.ts)
+        latest = self.latest
+        device: str | None = None
+        points: dict[str, Reading] = {}
+        for r in batch:  # a batch is usually one device's poll: its table is looked up once
+            if r.device != device:
+                device = r.device
+                points = latest.get(device) or latest.setdefault(device, {})
+            points[r.point] = r
         self.readings_total += len(batch)
         second = float(int(self._monotonic()))
         if self._buckets and self._buckets[-1][0] == second:
