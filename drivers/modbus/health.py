@@ -23,9 +23,13 @@ class HealthChange:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class DeviceStats:
     """Counters for /metrics and `GET /api/v1/devices` (PRODUCT §7).
+
+    Treat it as immutable. Not a frozen dataclass because a frozen one builds each instance through
+    `object.__setattr__`, several times slower, and the health check asks every device for its
+    stats every second; equality and hashing are those of a frozen one.
 
     Attributes:
         polls: poll attempts so far.
