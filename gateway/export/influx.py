@@ -204,8 +204,12 @@ class InfluxExporter(Component):
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
         memory = self._memory
-        for text, ts in self._lines.lines(batch):
-            memory.append((text, ts, True))
+        text = self._lines.poll_line(batch)
+        if text is not None:
+            memory.append((text, batch[0].ts, True))
+        else:
+            for text, ts in self._lines.lines(batch):
+                memory.append((text, ts, True))
         if len(memory) >= self._full:
             self._remembered()
 

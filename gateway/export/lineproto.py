@@ -83,12 +83,24 @@ class LineBuilder:
     def lines(self, batch: Sequence[Reading]) -> list[tuple[str, float]]:
         """Good readings grouped into one line per device and timestamp: `(line, ts)` pairs.
 
-        Same text as `reading_lines`. A device's poll (one device, one time, every reading good,
-        numbers and booleans, each point once, every key cached) takes the fast path; anything
-        else the general one, which also fills the caches.
+        Same text as `reading_lines`: a device's poll through `poll_line`, anything else the
+        general path, which also fills the caches.
+        """
+        text = self.poll_line(batch)
+        if text is None:
+            return self._grouped(batch)
+        return [(text, batch[0].ts)]
+
+    def poll_line(self, batch: Sequence[Reading]) -> str | None:
+        """The one line of a device's poll, or None when `batch` is not one (then `lines`).
+
+        A poll: one device, one time, every reading good, numbers and booleans, each point once,
+        every key cached. Why a separate method: the exporter appends the text straight to its
+        memory, without the list and pair `lines` wraps it in — the fewer containers made per
+        line, the less often the garbage collector runs.
         """
         if not batch:
-            return []
+            return None
         first = batch[0]
         device, ts = first.device, first.ts
         good, keys = Quality.GOOD, self._keys
@@ -106,16 +118,16 @@ class LineBuilder:
                 elif kind is int:
                     texts.append(f"{keys[point]}{float(value)!r}")  # type: ignore[arg-type]
                 else:
-                    return self._grouped(batch)
+                    return None
                 if r.quality is not good or r.device != device or r.ts != ts:
-                    return self._grouped(batch)
+                    return None
                 points.add(point)
             head = self._heads[device]
         except KeyError:  # a point or device not seen yet
-            return self._grouped(batch)
+            return None
         if len(points) != len(texts):
-            return self._grouped(batch)  # a point twice: the later value, the first position
-        return [(f"{head}{','.join(texts)} {round(ts * 1000)}", ts)]
+            return None  # a point twice: the later value, the first position
+        return f"{head}{','.join(texts)} {round(ts * 1000)}"
 
     def _grouped(self, batch: Iterable[Reading]) -> list[tuple[str, float]]:
         """The general path: any mix of devices, times, qualities and value types."""
