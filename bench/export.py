@@ -17,13 +17,19 @@ them) go out two ways, in turn:
   protocol strings (no escaping) in batches of the same size: no queue, no disk.
 
 Same readings, same batch size, same VictoriaMetrics; the two alternate which goes first in each
-repeat. Readings/s counts fields (one per reading); medians of `--repeat` runs.
+repeat. Each side starts its timed part after a `gc.collect()`: the input (`--polls` × ~10 readings,
+all alive at once, as no driver ever keeps them) leaves the garbage collector a debt — a full
+collection over every one of those objects — that would otherwise fall on whichever side first
+allocates enough containers to trigger it: the gateway, which ran first in two of three repeats,
+paid it in the timed part (~150 ns per reading of its CPU), the bare loop almost never.
+Readings/s counts fields (one per reading); medians of `--repeat` runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import tempfile
 import time
@@ -61,6 +67,7 @@ def polls(site: Site, count: int) -> list[list[Reading]]:
 async def gateway_run(site: Site, batches: list[list[Reading]]) -> float:
     exporter = InfluxExporter(site)
     lines = len(batches)
+    gc.collect()  # see the module docstring
     start = time.perf_counter()
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(exporter.run(), name="bench.influx")
@@ -85,6 +92,7 @@ def bare_run(url: str, batches: list[list[Reading]]) -> float:
 
     client = InfluxDBClient(url=url, token="", org="bench", timeout=30_000)
     api = client.write_api(write_options=SYNCHRONOUS)
+    gc.collect()  # see the module docstring
     start = time.perf_counter()
     for first in range(0, len(batches), BATCH):
         lines = []
