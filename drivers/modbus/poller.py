@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from drivers.modbus.device import DevicePoller
+from drivers.modbus.device import DevicePoller, PollOutcome
 from drivers.modbus.health import DeviceStats
 from drivers.modbus.link import Link, RtuLink, TcpLink
 from gateway.config.models import ModbusBus
@@ -164,25 +164,29 @@ class ModbusBusDriver:
     async def _run_device(
         self, poller: DevicePoller, link: Link, slots: SlotTimer, origin: float
     ) -> None:
-        due = origin
-        poller.health.start(time.monotonic())
+        due, period, health, monotonic = origin, poller.period, poller.health, time.monotonic
+        health.start(monotonic())
         while True:
-            if due > time.monotonic():
+            if due > monotonic():
                 await slots.wait_until(due)
-            answered = await self._poll_and_report(poller, link)
+            # the poll, then its report: a plain call, not a coroutine of its own per poll
+            answered = self._report(poller, await poller.poll(link))
             _reraise_swallowed_cancel()
-            now = time.monotonic()
+            now = monotonic()
             if answered:
                 poller.backoff.reset()
-                due = next_slot(due, poller.period, now)
-            elif poller.health.failures >= poller.health.polls or poller.health.online is False:
-                due = next_slot(due, poller.period, now + poller.backoff.next_delay())
+                due = next_slot(due, period, now)
+            elif health.failures >= health.polls or health.online is False:
+                due = next_slot(due, period, now + poller.backoff.next_delay())
             else:
-                due = next_slot(due, poller.period, now)
+                due = next_slot(due, period, now)
 
     async def _poll_and_report(self, poller: DevicePoller, link: Link) -> bool:
         """One poll; report readings and status changes to the sink. True if the device answered."""
-        outcome = await poller.poll(link)
+        return self._report(poller, await poller.poll(link))
+
+    def _report(self, poller: DevicePoller, outcome: PollOutcome) -> bool:
+        """Report a poll's readings and status change to the sink. True if the device answered."""
         now, wall = time.monotonic(), time.time()
         if outcome.failure is None:
             change = poller.health.record_ok(now, wall, outcome.duration, outcome.errors)
