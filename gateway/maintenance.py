@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fgw.maintenance")
 
+_BOOL, _FLOAT, _NEITHER = 0, 1, 2
+"""How a meter is fed a reading: as running or not (run hours, starts), as a number (counters)."""
+
 METER_POINTS: dict[str, MeterKind] = {
     "run_hours": MeterKind.HOURS,
     "starts": MeterKind.COUNT,
@@ -113,6 +116,9 @@ class Maintenance(Component):
         self.units: dict[tuple[str, str], str] = {}
         self._feeds: dict[tuple[str, str], list[Meter]] = {}
         self._fed: set[str] = set()  # devices with a meter: a reading of another is passed at once
+        # the feeds again, by device then point, each meter with how it is fed (`_BOOL`, `_FLOAT`
+        # or neither) and its dirty key: a batch (one device's poll) looks its device up once
+        self._by_device: dict[str, dict[str, list[tuple[Meter, int, tuple[str, str]]]]] = {}
         self.plans: dict[tuple[str, str], tuple[PlanSpec, planning.Schedule]] = {}
         self._meter_plans: dict[str, list[tuple[str, str]]] = {}  # device -> its meter plans
         self.states: dict[tuple[str, str], planning.PlanState] = {}
@@ -157,6 +163,14 @@ class Maintenance(Component):
         self.units[(device, name)] = unit
         self._feeds.setdefault((device, point), []).append(meter)
         self._fed.add(device)
+        if isinstance(meter, RunHoursMeter | StartsMeter):
+            mode = _BOOL
+        elif isinstance(meter, CounterMeter):
+            mode = _FLOAT
+        else:
+            mode = _NEITHER
+        points = self._by_device.setdefault(device, {})
+        points.setdefault(point, []).append((meter, mode, (device, meter.name)))
 
     def _restore(self, now: float) -> None:
         """Meters and plan state from storage; plans whose ticket ended while we were away move on."""
@@ -197,12 +211,17 @@ class Maintenance(Component):
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
         touched: set[str] = set()
-        fed = self._fed
+        by_device, dirty, good = self._by_device, self._dirty_meters, Quality.GOOD
+        device: str | None = None
+        points: dict[str, list[tuple[Meter, int, tuple[str, str]]]] | None = None
         for reading in batch:
-            if reading.device not in fed:  # most devices feed no meter: no key built for them
+            if reading.device != device:  # a batch is usually one device's poll: looked up once
+                device = reading.device
+                points = by_device.get(device)
+            if points is None:  # most devices feed no meter
                 continue
-            meters = self._feeds.get((reading.device, reading.point))
-            if not meters or reading.quality != Quality.GOOD or reading.value is None:
+            meters = points.get(reading.point)
+            if meters is None or reading.quality != good or reading.value is None:
                 continue
             value = reading.value
             if isinstance(value, str) or (
@@ -210,13 +229,13 @@ class Maintenance(Component):
             ):
                 self._bad_value(reading)
                 continue
-            for meter in meters:
-                if isinstance(meter, RunHoursMeter | StartsMeter):
+            for meter, mode, key in meters:
+                if mode == _BOOL:
                     meter.feed(bool(value), reading.ts)
-                elif isinstance(meter, CounterMeter):
+                elif mode == _FLOAT:
                     meter.feed(float(value), reading.ts)
-                self._dirty_meters.add((reading.device, meter.name))
-            touched.add(reading.device)
+                dirty.add(key)
+            touched.add(device)
         if touched:
             now = self.clock()
             for device in touched:  # only the plans of these devices, not every plan of the site
