@@ -19,7 +19,7 @@ from pymodbus.server import ModbusTcpServer
 
 from drivers.modbus.link import NoAnswer, TcpLink
 from drivers.modbus.plan import plan_reads
-from drivers.modbus.poller import ModbusBusDriver, next_slot, poll_once
+from drivers.modbus.poller import ModbusBusDriver, SlotTimer, next_slot, poll_once
 from gateway.config.models import DeviceSpec, ModbusBus, ModbusPoint, Workarounds
 from gateway.config.site import Device
 from gateway.model import DeviceStatus, Quality, Reading
@@ -189,6 +189,21 @@ def test_schedule_is_a_fixed_grid() -> None:
     assert next_slot(10.0, 1.0, 10.2) == 11.0
     assert next_slot(10.0, 1.0, 13.5) == 14.0  # overran: skip slots, no burst, no drift
     assert next_slot(10.0, 0.5, 11.0) == 11.5
+
+
+async def test_a_slot_wakes_its_devices_with_one_timer() -> None:
+    loop = asyncio.get_running_loop()
+    slots = SlotTimer(loop)
+    when = loop.time() + 0.01
+    timers = len(loop._scheduled)  # type: ignore[attr-defined]
+    first, second, cancelled = (slots.wait_until(when) for _ in range(3))
+    later = slots.wait_until(when + 0.01)
+    assert len(loop._scheduled) == timers + 2  # type: ignore[attr-defined]  # one per slot
+    cancelled.cancel()  # one device stopped: the others of its slot still wake
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert not later.done()  # a later slot waits for its own time
+    await asyncio.wait_for(later, 5)
+    assert loop.time() >= when + 0.01
 
 
 async def test_several_units_decoded_as_written(server: TestServer) -> None:
