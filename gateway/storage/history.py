@@ -143,6 +143,12 @@ _FLOAT_RANGE = 1.7e308
 """Integers beyond a float's range are stored but not aggregated (float() would overflow)."""
 
 _NUMBERS = frozenset((float, int, bool))
+# a reading's fields, for `map`: a whole poll's times, points, values read in C, not a comprehension
+_TS = operator.attrgetter("ts")
+_POINT = operator.attrgetter("point")
+_VALUE = operator.attrgetter("value")
+_QUALITY = operator.attrgetter("quality")
+_DEVICE = operator.attrgetter("device")
 _PACK_CODE = {float: b"d", int: b"q", bool: b"q"}
 _packings: dict[tuple[type, ...], tuple[bytes, struct.Struct] | None] = {}
 """Per kinds of a poll's values: its layout codes and packer (None: not all numbers)."""
@@ -399,14 +405,14 @@ class HistoryStore:
     ) -> None:
         """One poll (a device's readings within `ROW_SPAN`): its row, and its values' minutes."""
         first = group[0]
-        stream = self._stream(first.device, tuple([r.point for r in group]), created)
+        stream = self._stream(first.device, tuple(map(_POINT, group)), created)
         if stream is None:  # a point twice, or too many combinations: one point per row
             for r in group:
                 self._store_poll((r,), rows, done, late, created)
             return
         stream_id, sids = stream
         n = len(group)
-        times = [r.ts for r in group]
+        times = list(map(_TS, group))
         ts = min(times)
         newest = max(times)
         times_packed = None if newest == ts else _times_struct(n).pack(*times)
@@ -417,9 +423,9 @@ class HistoryStore:
             current = None
         if current is None:
             current = self._open[stream_id] = _Minute(minute, sids)
-        values = [r.value for r in group]
+        values = list(map(_VALUE, group))
         packing = _packing(tuple(map(type, values)))
-        if packing is not None and [r.quality for r in group].count(Quality.GOOD) == n:
+        if packing is not None and list(map(_QUALITY, group)).count(Quality.GOOD) == n:
             # the usual poll: good numbers only, packed in binary, folded a whole list at a time
             # (integers and true/false as they are: a minute becomes floats when it is read)
             layout, packer = packing
@@ -847,8 +853,8 @@ def _polls(batch: Sequence[Reading]) -> Iterator[Sequence[Reading]]:
     """A batch cut into polls: consecutive readings of one device within `ROW_SPAN` seconds (a
     point twice is cut apart when a poll is stored)."""
     first = batch[0]
-    times = [r.ts for r in batch]
-    if max(times) - min(times) < ROW_SPAN and [r.device for r in batch].count(first.device) == len(
+    times = list(map(_TS, batch))
+    if max(times) - min(times) < ROW_SPAN and list(map(_DEVICE, batch)).count(first.device) == len(
         batch
     ):
         yield batch  # a device's poll: the usual batch
