@@ -222,6 +222,21 @@ def test_disk_queue_from_before_chunks_opens_with_one_item_per_row(tmp_path: Pat
     queue.close()
 
 
+def test_ack_counts_only_what_the_bound_left_of_a_peeked_batch(tmp_path: Path) -> None:
+    # the sender writes a peeked batch while the spooler appends beside it: if the bound drops part
+    # of the batch meanwhile, those lines are counted as dropped, and ack must not count them again
+    bound = 3 * (100 + ROW_OVERHEAD)
+    queue = DiskQueue(tmp_path / "q.sqlite3", bound)
+    queue.put_many([(b"x" * 100, float(n), True, 10) for n in range(3)])
+    batch = queue.peek(30)
+    assert len(batch) == 3
+    queue.put_many([(b"y" * 100, 9.0, True, 10)])  # the oldest chunk makes room
+    assert queue.dropped == 10
+    assert queue.ack(batch[-1].seq) == 20
+    assert len(queue) == 10 and [e.body for e in queue.peek(30)] == [b"y" * 100]
+    queue.close()
+
+
 async def test_lines_are_queued_in_chunks_and_sent_one_per_line(tmp_path: Path) -> None:
     site = site_with_influx(tmp_path, extra=", batch_size: 7")
     writer = Recording()

@@ -22,9 +22,10 @@ Why numbers are written as floats: InfluxDB refuses a field whose type changes, 
 JSON does not say whether `5` is an int or a float. Only good readings are exported: `stale` has no
 value, and `bad` is not a measurement anyone should trend (the local history keeps both).
 
-Task: `fgw[influx].send`, owned by the gateway's TaskGroup. The blocking client and SQLite calls run
-in worker threads (a batch's peek, write and acknowledgement in one call); a lock keeps the queue to
-one thread at a time, and is never held across a network write.
+Task: `fgw[influx].send`, owned by the gateway's TaskGroup; it spools, and runs the sender beside it
+as `fgw[influx].drain`. The blocking client and SQLite calls run in worker threads (a batch's peek,
+write and acknowledgement in one call); a lock keeps the queue to one thread at a time, and is never
+held across a network write.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ class InfluxExporter(Component):
         self._memory: list[tuple[str, float, bool]] = []  # (line, ts, droppable), in order
         self._full = min(self.batch_size, MAX_MEMORY_LINES + 1)  # a batch to send, or too many
         self._wakeup = asyncio.Event()
+        self._spooled = asyncio.Event()  # the spooler tells the sender there is more on disk
         self._next_try = 0.0
         self._queue_lock = threading.Lock()  # one worker thread on the queue at a time
         self.sent = 0
@@ -248,14 +250,32 @@ class InfluxExporter(Component):
     # ------------------------------------------------------------------------------ running
 
     async def run(self) -> None:
+        """Spool memory to disk every `flush_interval` (or once a batch waits) and, beside it, send.
+
+        Why two tasks: the spooling of the next lines and the sending of the queued ones take turns
+        in worker threads, and each hand-over of the interpreter lock between a worker and the
+        event loop waits for the loop's thread; done one after the other, a batch's spool, write
+        and acknowledgement added up and the sender fell behind a busy loop. Side by side (the
+        queue lock still lets one thread at a time on SQLite) the slower of the two sets the pace.
+        """
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._send_loop(), name="fgw[influx].drain")
+            while True:
+                try:
+                    async with asyncio.timeout(self.flush_interval):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    pass
+                self._wakeup.clear()
+                await self._spool()
+                self._spooled.set()
+
+    async def _send_loop(self) -> None:
+        """After every spool (at least every `flush_interval`): send what is queued, unless a failed
+        write's back-off is still running (then the next spool looks again)."""
         while True:
-            try:
-                async with asyncio.timeout(self.flush_interval):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
-            await self._spool()
+            await self._spooled.wait()
+            self._spooled.clear()
             if time.monotonic() >= self._next_try:
                 await self._drain(deadline=None)
 
@@ -321,7 +341,9 @@ class InfluxExporter(Component):
         except Exception as exc:
             return count, exc
         with self._queue_lock:
-            self.queue.ack(entries[-1].seq)
+            # what the ack removed: the bound may have dropped (and counted) part of the batch
+            # while it was on its way, when the spooler ran beside this write
+            count = self.queue.ack(entries[-1].seq)
         return count, error
 
     def _failed(self, exc: Exception) -> None:

@@ -173,8 +173,11 @@ class DiskQueue:
             cursor.close()
         return entries
 
-    def ack(self, seq: int) -> None:
-        """Every entry up to and including `seq` was delivered: forget them (one transaction)."""
+    def ack(self, seq: int) -> int:
+        """Every entry up to and including `seq` was delivered: forget them (one transaction).
+
+        Returns the items removed (fewer than were peeked if the bound dropped some meanwhile).
+        """
         rows, count, size = self._db.execute(
             f"SELECT count(*), coalesce(sum(items), 0), coalesce(sum(length(body)), 0) + "
             f"count(*) * {ROW_OVERHEAD} FROM queue WHERE seq <= ?",
@@ -184,6 +187,7 @@ class DiskQueue:
             self._db.execute("DELETE FROM queue WHERE seq <= ?", (seq,))
             self._count -= count
             self._bytes -= size
+        return count
 
     # ------------------------------------------------------------------------------ reporting
 
