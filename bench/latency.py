@@ -33,7 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -117,6 +117,20 @@ class Watch:
         self.client.loop_stop()
 
 
+def paced(rate: float, seconds: float) -> Iterator[int]:
+    """0, 1, 2, … each at its own due time (`rate` per second for `seconds`), not after the last:
+    a late message does not push back the ones after it, so the offered rate stays `rate`."""
+    period = 1.0 / rate
+    start = time.perf_counter()
+    n = 0
+    while (due := start + n * period) < start + seconds:
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield n
+        n += 1
+
+
 def mqtt_latency(port: int, watch: Watch, rate: float, seconds: float) -> list[float]:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-doors-{port}")
     client.connect("127.0.0.1", port)
@@ -128,13 +142,7 @@ def mqtt_latency(port: int, watch: Watch, rate: float, seconds: float) -> list[f
         time.sleep(1.0)  # let the setup settle before measuring
         sent: list[tuple[str, str, float]] = []
         is_open = [False] * DOORS
-        period = 1.0 / rate
-        start = time.perf_counter()
-        n = 0
-        while (due := start + n * period) < start + seconds:
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+        for n in paced(rate, seconds):
             door = n % DOORS
             if n % 10 == 0:
                 door = (n // 10) % DOORS
@@ -146,7 +154,6 @@ def mqtt_latency(port: int, watch: Watch, rate: float, seconds: float) -> list[f
                 sent.append((f"door-{door}", state, at))
             else:
                 client.publish(f"doors/d{door}/status", b'{"online": true}', qos=0)
-            n += 1
         samples = []
         for device, state, at in sent:
             arrival = watch.wait((device, "door_forced", state), at)[0]
@@ -167,13 +174,7 @@ def floor_latency(port: int, watch: Watch, rate: float, seconds: float) -> list[
     try:
         time.sleep(0.5)
         sent: list[tuple[str, str, float]] = []
-        period = 1.0 / rate
-        start = time.perf_counter()
-        n = 0
-        while (due := start + n * period) < start + seconds:
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+        for n in paced(rate, seconds):
             if n % 10 == 0:
                 device, state = f"bench-floor-{n % DOORS}", f"s{n}"
                 body = json.dumps({"device": device, "rule": "door_forced", "state": state})
@@ -182,7 +183,6 @@ def floor_latency(port: int, watch: Watch, rate: float, seconds: float) -> list[
                 sent.append((device, state, at))
             else:
                 client.publish("bench/floor/status", b'{"online": true}', qos=0)
-            n += 1
         return [
             watch.wait((device, "door_forced", state), at)[0] - at for device, state, at in sent
         ]
