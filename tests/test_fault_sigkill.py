@@ -21,6 +21,7 @@ import aiomqtt
 import pytest
 
 from gateway.config.site import Site, load_site
+from gateway.storage.segqueue import read_queue
 from simulators.runner import SiteSimulator
 from tests.reliability_support import (
     EventCollector,
@@ -87,7 +88,6 @@ async def test_sigkill_during_ingest_restores_alarms_and_queues(tmp_path: Path) 
     site = load_site(write_fault_site(tmp_path, broker.port, influx_url=victoria.url))
     state = site.storage_dir
     journal_sql = "SELECT event FROM alarm_journal ORDER BY seq"
-    queued_sql = "SELECT coalesce(sum(items), 0) FROM queue"  # lines; a row holds a chunk of them
     log = tmp_path / "gateway.log"
     first = second = None
     try:
@@ -100,8 +100,8 @@ async def test_sigkill_during_ingest_restores_alarms_and_queues(tmp_path: Path) 
             )
             sims.devices["pump-2"].clear()
             await until(lambda: len(rows(state / "gateway.sqlite3", journal_sql)) >= 3, 20, "clear")
-            await until(
-                lambda: rows(state / "influx-queue.sqlite3", queued_sql)[0][0] > 50,
+            await until(  # lines: a queue entry holds a chunk of them
+                lambda: sum(e.items for e in read_queue(state / "influx-queue")) > 50,
                 20, "export queue",
             )  # fmt: skip
             first.send_signal(signal.SIGKILL)
@@ -109,11 +109,10 @@ async def test_sigkill_during_ingest_restores_alarms_and_queues(tmp_path: Path) 
 
             journal = [json.loads(r[0]) for r in rows(state / "gateway.sqlite3", journal_sql)]
             outbox = rows(state / "gateway.sqlite3", "SELECT topic FROM outbox ORDER BY seq")
-            queue_sql = "SELECT body FROM queue ORDER BY seq"
             queued = [
                 text
-                for r in rows(state / "influx-queue.sqlite3", queue_sql)
-                for text in bytes(r[0]).decode().split("\n")
+                for e in read_queue(state / "influx-queue")
+                for text in e.body.decode().split("\n")
             ]
             assert len(outbox) >= 2 * len(journal)  # each transition: retained state + event
 

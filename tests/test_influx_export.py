@@ -1,5 +1,5 @@
-"""InfluxDB export: line protocol, the disk queue's bound and order, the exporter's store-and-forward
-with a recording writer, and a round trip through a real v2 write API (VictoriaMetrics)."""
+"""InfluxDB export: line protocol, the exporter's store-and-forward with a recording writer, and a
+round trip through a real v2 write API (VictoriaMetrics). The disk queue itself: test_segqueue.py."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from gateway.export import influx
 from gateway.export.influx import InfluxExporter, WriteRefused, chunks
 from gateway.export.lineproto import line, reading_lines
 from gateway.model import Quality, Reading
-from gateway.storage.diskqueue import ROW_OVERHEAD, DiskQueue
 from tests.reliability_support import Victoria, wait_until
 from tests.support import free_port
 
@@ -53,28 +52,6 @@ def test_good_readings_grouped_per_device_and_time_under_the_template_measuremen
          "1790000000123", T),
         ("device,device=tank-1,site=riverside level=40.0 1790000001123", T + 1),
     ]  # fmt: skip
-
-
-def test_disk_queue_bound_drops_oldest_readings_never_events(tmp_path: Path) -> None:
-    body = b"x" * 60
-    bound = 10 * (len(body) + ROW_OVERHEAD)
-    queue = DiskQueue(tmp_path / "q.sqlite3", bound)
-    queue.put_many([(b"event-0", 1.0, False)])
-    for i in range(30):
-        queue.put_many([(body + str(i).encode(), 2.0 + i, True)])
-    queue.put_many([(b"event-1", 40.0, False)])
-    bodies = [e.body for e in queue.peek(100)]
-    assert bodies[0] == b"event-0" and bodies[-1] == b"event-1"
-    assert queue.dropped == 30 - len(bodies) + 2 > 0
-    assert bodies[1] == body + str(queue.dropped).encode()  # the oldest readings went
-    assert queue.size_bytes <= bound + len(b"event-0event-1") + 2 * ROW_OVERHEAD
-    assert queue.oldest() == 1.0
-    queue.close()
-    again = DiskQueue(tmp_path / "q.sqlite3", bound)  # a restart keeps queue and count
-    assert [e.body for e in again.peek(100)] == bodies and again.dropped == queue.dropped
-    again.ack(again.peek(2)[-1].seq)
-    assert len(again) == len(bodies) - 2
-    again.close()
 
 
 def transition(at: float) -> Any:
@@ -177,66 +154,6 @@ async def test_round_trip_through_a_real_v2_write_api(tmp_path: Path) -> None:
         victoria.stop()
 
 
-def test_disk_queue_counts_items_of_chunked_entries(tmp_path: Path) -> None:
-    body = b"x" * 100
-    bound = 4 * (len(body) + ROW_OVERHEAD)
-    queue = DiskQueue(tmp_path / "q.sqlite3", bound)
-    queue.put_many([(body, 1.0, True, 10), (b"event", 2.0, False, 1), (body, 3.0, True, 7)])
-    assert len(queue) == 18
-    assert [e.items for e in queue.peek(10)] == [10]  # at most 10 items, and the first entry
-    assert [e.items for e in queue.peek(11)] == [10, 1]
-    assert [e.items for e in queue.peek(5)] == [10]  # an entry bigger than the limit still goes
-    queue.put_many([(body, 4.0, True, 5), (body, 5.0, True, 5)])  # one entry over the bound
-    assert queue.dropped == 10 and len(queue) == 18  # the oldest chunk of readings, its 10 lines
-    assert [e.ts for e in queue.peek(100)] == [2.0, 3.0, 4.0, 5.0]
-    queue.ack(queue.peek(8)[-1].seq)  # the event and the 7-line chunk
-    assert len(queue) == 10 and queue.size_bytes == 2 * (len(body) + ROW_OVERHEAD)
-    queue.close()
-    again = DiskQueue(tmp_path / "q.sqlite3", bound)
-    assert (len(again), again.dropped, again.size_bytes) == (10, 10, queue.size_bytes)
-    again.close()
-
-
-def test_disk_queue_from_before_chunks_opens_with_one_item_per_row(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as db:  # the schema of queue files written by earlier releases
-        db.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-            "CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, droppable INTEGER NOT NULL,"
-            " ts REAL NOT NULL, body BLOB NOT NULL);"
-            "INSERT INTO meta VALUES ('dropped', 3);"
-        )
-        db.executemany(
-            "INSERT INTO queue (droppable, ts, body) VALUES (?, ?, ?)",
-            [(1, 1.0, b"m a=1.0 1000"), (0, 2.0, b'alarm_event state="x" 2000')],
-        )
-    db.close()
-    queue = DiskQueue(path, 1 << 20)
-    assert len(queue) == 2 and queue.dropped == 3
-    assert [(e.body, e.items) for e in queue.peek(5)] == [
-        (b"m a=1.0 1000", 1),
-        (b'alarm_event state="x" 2000', 1),
-    ]
-    queue.put_many([(b"m a=2.0 3000\nm a=3.0 4000", 3.0, True, 2)])
-    assert len(queue) == 4
-    queue.close()
-
-
-def test_ack_counts_only_what_the_bound_left_of_a_peeked_batch(tmp_path: Path) -> None:
-    # the sender writes a peeked batch while the spooler appends beside it: if the bound drops part
-    # of the batch meanwhile, those lines are counted as dropped, and ack must not count them again
-    bound = 3 * (100 + ROW_OVERHEAD)
-    queue = DiskQueue(tmp_path / "q.sqlite3", bound)
-    queue.put_many([(b"x" * 100, float(n), True, 10) for n in range(3)])
-    batch = queue.peek(30)
-    assert len(batch) == 3
-    queue.put_many([(b"y" * 100, 9.0, True, 10)])  # the oldest chunk makes room
-    assert queue.dropped == 10
-    assert queue.ack(batch[-1].seq) == 20
-    assert len(queue) == 10 and [e.body for e in queue.peek(30)] == [b"y" * 100]
-    queue.close()
-
-
 async def test_lines_are_queued_in_chunks_and_sent_one_per_line(tmp_path: Path) -> None:
     site = site_with_influx(tmp_path, extra=", batch_size: 7")
     writer = Recording()
@@ -295,3 +212,36 @@ def test_a_small_queue_bound_makes_small_chunks(tmp_path: Path) -> None:
     )
     assert exporter.chunk_bytes == 65536 and exporter.chunk_lines == 1000
     exporter.queue.close()
+
+
+async def test_an_upgraded_box_sends_what_its_sqlite_queue_held(tmp_path: Path) -> None:
+    site = site_with_influx(tmp_path)
+    site.storage_dir.mkdir(parents=True)
+    old = site.storage_dir / "influx-queue.sqlite3"  # the queue file of earlier releases
+    db = sqlite3.connect(old, isolation_level=None)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, droppable INTEGER NOT NULL,"
+        " ts REAL NOT NULL, body BLOB NOT NULL, items INTEGER NOT NULL DEFAULT 1);"
+        "INSERT INTO meta VALUES ('dropped', 4);"
+    )
+    lines = [
+        f"device,device=pump-1,site=riverside flow={i}.0 {round((T + i) * 1000)}" for i in range(5)
+    ]
+    db.execute(
+        "INSERT INTO queue (droppable, ts, body, items) VALUES (1, ?, ?, 3)",
+        (T, "\n".join(lines[:3]).encode()),
+    )
+    db.execute(
+        "INSERT INTO queue (droppable, ts, body, items) VALUES (1, ?, ?, 2)",
+        (T + 3, "\n".join(lines[3:]).encode()),
+    )
+    db.close()
+    writer = Recording()
+    writer.up = True
+    exporter = InfluxExporter(site, writer=writer)
+    assert exporter.stats()["queued"] == 5 and exporter.stats()["dropped"] == 4
+    assert not old.exists()
+    await exporter._drain(deadline=None)
+    assert writer.lines == lines and exporter.stats()["queued"] == 0
+    await exporter.close()

@@ -7,15 +7,16 @@ to the measurement `alarm_event` (tags `site`, `device`, `alarm`, `priority`; fi
 
 Path of a reading: `on_readings` turns a batch into line protocol in memory (never blocking the
 loop; `LineBuilder` caches the escaped pieces) -> every `flush_interval` (or sooner, once
-`batch_size` lines wait) the lines are appended to a `DiskQueue` in one transaction
-(`<storage>/influx-queue.sqlite3`), in chunks of up to `CHUNK_LINES` lines per row -> the sender
+`batch_size` lines wait) the lines are appended to a `SegmentQueue` with one write
+(`<storage>/influx-queue/`), in chunks of up to `CHUNK_LINES` lines per entry -> the sender
 peeks up to `batch_size` lines in order, writes them with `influxdb-client`'s v2 write API and
 acknowledges them only after the server said 2xx. While the server is away the queue grows on disk
 up to `queue_max_mb`; then the oldest *readings* are dropped (a chunk at a time) and counted, alarm
 events never. A restart (even after SIGKILL) replays what is on disk, in order.
 
-Why chunks: SQLite costs about the same per row whatever it holds, and one row per line made the
-queue's insert, peek and delete most of the exporter's work. A chunk holds lines of one kind only
+Why chunks: a queue entry costs about the same whatever it holds (a header, a crc, an index row;
+with the SQLite queue of earlier releases, an insert, a peek and a delete), and one entry per line
+made the queue most of the exporter's work. A chunk holds lines of one kind only
 (readings or events, so events are still never dropped) joined by newlines, the way they are sent.
 
 Why numbers are written as floats: InfluxDB refuses a field whose type changes, and an MQTT device's
@@ -23,7 +24,7 @@ JSON does not say whether `5` is an int or a float. Only good readings are expor
 value, and `bad` is not a measurement anyone should trend (the local history keeps both).
 
 Task: `fgw[influx].send`, owned by the gateway's TaskGroup; it spools, and runs the sender beside it
-as `fgw[influx].drain`. The blocking client and SQLite calls run in worker threads (a batch's peek,
+as `fgw[influx].drain`. The blocking client and queue calls run in worker threads (a batch's peek,
 write and acknowledgement in one call); a lock keeps the queue to one thread at a time, and is never
 held across a network write.
 """
@@ -43,7 +44,7 @@ from gateway.components import Component
 from gateway.export.lineproto import LineBuilder, line
 from gateway.model import Reading
 from gateway.mqtt_settings import Secret
-from gateway.storage.diskqueue import DiskQueue
+from gateway.storage.segqueue import SegmentQueue
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
@@ -56,11 +57,11 @@ MAX_MEMORY_LINES = 100_000
 """Lines waiting in memory for the disk queue (only grows while the disk refuses writes)."""
 
 CHUNK_LINES = 1000
-"""Lines per disk-queue row at most (and never more than `batch_size`): big enough that SQLite's
-per-row cost vanishes, small enough that the bound drops readings in small steps."""
+"""Lines per disk-queue entry at most (and never more than `batch_size`): big enough that the
+per-entry cost vanishes, small enough that the bound drops readings in small steps."""
 
 CHUNK_BYTES = 256 * 1024
-"""Text per disk-queue row at most (and at most a sixteenth of `queue_max_mb`), for the same reason;
+"""Text per disk-queue entry at most (and at most a sixteenth of `queue_max_mb`), for the same reason;
 counted in characters, which for line protocol (ASCII but for odd names) are its bytes."""
 
 CLOSE_TIMEOUT = 5.0
@@ -178,8 +179,10 @@ class InfluxExporter(Component):
         self.flush_interval = config.flush_interval
         self.measurements = {d.id: d.measurement for d in site.devices.values()}
         self._lines = LineBuilder(site.id, self.measurements)
-        self.queue = DiskQueue(
-            site.storage_dir / "influx-queue.sqlite3", int(config.queue_max_mb * 1024 * 1024)
+        self.queue = SegmentQueue(
+            site.storage_dir / "influx-queue",
+            int(config.queue_max_mb * 1024 * 1024),
+            legacy=site.storage_dir / "influx-queue.sqlite3",  # the queue of earlier releases
         )
         self.chunk_lines = min(CHUNK_LINES, self.batch_size)
         self.chunk_bytes = min(CHUNK_BYTES, self.queue.max_bytes // 16)
@@ -256,7 +259,7 @@ class InfluxExporter(Component):
         in worker threads, and each hand-over of the interpreter lock between a worker and the
         event loop waits for the loop's thread; done one after the other, a batch's spool, write
         and acknowledgement added up and the sender fell behind a busy loop. Side by side (the
-        queue lock still lets one thread at a time on SQLite) the slower of the two sets the pace.
+        queue lock still lets one thread at a time on the queue) the slower of the two sets the pace.
         """
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._send_loop(), name="fgw[influx].drain")
@@ -280,13 +283,13 @@ class InfluxExporter(Component):
                 await self._drain(deadline=None)
 
     async def _spool(self) -> None:
-        """Memory -> disk queue, in chunks, in one transaction."""
+        """Memory -> disk queue, in chunks, with one write."""
         if not self._memory:
             return
         lines, self._memory = self._memory, []
         try:
             await asyncio.to_thread(self._put, lines)
-        except Exception as exc:  # sqlite3.Error: disk full, I/O error
+        except Exception as exc:  # OSError: disk full, I/O error
             self._memory[:0] = lines  # keep them, in order, and try again next time
             if self.queue_error is None:
                 log.error("influx queue %s: cannot write: %s", self.queue.path, exc)
@@ -297,7 +300,7 @@ class InfluxExporter(Component):
             self.queue_error = None
 
     def _put(self, lines: Sequence[tuple[str, float, bool]]) -> None:
-        """Worker thread: lines -> chunks -> the disk queue, in one transaction."""
+        """Worker thread: lines -> chunks -> the disk queue, with one write."""
         entries = chunks(lines, self.chunk_lines, self.chunk_bytes)
         with self._queue_lock:
             self.queue.put_many(entries)
@@ -324,7 +327,7 @@ class InfluxExporter(Component):
 
         One worker call per batch (peek, write, ack) rather than one each: every hand-over between
         the event loop and a thread waits for the other side to be scheduled. The queue lock is
-        held for the SQLite calls only, never across the network write. Returns None when the
+        held for the queue calls only, never across the network write. Returns None when the
         queue is empty, else the lines in the batch and the write's error: a `WriteRefused` batch
         is acknowledged (dropped for good), any other error leaves it queued.
         """
@@ -405,7 +408,7 @@ def chunks(
 
     A chunk holds consecutive lines of one kind joined by newlines: at most `size` of them and,
     beyond its first line, at most `max_bytes` characters. Its `ts` is its first line's (so
-    `stats()["oldest"]` is the first queued line's time, as with a row per line).
+    `stats()["oldest"]` is the first queued line's time, as with an entry per line).
     """
     out: list[tuple[bytes, float, bool, int]] = []
     start, total = 0, len(lines)

@@ -1,0 +1,818 @@
+"""A bounded, ordered queue on disk (append-only segment files) for store-and-forward: the InfluxDB
+export's buffer.
+
+Why on disk: the uplink or the database may be away for an hour, and the box may lose power in the
+middle of it. What was taken must still arrive, in order, with its own timestamps. Why bounded: the
+box's disk is small and shared with the alarm journal. When the bound is reached the oldest
+*droppable* entries (readings) go first, counted; entries that are not droppable (alarm events) are
+never dropped, whatever the bound.
+
+Entries are opaque bytes with a timestamp (the entry's own time, reported as the oldest entry's age),
+a `droppable` flag and an item count (the exporter stores a *chunk* of lines per entry; the queue
+counts lines queued and dropped, not entries). Writes come in batches (`put_many`), the consumer
+`peek`s the oldest entries up to a number of items and `ack`s them after the remote side accepted
+them: at least once, never lost. The queue is owned by one thread at a time (the exporter has a
+lock).
+
+Why segment files rather than SQLite: SQLite wrote every byte twice (into its write-ahead log, then
+into the file at the checkpoint) and the sender read it back from the file. Here every byte of a body
+is written once, appended with one `pwritev` per `put_many`, and `peek` serves it from a bounded
+in-memory copy of what was recently appended (`cache_bytes`); the files are read only after a
+restart, or for what a long outage pushed out of that copy.
+
+Layout of the directory (mode 0700, files 0600):
+
+- `<first seq>.seg`: segment files, in seq order. Each starts with `SEGMENT_MAGIC`, then records:
+  a `RECORD` header (crc32, body length, seq, ts, items, flags) and the body. The crc covers the
+  header after it and the body, so a torn or garbled record is recognised. A segment takes appends
+  until it holds `segment_bytes`, then the next one starts; a new process starts a new segment.
+- `state`: two `STATE` slots written alternately in place (a generation counter picks the newer
+  valid one, so a torn write of one slot leaves the other): `acked` (every entry up to it was
+  delivered), `drop_mark` (every *droppable* entry up to it was dropped for the bound) and `dropped`
+  (the items dropped, ever). An entry is queued when its seq is above `acked` and it is not a
+  droppable entry at or below `drop_mark`. Why a watermark: the bound drops the oldest droppable
+  entries, which is exactly "every droppable entry up to a seq", so one number persists a drop.
+
+Durability: `put_many` hands its bytes to the kernel before it returns (a SIGKILL loses nothing),
+without an fsync (as SQLite's `synchronous=NORMAL`); `durable=True` fsyncs segments and state, and
+the folder when a file is created. On open, each segment is read and checked: a torn or corrupt record
+and what follows it in that file are cut off (logged with the file and the offset), never an earlier
+record. Space: a segment is deleted once nothing in it is queued; a segment the drop watermark has
+passed keeps only its events, so it is rewritten with just them (write a temporary file, fsync,
+rename), merged into the segment before it when that one is such a rewrite too. On disk the queue
+therefore takes its bound plus at most the dead part of two segments (the one being acknowledged and
+the one the watermark is in) and the events.
+
+An existing SQLite queue (`legacy`, the format of earlier releases, with or without its `items`
+column) is taken in on the first start, in order and with its `dropped` counter, in a temporary
+folder renamed into place when complete; then the SQLite file is removed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import sqlite3
+import struct
+import zlib
+from array import array
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("fgw.queue")
+
+SEGMENT_MAGIC = b"FGWSEG1\n"
+"""The first bytes of every segment file (a format check, and room for a later version)."""
+
+RECORD = struct.Struct("<IIQdIB3x")
+"""A record's header: crc32 (of the rest of the header and the body), body length, seq, ts, items,
+flags (bit 0: droppable). 32 bytes, the queue's per-entry overhead for the bound."""
+
+RECORD_OVERHEAD = RECORD.size
+"""Bytes an entry costs beyond its body: the bound counts bodies plus this."""
+
+STATE = struct.Struct("<8sQqqqI")
+"""A state slot: magic, generation, acked, drop_mark, dropped, crc32 of the rest."""
+STATE_MAGIC = b"FGWQST1\n"
+STATE_SLOT = 64
+
+DROPPABLE = 1
+IOV_MAX = 1024
+"""Buffers per `pwritev` call (Linux's limit)."""
+
+SEGMENT_BYTES = 16 * 1024 * 1024
+"""A segment's size at most (and at least 64 KiB, at most a sixteenth of the bound): big enough
+that files are few, small enough that a wholly delivered one is deleted soon."""
+
+CACHE_BYTES = 16 * 1024 * 1024
+"""Bodies kept in memory for `peek` (at most the bound): a few batches ahead of the sender."""
+
+COMPACT_MERGE_BYTES = 1024 * 1024
+"""A rewritten (events only) segment takes the next one's events while it is smaller than this."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued entry: `seq` orders entries and is what `ack` takes; `items` is what it counts."""
+
+    seq: int
+    ts: float
+    body: bytes
+    droppable: bool
+    items: int = 1
+
+
+class _Segment:
+    """One segment file and the index of its records (parallel arrays: 33 bytes a record, so even a
+    full queue of small entries costs a few MB of memory, not a Python object per entry)."""
+
+    __slots__ = (
+        "compacted",
+        "end",
+        "fd",
+        "flags",
+        "head",
+        "items",
+        "offsets",
+        "path",
+        "seqs",
+        "sizes",
+        "ts",
+    )
+
+    def __init__(self, path: Path, fd: int | None, end: int) -> None:
+        self.path = path
+        self.fd = fd  # opened on demand for reading; the active segment's stays open
+        self.end = end  # where the next record goes (the file's valid length)
+        self.seqs = array("q")
+        self.offsets = array("q")
+        self.sizes = array("q")  # header + body
+        self.items = array("q")
+        self.ts = array("d")
+        self.flags = bytearray()
+        self.head = 0  # every record before this index is no longer queued
+        self.compacted = False  # rewritten with its events only
+
+    def add(self, seq: int, offset: int, size: int, items: int, ts: float, flags: int) -> None:
+        self.seqs.append(seq)
+        self.offsets.append(offset)
+        self.sizes.append(size)
+        self.items.append(items)
+        self.ts.append(ts)
+        self.flags.append(flags)
+
+    def truncate_index(self, n: int) -> None:
+        """Forget the records from index `n` on (a failed append)."""
+        for column in (self.seqs, self.offsets, self.sizes, self.items, self.ts, self.flags):
+            del column[n:]
+
+    def reader(self) -> int:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+
+class SegmentQueue:
+    """An ordered queue of append-only segment files with a size bound that only ever drops
+    droppable entries.
+
+    Args:
+        path: the queue's folder (created 0700).
+        max_bytes: the bound on queued bytes (bodies plus `RECORD_OVERHEAD` each).
+        durable: fsync every write (survives a power cut) rather than hand it to the kernel
+            (survives a crash).
+        legacy: an SQLite queue file of earlier releases to take in on the first start.
+        cache_bytes: bodies kept in memory for `peek` (default `CACHE_BYTES`, at most the bound).
+        segment_bytes: when a segment is full (default: `SEGMENT_BYTES`, at least 64 KiB and at
+            most a sixteenth of the bound).
+
+    Raises:
+        OSError: the folder cannot be created or read.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        max_bytes: int,
+        *,
+        durable: bool = False,
+        legacy: str | Path | None = None,
+        cache_bytes: int | None = None,
+        segment_bytes: int | None = None,
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be positive")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.durable = durable
+        if segment_bytes is None:
+            segment_bytes = min(SEGMENT_BYTES, max(64 * 1024, max_bytes // 16))
+        self.segment_bytes = segment_bytes
+        self._cache_limit = min(max_bytes, CACHE_BYTES if cache_bytes is None else cache_bytes)
+        self._cache: dict[int, bytes] = {}
+        self._cache_order: deque[int] = deque()
+        self._cache_bytes = 0
+        self._segments: deque[_Segment] = deque()
+        self._active: _Segment | None = None  # the segment appends go to (none until the first)
+        self._state_fd = -1
+        self._closed = False
+        if legacy is not None and Path(legacy).exists():
+            _take_in_legacy(Path(legacy), self.path, max_bytes)
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._open_state()
+        self._load()
+
+    # ------------------------------------------------------------------------------ opening
+
+    def _open_state(self) -> None:
+        path = self.path / "state"
+        self._state_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        raw = os.pread(self._state_fd, 2 * STATE_SLOT, 0)
+        best: tuple[int, int, int, int] | None = None
+        for slot in (raw[:STATE_SLOT], raw[STATE_SLOT:]):
+            if len(slot) < STATE.size:
+                continue
+            magic, gen, acked, mark, dropped, crc = STATE.unpack_from(slot)
+            if magic != STATE_MAGIC or crc != zlib.crc32(slot[: STATE.size - 4]):
+                continue
+            if best is None or gen > best[0]:
+                best = (gen, acked, mark, dropped)
+        if best is None and raw:
+            log.error("queue %s: state unreadable: everything on disk is queued again", path)
+        self._gen, self._acked, self._drop_mark, self._dropped = best or (0, 0, 0, 0)
+
+    def _load(self) -> None:
+        """Read every segment (checking each record), rebuild the index, cut torn tails."""
+        for stale in self.path.glob("*.tmp"):  # a rewrite interrupted before its rename
+            stale.unlink()
+        last = max(self._acked, self._drop_mark)
+        newest = 0
+        self._count = self._bytes = 0
+        for path in sorted(self.path.glob("*.seg"), key=_segment_number):
+            segment, newest = self._load_segment(path, newest)
+            if self._live_records(segment):
+                self._segments.append(segment)
+            else:
+                path.unlink()
+        self._next_seq = max(last, newest) + 1
+        if self._bytes > self.max_bytes:  # a crash between an append and its trim
+            self._trim(0)
+
+    def _load_segment(self, path: Path, newest: int) -> tuple[_Segment, int]:
+        """One segment file -> its index; `newest` is the highest seq before it (a record at or
+        below it is a copy left by an interrupted merge, and skipped)."""
+        data = path.read_bytes()
+        segment = _Segment(path, None, len(data))
+        good, problem = _scan(data, segment, newest)
+        if problem is not None:
+            log.warning("queue %s: %s at offset %d: cut off there", path, problem, good)
+            with open(path, "r+b") as f:
+                f.truncate(good)
+            segment.end = good
+        if segment.seqs:
+            newest = max(newest, segment.seqs[-1])
+        mark, acked = self._drop_mark, self._acked
+        segment.head = bisect.bisect_right(segment.seqs, acked)
+        for i in range(segment.head, len(segment.seqs)):
+            seq = segment.seqs[i]
+            if not (segment.flags[i] and seq <= mark):
+                self._count += segment.items[i]
+                self._bytes += segment.sizes[i]
+        segment.compacted = bool(segment.seqs) and not any(segment.flags)
+        return segment, newest
+
+    # ------------------------------------------------------------------------------ writing
+
+    def put_many(
+        self, entries: Iterable[tuple[bytes, float, bool] | tuple[bytes, float, bool, int]]
+    ) -> int:
+        """Append `(body, ts, droppable[, items])` entries with one write; return the number of
+        items dropped to keep the bound (an entry without `items` counts as one).
+
+        Raises:
+            OSError: the write failed (e.g. the disk is full); nothing of this batch is queued and
+                the queue stays usable.
+        """
+        buffers: list[bytes] = []
+        records: list[tuple[int, int, int, float, int, bytes]] = []
+        seq = self._next_seq
+        pack, crc32 = RECORD.pack, zlib.crc32
+        for e in entries:
+            body, ts, droppable = e[0], e[1], e[2]
+            items = e[3] if len(e) > 3 else 1  # type: ignore[misc]
+            flags = DROPPABLE if droppable else 0
+            header = pack(0, len(body), seq, ts, items, flags)
+            crc = crc32(body, crc32(memoryview(header)[4:]))
+            buffers.append(crc.to_bytes(4, "little") + header[4:])
+            buffers.append(body)
+            records.append((seq, len(body) + RECORD_OVERHEAD, items, ts, flags, body))
+            seq += 1
+        if not records:
+            return 0
+        segment = self._writable()
+        start, count_before = segment.end, len(segment.seqs)
+        self._append(segment, buffers, start)
+        offset = start
+        added_items = added_bytes = 0
+        for rseq, size, items, ts, flags, _ in records:
+            segment.add(rseq, offset, size, items, ts, flags)
+            offset += size
+            added_items += items
+            added_bytes += size
+        segment.end = offset
+        self._next_seq = seq
+        self._count += added_items
+        self._bytes += added_bytes
+        try:
+            dropped = self._trim(0)
+        except OSError:  # the drop could not be persisted: take the batch back out
+            segment.truncate_index(count_before)
+            segment.end = start
+            self._next_seq = records[0][0]
+            self._count -= added_items
+            self._bytes -= added_bytes
+            _truncate(segment, start)
+            raise
+        for rseq, _, _, _, flags, body in records:
+            if not (flags and rseq <= self._drop_mark):
+                self._cache[rseq] = body
+                self._cache_order.append(rseq)
+                self._cache_bytes += len(body)
+        self._evict()
+        return dropped
+
+    def _writable(self) -> _Segment:
+        """The active segment, or a new one when there is none or it is full."""
+        active = self._active
+        if active is not None and active.end < self.segment_bytes:
+            return active
+        path = self.path / f"{self._next_seq:020d}.seg"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, [SEGMENT_MAGIC], 0)
+            if self.durable:
+                os.fsync(fd)
+                _sync_folder(self.path)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        segment = _Segment(path, fd, len(SEGMENT_MAGIC))
+        self._segments.append(segment)
+        self._active = segment
+        if active is not None:
+            active.close()
+            self._tidy(active)
+        return segment
+
+    def _append(self, segment: _Segment, buffers: list[bytes], offset: int) -> None:
+        """Write the buffers at `offset` (the segment's end) or, on any failure, cut the file back
+        there and raise: a batch is queued whole or not at all."""
+        assert segment.fd is not None
+        try:
+            _write_all(segment.fd, buffers, offset)
+            if self.durable:
+                os.fdatasync(segment.fd)
+        except OSError:
+            _truncate(segment, offset)
+            raise
+
+    def _trim(self, extra: int) -> int:
+        """Drop the oldest droppable entries until the queue fits the bound; persist the new
+        watermark before anything changes in memory. Returns the items dropped.
+
+        Raises:
+            OSError: the state could not be written (nothing was dropped).
+        """
+        need = self._bytes + extra - self.max_bytes
+        if need <= 0:
+            return 0
+        mark, acked = self._drop_mark, self._acked
+        freed = dropped = 0
+        touched: list[_Segment] = []
+        for segment in self._segments:
+            seqs = segment.seqs
+            if not seqs or seqs[-1] <= mark:
+                continue
+            flags, n = segment.flags, len(seqs)
+            i = max(segment.head, bisect.bisect_right(seqs, mark))
+            touched.append(segment)
+            while i < n and freed < need:
+                if flags[i] and seqs[i] > acked:
+                    freed += segment.sizes[i]
+                    dropped += segment.items[i]
+                    mark = seqs[i]
+                i += 1
+            if freed >= need:
+                break
+        if not dropped:
+            return 0  # only events left: they are kept beyond the bound
+        old_mark = self._drop_mark
+        self._write_state(self._acked, mark, self._dropped + dropped)
+        self._drop_mark, self._dropped = mark, self._dropped + dropped
+        self._count -= dropped
+        self._bytes -= freed
+        for segment in touched:
+            lo = bisect.bisect_right(segment.seqs, old_mark)
+            hi = bisect.bisect_right(segment.seqs, mark)
+            for i in range(lo, hi):
+                if segment.flags[i]:
+                    body = self._cache.pop(segment.seqs[i], None)
+                    if body is not None:
+                        self._cache_bytes -= len(body)
+        for segment in touched:
+            if segment is not self._active and segment.seqs[-1] <= mark:
+                self._tidy(segment)
+        return dropped
+
+    # ------------------------------------------------------------------------------ space
+
+    def _tidy(self, segment: _Segment) -> None:
+        """A segment appends no longer go to: delete it when nothing in it is queued; rewrite it
+        with its events only once the watermark has passed it (merged into the segment before it
+        when that one is such a rewrite too and still small). A failed rewrite is logged and left
+        for later: it only costs space."""
+        if segment not in self._segments:
+            return
+        live = self._live_records(segment)
+        if not live:
+            self._delete(segment)
+            return
+        if not segment.seqs or segment.seqs[-1] > self._drop_mark:
+            return  # readings still queued in it
+        if len(live) == len(segment.seqs) - segment.head and segment.head == 0:
+            segment.compacted = True
+            return  # nothing dead in it
+        position = self._segments.index(segment)
+        group = [segment]
+        if position > 0:
+            before = self._segments[position - 1]
+            if before.compacted and before.end < COMPACT_MERGE_BYTES:
+                group.insert(0, before)
+        try:
+            self._rewrite(group)
+        except OSError as exc:
+            log.warning("queue %s: cannot rewrite %s: %s", self.path, segment.path.name, exc)
+
+    def _rewrite(self, group: list[_Segment]) -> None:
+        """Write the queued records of `group` (consecutive segments) into one file named as the
+        first, atomically (temporary file, fsync, rename), then delete the others."""
+        target = group[0].path
+        tmp = target.with_suffix(".tmp")
+        merged = _Segment(target, None, len(SEGMENT_MAGIC))
+        buffers: list[bytes] = [SEGMENT_MAGIC]
+        for segment in group:
+            fd = segment.reader()
+            for i in self._live_records(segment):
+                size, offset = segment.sizes[i], segment.offsets[i]
+                raw = os.pread(fd, size, offset)
+                if len(raw) != size:
+                    raise OSError(errno.EIO, f"{segment.path.name}: short read at {offset}")
+                buffers.append(raw)
+                merged.add(
+                    segment.seqs[i], merged.end, size, segment.items[i], segment.ts[i],
+                    segment.flags[i],
+                )  # fmt: skip
+                merged.end += size
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, buffers, 0)
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            tmp.unlink()
+            raise
+        os.close(fd)
+        os.replace(tmp, target)
+        _sync_folder(self.path)
+        merged.compacted = True
+        position = self._segments.index(group[0])
+        for segment in group:
+            segment.close()
+            self._segments.remove(segment)
+        for segment in group[1:]:
+            segment.path.unlink()
+        self._segments.insert(position, merged)
+
+    def _delete(self, segment: _Segment) -> None:
+        segment.close()
+        self._segments.remove(segment)
+        if segment is self._active:
+            self._active = None
+        with contextlib.suppress(FileNotFoundError):
+            segment.path.unlink()
+
+    def _live_records(self, segment: _Segment) -> list[int]:
+        """Indexes of the segment's records that are still queued."""
+        acked, mark, seqs, flags = self._acked, self._drop_mark, segment.seqs, segment.flags
+        return [
+            i
+            for i in range(segment.head, len(seqs))
+            if seqs[i] > acked and not (flags[i] and seqs[i] <= mark)
+        ]
+
+    def _evict(self) -> None:
+        """Keep the in-memory copy of bodies within its bound, oldest out first."""
+        cache, order = self._cache, self._cache_order
+        while self._cache_bytes > self._cache_limit and order:
+            body = cache.pop(order.popleft(), None)
+            if body is not None:
+                self._cache_bytes -= len(body)
+
+    def _write_state(self, acked: int, mark: int, dropped: int) -> None:
+        """Persist the watermarks in the slot the previous write did not use."""
+        gen = self._gen + 1
+        head = STATE.pack(STATE_MAGIC, gen, acked, mark, dropped, 0)[: STATE.size - 4]
+        slot = head + zlib.crc32(head).to_bytes(4, "little")
+        _write_all(self._state_fd, [slot], (gen % 2) * STATE_SLOT)
+        if self.durable:
+            os.fdatasync(self._state_fd)
+        self._gen = gen
+
+    # ------------------------------------------------------------------------------ reading
+
+    def _queued(self) -> Iterator[tuple[_Segment, int]]:
+        """The queued records in order, as (segment, index); moves each segment's `head` past
+        what is no longer queued on the way."""
+        mark = self._drop_mark
+        for segment in self._segments:
+            seqs, flags, n = segment.seqs, segment.flags, len(segment.seqs)
+            i = segment.head
+            while i < n and flags[i] and seqs[i] <= mark:
+                i += 1
+            segment.head = i
+            while i < n:
+                if not (flags[i] and seqs[i] <= mark):
+                    yield segment, i
+                i += 1
+
+    def peek(self, limit: int) -> list[Entry]:
+        """The oldest entries, in order, holding at most `limit` items (at least one entry when
+        the queue is not empty, however many items it holds), without removing them.
+
+        Raises:
+            OSError: a segment could not be read.
+        """
+        entries: list[Entry] = []
+        total = 0
+        cache = self._cache
+        for segment, i in self._queued():
+            items = segment.items[i]
+            total += items
+            if total > limit and entries:
+                break
+            seq = segment.seqs[i]
+            body = cache.get(seq)
+            if body is None:
+                body = self._read_body(segment, i)
+            entries.append(Entry(seq, segment.ts[i], body, bool(segment.flags[i]), items))
+            if total >= limit:
+                break
+        return entries
+
+    def _read_body(self, segment: _Segment, i: int) -> bytes:
+        size, offset = segment.sizes[i], segment.offsets[i]
+        raw = os.pread(segment.reader(), size - RECORD_OVERHEAD, offset + RECORD_OVERHEAD)
+        if len(raw) != size - RECORD_OVERHEAD:
+            raise OSError(errno.EIO, f"queue {segment.path}: short read at offset {offset}")
+        return raw
+
+    def ack(self, seq: int) -> int:
+        """Every entry up to and including `seq` was delivered: forget them.
+
+        Returns the items removed (fewer than were peeked if the bound dropped some meanwhile).
+
+        Raises:
+            OSError: the acknowledgement could not be written (nothing was removed).
+        """
+        seq = min(seq, self._next_seq - 1)
+        if seq <= self._acked:
+            return 0
+        mark = self._drop_mark
+        count = freed = 0
+        heads: list[tuple[_Segment, int]] = []
+        for segment in self._segments:
+            seqs, flags, n = segment.seqs, segment.flags, len(segment.seqs)
+            i = segment.head
+            while i < n and seqs[i] <= seq:
+                if not (flags[i] and seqs[i] <= mark):
+                    count += segment.items[i]
+                    freed += segment.sizes[i]
+                i += 1
+            heads.append((segment, i))
+            if i < n:
+                break
+        self._write_state(seq, mark, self._dropped)
+        self._acked = seq
+        self._count -= count
+        self._bytes -= freed
+        cache, order = self._cache, self._cache_order
+        while order and order[0] <= seq:
+            body = cache.pop(order.popleft(), None)
+            if body is not None:
+                self._cache_bytes -= len(body)
+        for segment, i in heads:
+            segment.head = i
+            if i == len(segment.seqs) and segment is not self._active:
+                self._delete(segment)
+        return count
+
+    # ------------------------------------------------------------------------------ reporting
+
+    def __len__(self) -> int:
+        """Items queued (lines, for the exporter), not entries."""
+        return self._count
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes queued, as the bound counts them."""
+        return self._bytes
+
+    @property
+    def dropped(self) -> int:
+        """Droppable items dropped because of the bound, since the queue was created."""
+        return self._dropped
+
+    def oldest(self) -> float | None:
+        """The timestamp of the oldest queued entry (its own time), or None when empty."""
+        for segment, i in self._queued():
+            return segment.ts[i]
+        return None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for segment in self._segments:
+                segment.close()
+            os.close(self._state_fd)
+
+
+# ------------------------------------------------------------------------------ reading files
+
+
+def _scan(data: bytes, segment: _Segment, newest: int) -> tuple[int, str | None]:
+    """Index the records of a segment's bytes into `segment`; returns where the valid records end
+    and what is wrong after them (None when the file ends cleanly)."""
+    if len(data) < len(SEGMENT_MAGIC):
+        return 0, "torn file header" if data else None
+    if data[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
+        return 0, "not a queue segment"
+    view = memoryview(data)
+    offset, end = len(SEGMENT_MAGIC), len(data)
+    unpack, size = RECORD.unpack_from, RECORD.size
+    while offset < end:
+        if end - offset < size:
+            return offset, "torn record header"
+        crc, length, seq, ts, items, flags = unpack(data, offset)
+        if length > end - offset - size:
+            return offset, "torn record"
+        if crc != zlib.crc32(view[offset + 4 : offset + size + length]):
+            return offset, "corrupt record (crc)"
+        if seq > newest:  # else a copy left by an interrupted merge: already indexed
+            segment.add(seq, offset, size + length, items, ts, flags & DROPPABLE)
+            newest = seq
+        offset += size + length
+    return offset, None
+
+
+def read_queue(path: str | Path) -> list[Entry]:
+    """What a queue folder holds, read only (for tests and inspection): tolerates a writer
+    appending meanwhile (a record still being written is not shown) and changes nothing."""
+    folder = Path(path)
+    acked = mark = 0
+    try:
+        raw = (folder / "state").read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    best = -1
+    for slot in (raw[:STATE_SLOT], raw[STATE_SLOT:]):
+        if len(slot) >= STATE.size:
+            magic, gen, a, m, _, crc = STATE.unpack_from(slot)
+            if magic == STATE_MAGIC and crc == zlib.crc32(slot[: STATE.size - 4]) and gen > best:
+                best, acked, mark = gen, a, m
+    entries: list[Entry] = []
+    newest = 0
+    try:
+        paths = sorted(folder.glob("*.seg"), key=_segment_number)
+    except FileNotFoundError:
+        return []
+    for file in paths:
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            continue  # deleted meanwhile: delivered
+        segment = _Segment(file, None, len(data))
+        _scan(data, segment, newest)
+        for i, seq in enumerate(segment.seqs):
+            newest = seq
+            droppable = bool(segment.flags[i])
+            if seq > acked and not (droppable and seq <= mark):
+                start = segment.offsets[i] + RECORD_OVERHEAD
+                body = data[start : segment.offsets[i] + segment.sizes[i]]
+                entries.append(Entry(seq, segment.ts[i], body, droppable, segment.items[i]))
+    return entries
+
+
+def _segment_number(path: Path) -> int:
+    try:
+        return int(path.stem)
+    except ValueError:
+        return -1  # not one of ours: sorts first, and is cut off as "not a queue segment"
+
+
+# ------------------------------------------------------------------------------ file helpers
+
+
+def _write_all(fd: int, buffers: list[bytes], offset: int) -> None:
+    """`pwritev` all of `buffers` at `offset` (in groups of `IOV_MAX`, resuming short writes).
+
+    Raises:
+        OSError: the kernel refused (ENOSPC when a short write made no progress).
+    """
+    pending = [memoryview(b) for b in buffers if b]
+    while pending:
+        group = pending[:IOV_MAX]
+        written = os.pwritev(fd, group, offset)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        offset += written
+        while written:
+            first = pending[0]
+            if written >= len(first):
+                written -= len(first)
+                pending.pop(0)
+            else:
+                pending[0] = first[written:]
+                written = 0
+
+
+def _truncate(segment: _Segment, length: int) -> None:
+    """Best effort: the next append writes at `length` anyway, and an open cuts a torn tail."""
+    if segment.fd is not None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(segment.fd, length)
+
+
+def _sync_folder(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------ migration
+
+
+def _take_in_legacy(legacy: Path, folder: Path, max_bytes: int) -> None:
+    """An SQLite queue of earlier releases -> a segment queue at `folder`, in order, with its
+    `dropped` counter; then the SQLite file goes.
+
+    The new queue is built in `<folder>.migrating` and renamed into place when complete (fsynced):
+    if `folder` exists, an earlier start finished the migration and only the removal is left. An
+    old file SQLite cannot read is renamed `<name>.unreadable` (kept for a human, logged) so that
+    the gateway starts with an empty queue rather than not at all.
+
+    Raises:
+        OSError: the new queue cannot be written; the old file stays, to be taken in at the next
+            start.
+    """
+    if not folder.exists():
+        staging = folder.with_name(folder.name + ".migrating")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            taken = _copy_legacy(legacy, staging, max_bytes)
+        except sqlite3.Error as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            aside = legacy.with_name(legacy.name + ".unreadable")
+            log.error("queue %s: cannot read %s (%s): moved to %s", folder, legacy, exc, aside)
+            os.replace(legacy, aside)
+            return
+        staging.rename(folder)
+        _sync_folder(folder.parent)
+        log.info("queue %s: %d lines taken in from %s", folder, taken, legacy)
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{legacy}{suffix}")
+
+
+def _copy_legacy(legacy: Path, staging: Path, max_bytes: int) -> int:
+    """The rows of the old queue, in order, into a new queue at `staging`; returns the lines."""
+    db = sqlite3.connect(legacy, isolation_level=None)
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+        if not columns:
+            raise sqlite3.DatabaseError("no queue table")
+        items = "items" if "items" in columns else "1"
+        row = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
+        dropped = int(row[0]) if row else 0
+        queue = SegmentQueue(staging, max_bytes, durable=True)
+        taken = 0
+        try:
+            cursor = db.execute(f"SELECT body, ts, droppable, {items} FROM queue ORDER BY seq")
+            while rows := cursor.fetchmany(500):
+                queue.put_many((bytes(b), float(t), bool(d), int(n)) for b, t, d, n in rows)
+                taken += sum(int(r[3]) for r in rows)
+            if dropped:
+                queue._write_state(queue._acked, queue._drop_mark, queue._dropped + dropped)
+        finally:
+            queue.close()
+        return taken
+    finally:
+        db.close()
