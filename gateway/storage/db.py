@@ -1,6 +1,6 @@
 """Opening the gateway's SQLite files, one way for all of them.
 
-Every store (alarms, tickets, accounts, history, outbox, export queue) wants the same things from a
+Every store (alarms, tickets, accounts, history, outbox) wants the same things from a
 file: private from the first byte (mode 0600 in a 0700 folder, since the files hold alarm history,
 password hashes and queued messages), WAL so that a reader never blocks the writer, a busy timeout
 instead of an immediate "database is locked", and explicit transactions that roll back on any error.
