@@ -25,6 +25,12 @@ documented external-loop pattern (`loop_read`/`loop_write`/`loop_misc` from the 
   TCP pushes back, and the broker holds (QoS 1, persistent session) or drops (QoS 0) by its own
   limits (Mosquitto's `max_queued_messages`), never this process.
 
+- **Publishes written at once.** `publish` hands the packet to paho and writes it to the socket
+  before returning, instead of registering a writer and waiting for the loop's next turn; an alarm
+  leaves in the same callback that committed it. `on_published(mid)` is paho's `on_publish`: after
+  the PUBACK for QoS 1, once written for QoS 0. The caller keeps its own window and order (the
+  publisher's outbox), so nothing waits in paho.
+
 Everything else is the same as before: a fresh paho client per connection (nothing of a dead
 session leaks into the next), credentials and TLS from `BrokerSettings`, `TCP_NODELAY`, keepalive
 by `loop_misc` once a second, QoS 1 PUBACKs queued as messages are read and written as soon as
@@ -131,6 +137,9 @@ class MqttLink:
         clean_session: False keeps the broker's session (and its queue) across connections.
         timeout: seconds to wait for the TCP/TLS connection, CONNACK and SUBACK.
         name: the owner's name, for the keepalive task's name.
+        will: the last will (topic, payload, QoS, retain) the broker says if we vanish.
+        on_published: called on the loop with each publish's packet id once it is done (PUBACK
+            for QoS 1, written for QoS 0). It must not raise.
     """
 
     def __init__(
@@ -142,6 +151,8 @@ class MqttLink:
         clean_session: bool = True,
         timeout: float = CALL_TIMEOUT,
         name: str = "fgw[mqtt]",
+        will: tuple[str, bytes, int, bool] | None = None,
+        on_published: Callable[[int], None] | None = None,
     ) -> None:
         self.broker = broker
         self.name = name
@@ -159,13 +170,20 @@ class MqttLink:
             client.username_pw_set(broker.username, password)
         if broker.tls is not None:
             client.tls_set_context(broker.tls)
+        if will is not None:
+            topic, payload, qos, retain = will
+            client.will_set(topic, payload, qos=qos, retain=retain)
+        client.max_inflight_messages_set(0)  # no limit: the owner keeps its own window, in order
         client.connect_timeout = timeout
         client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        if on_published is not None:
+            client.on_publish = lambda _c, _u, mid, _rc, _p: on_published(mid)
         self._client = client
+        self._writing_now = False  # `publish` writes itself: no writer to register meanwhile
         self._inbox: list[Message] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
@@ -252,6 +270,50 @@ class MqttLink:
         assert self._lost is not None
         await asyncio.shield(self._lost)
 
+    @property
+    def is_closed(self) -> bool:
+        """The connection has ended (or never opened): `closed()` would not wait."""
+        return self._lost is None or self._lost.done()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the loop) once the connection ends, however it ends."""
+        assert self._lost is not None
+        self._lost.add_done_callback(lambda _future: callback())
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int:
+        """Send one PUBLISH now; returns its packet id (what `on_published` will be called with).
+
+        The packet is written to the socket before this returns (the rest, if the socket is full,
+        as soon as it drains), so the message leaves in the caller's own loop turn.
+
+        Raises:
+            LinkError: the connection is closed (or paho refused the message).
+        """
+        client = self._client
+        if self._fd < 0:
+            raise LinkError("the connection is closed")
+        self._writing_now = True
+        try:
+            info = client.publish(topic, payload, qos=qos, retain=retain)
+        finally:
+            self._writing_now = False
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise LinkError(f"publish: {mqtt.error_string(info.rc)}")
+        if client.want_write():
+            self._writable()
+            if self._fd >= 0 and client.want_write():  # the socket is full: the rest when it drains
+                assert self._loop is not None
+                self._loop.add_writer(self._fd, self._writable)
+        return info.mid
+
+    async def wait_for(self, future: asyncio.Future[Any]) -> None:
+        """Wait for `future` unless the connection ends first (then raise LinkError)."""
+        assert self._lost is not None
+        await asyncio.wait([future, self._lost], return_when=asyncio.FIRST_COMPLETED)
+        if not future.done():
+            await self.closed()
+            raise LinkError("the connection closed")
+
     # ------------------------------------------------------------------------------ the socket
 
     def _readable(self) -> None:
@@ -301,7 +363,7 @@ class MqttLink:
             self._close_socket()
 
     def _register_write(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
-        if self._loop is not None and self._fd >= 0:
+        if self._loop is not None and self._fd >= 0 and not self._writing_now:
             self._loop.add_writer(self._fd, self._writable)
 
     def _unregister_write(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:

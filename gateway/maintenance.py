@@ -111,7 +111,7 @@ class Maintenance(Component):
         )
         self.out_of_service_while_working = config.out_of_service_while_working
         self.clock = clock or getattr(gateway, "_wall", time.time)
-        self.store = store or TicketStore(self.site.storage_dir)
+        self.store = store or TicketStore(self.site.storage_dir, db=gateway.store.connection)
         self.meters: dict[tuple[str, str], Meter] = {}
         self.units: dict[tuple[str, str], str] = {}
         self._feeds: dict[tuple[str, str], list[Meter]] = {}

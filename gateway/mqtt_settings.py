@@ -1,10 +1,10 @@
 """How the gateway reaches its broker: one place that turns `site.file.mqtt` into settings.
 
-Both MQTT roles — the driver that listens to devices (`-in`, a paho client driven by the event loop
-in `drivers/mqtt_link.py`) and the publisher that speaks for the gateway (`-out`, an aiomqtt client
-from `client()`) — use the same host, credentials and TLS, so the password file is read and the TLS
-context built here, once, at start-up: a missing password file is a start-up error, not a 3 a.m.
-surprise on the first reconnect. The password lives in a `Secret` that never prints.
+Both MQTT roles — the driver that listens to devices (`-in`) and the publisher that speaks for the
+gateway (`-out`), each a paho client driven by the event loop (`drivers/mqtt_link.py`) — use the
+same host, credentials and TLS, so the password file is read and the TLS context built here, once,
+at start-up: a missing password file is a start-up error, not a 3 a.m. surprise on the first
+reconnect. The password lives in a `Secret` that never prints.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import aiomqtt
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
@@ -95,25 +93,6 @@ class BrokerSettings:
             username=mqtt.username,
             password=password,
             tls=tls,
-        )
-
-    def client(self, role: str, **options: Any) -> aiomqtt.Client:
-        """A new (not yet connected) aiomqtt client for `role` (`in` or `out`).
-
-        A fresh client per connection attempt: nothing of a dead session's in-flight state leaks
-        into the next one; what must survive a reconnect survives in the caller (outbox, session).
-        """
-        return aiomqtt.Client(
-            self.host,
-            self.port,
-            identifier=f"{self.client_id_base}-{role}",
-            username=self.username,
-            password=self.password.reveal() if self.password is not None else None,
-            tls_context=self.tls,
-            keepalive=self.keepalive,
-            timeout=CALL_TIMEOUT,
-            socket_options=[TCP_NODELAY],
-            **options,
         )
 
     @property

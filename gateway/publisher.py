@@ -12,8 +12,15 @@ a broker restarted without persistence has lost its retained messages, and is wh
 
 Shape: `await publisher.run()` inside the owner's TaskGroup (cancelled at shutdown: the queue is
 flushed and `offline` said, within `stop_timeout`), or `async with publisher:`; `await
-publisher.stop()` ends either cleanly. Tasks: `fgw[mqtt-out:SITE].watch` notices a dropped link,
-`….publish` carry the in-flight QoS 1 messages (order is kept on the single connection).
+publisher.stop()` ends either cleanly. One task, `fgw[mqtt-out:SITE]`, connects, announces and
+wakes for what no callback covers (messages queued by components, a stop, a dropped link).
+
+Why paho driven by the loop (`drivers/mqtt_link.MqttLink`, as the MQTT driver) rather than
+aiomqtt: an alarm used to wait three loop turns after its commit — the publisher task's wake-up, a
+task per publish, aiomqtt's writer registration — about 0.45 ms of the 2 ms the gateway may take
+from a device's message to the alarm on MQTT (docs/performance.md). Now the gateway calls
+`send_now()` right after the commit and the PUBLISH is on the socket before that call returns;
+PUBACKs come back through paho's `on_publish`, and the window is kept here.
 
 Why a sliding window: a message queued while others wait for their PUBACK is handed to paho at once
 (up to `WINDOW` in flight), not after the whole previous window came back: an alarm raised just after
@@ -27,17 +34,17 @@ import contextlib
 import json
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import aiomqtt
-
+from drivers.mqtt_link import LinkError, Message, MqttLink
 from gateway.backoff import BROKER_RECONNECT_CAP, Backoff
 from gateway.model import Reading
-from gateway.mqtt_settings import BrokerSettings
+from gateway.mqtt_settings import CALL_TIMEOUT, BrokerSettings
 from gateway.outbox import MemoryOutbox, Outbox
 
 if TYPE_CHECKING:
@@ -56,10 +63,21 @@ DELIVERY_WAIT = 0.05
 
 
 def encode_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON (Chinese stays readable); NaN/Infinity become null, times ISO strings."""
-    return json.dumps(
-        _finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str
-    ).encode("utf-8")
+    """Compact UTF-8 JSON (Chinese stays readable); NaN/Infinity become null, times ISO strings.
+
+    Encoded as it is first: a value that is not finite is rare, and walking every payload to look
+    for one cost more than the encoding itself. Only when the encoder refuses one is the value
+    walked and encoded again.
+    """
+    try:
+        text = json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str
+        )
+    except (ValueError, TypeError):  # NaN or infinity somewhere (or a key JSON cannot take)
+        text = json.dumps(
+            _finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str
+        )
+    return text.encode("utf-8")
 
 
 def iso_utc(ts: float) -> str:
@@ -126,6 +144,13 @@ class MqttPublisher:
         self._running = False
         self._abandon = False  # stop timed out: leave what is queued
         self._outage_logged = False
+        self._link: MqttLink | None = None  # set while the outbox may be sent on it
+        self._in_flight: deque[tuple[int, int, float]] = deque()  # (seq, packet id, sent at)
+        self._done_mids: set[int] = set()  # packet ids done, not yet at the window's head
+        self._said: dict[int, asyncio.Future[None]] = {}  # announcements waiting for PUBACK
+        self._sent_upto = 0  # seq of the newest message handed to this connection
+        self._pumping = False
+        self._pump_scheduled = False
         self._group: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -243,8 +268,8 @@ class MqttPublisher:
             while not self._stop_requested.is_set():
                 try:
                     await self._connection()
-                except* aiomqtt.MqttError as group:
-                    self._lost(group.exceptions[0])
+                except LinkError as exc:
+                    self._lost(exc)
                 if self._stop_requested.is_set():
                     break
                 with contextlib.suppress(TimeoutError):
@@ -274,103 +299,197 @@ class MqttPublisher:
             try:  # run() was cancelled while the broker was away: one last try to deliver
                 async with asyncio.timeout(timeout):
                     await self._connection()
-            except* (aiomqtt.MqttError, TimeoutError) as group:
-                self._lost(group.exceptions[0])
+            except (LinkError, TimeoutError) as exc:
+                self._lost(exc)
         if len(self.outbox):
             log.warning("%s: stopped with %d messages undelivered", self.name, len(self.outbox))
+
+    def send_now(self) -> None:
+        """Hand what is queued to the broker now, not at the publisher task's next turn.
+
+        The gateway calls it right after the commit that put an alarm's messages on disk: the
+        alarm then leaves in the same loop turn as the reading that raised it. Never raises (a
+        dead connection is the publisher task's to notice).
+        """
+        self._pump()
 
     # ------------------------------------------------------------------------------ one connection
 
     async def _connection(self) -> None:
         """One connection: announce, send until stopped or the link drops, then say goodbye."""
-        will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
-        async with self.broker.client("out", will=will) as client:
+        link = MqttLink(
+            self.broker,
+            "out",
+            _no_messages,
+            name=self.name,
+            will=(self.status_topic, b"offline", 1, True),
+            on_published=self._published,
+        )
+        self._in_flight.clear()
+        self._done_mids.clear()
+        self._sent_upto = 0
+        async with link:
+            link.when_closed(self._wakeup.set)
             self.backoff.reset()
             if self._outage_logged:
                 log.info("%s: connected to %s again", self.name, self.broker.where)
                 self._outage_logged = False
             try:
-                async with asyncio.TaskGroup() as group:
-                    watch = group.create_task(self._watch(client), name=f"{self.name}.watch")
-                    if not self._stop_requested.is_set():
-                        await self._announce(client)
-                    await self._send(client)
-                    watch.cancel()
-                await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                if not self._stop_requested.is_set():
+                    await self._announce(link)
+                self._link = link
+                await self._send(link)
+                await self._say(link, [(self.status_topic, b"offline")])
             except asyncio.CancelledError:
                 # The owner's TaskGroup is shutting down: still a clean stop, within bounds.
                 self._connected.clear()
                 self._stop_requested.set()
-                with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
+                self._link = link
+                with contextlib.suppress(TimeoutError, LinkError):
                     async with asyncio.timeout(self.stop_timeout):
-                        await self._send(client)
-                        await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                        await self._send(link)
+                        await self._say(link, [(self.status_topic, b"offline")])
                 raise
             finally:
+                self._link = None
                 self._connected.clear()
                 self._progress.set()
 
-    async def _watch(self, client: aiomqtt.Client) -> None:
-        """Raise `MqttError` as soon as the connection drops (nothing is subscribed)."""
-        async for _ in client.messages:
-            pass
-
-    async def _announce(self, client: aiomqtt.Client) -> None:
-        await client.publish(self.status_topic, b"online", qos=1, retain=True)
-        for payload in self._snapshot():
-            topic, body = alarm_message(self.prefix, payload)
-            await client.publish(topic, body, qos=1, retain=True)
+    async def _announce(self, link: MqttLink) -> None:
+        """`online`, then every non-normal alarm again (a broker without persistence lost them)."""
+        messages = [(self.status_topic, b"online")]
+        messages += [alarm_message(self.prefix, payload) for payload in self._snapshot()]
+        await self._say(link, messages)
         self._connected.set()
 
-    async def _send(self, client: aiomqtt.Client) -> None:
+    async def _say(self, link: MqttLink, messages: list[tuple[str, bytes]]) -> None:
+        """Publish retained QoS 1 messages outside the outbox and wait for every PUBACK."""
+        loop = asyncio.get_running_loop()
+        waiting = []
+        for topic, body in messages:
+            mid = link.publish(topic, body, qos=1, retain=True)
+            waiting.append(self._said.setdefault(mid, loop.create_future()))
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                for future in waiting:
+                    await link.wait_for(future)
+        except TimeoutError:
+            raise LinkError(f"no PUBACK within {CALL_TIMEOUT:g} s") from None
+        finally:
+            self._said.clear()
+
+    async def _send(self, link: MqttLink) -> None:
         """Deliver the outbox in order, up to `WINDOW` messages in flight; return when stopping and
         nothing is left to send (or the stop was abandoned) and nothing is in flight.
 
-        Messages are handed to paho as soon as `peek` has them (it commits them to disk first).
-        PUBACKs come back in order on the one connection; the outbox forgets the prefix whose
-        publishes completed. A failed publish fails the group: the connection is over, and the
-        next one starts again from the oldest unacknowledged message.
-        """
-        in_flight: deque[tuple[int, asyncio.Task[None]]] = deque()
-        sent_upto = 0
-        async with asyncio.TaskGroup() as group:
-            while True:
-                self._wakeup.clear()
-                done, acked = 0, 0
-                while in_flight and in_flight[0][1].done():
-                    acked = in_flight.popleft()[0]
-                    done += 1
-                if done:
-                    self.outbox.ack(acked)
-                    self.published += done
-                    self._acked_upto = max(self._acked_upto, acked)
-                    self._progress.set()
-                    if not len(self.outbox):
-                        self._flushed.set()
-                room = WINDOW - len(in_flight)
-                if room > 0 and not self._abandon:
-                    waiting = self.outbox.peek(len(in_flight) + room)
-                    for m in [m for m in waiting if m.seq > sent_upto][:room]:
-                        task = group.create_task(  # tasks start in order, so paho sends in order
-                            client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain),
-                            name=f"{self.name}.publish",
-                        )
-                        task.add_done_callback(self._wake)
-                        in_flight.append((m.seq, task))
-                        sent_upto = m.seq
-                if not in_flight and self._stop_requested.is_set():
-                    if self._abandon or not len(self.outbox):
-                        return
-                    continue
-                await self._wakeup.wait()
+        The sending itself is `_pump`, run here whenever something was queued, and directly by
+        `send_now` and by each PUBACK: this task only wakes for what no callback covers — messages
+        queued by components, the stop, a connection that dropped, a PUBACK that never comes.
 
-    def _wake(self, _task: asyncio.Task[None]) -> None:
-        self._wakeup.set()
+        Raises:
+            LinkError: the connection dropped, or the oldest message in flight had no PUBACK
+                within `CALL_TIMEOUT` (the broker is stuck: reconnect and send again).
+        """
+        while True:
+            self._wakeup.clear()
+            if link.is_closed:
+                await link.closed()  # raises, unless it was our own disconnect
+                raise LinkError("the connection closed")
+            self._pump()
+            stopping = self._stop_requested.is_set()
+            if stopping and not self._in_flight and (self._abandon or not len(self.outbox)):
+                return
+            if not self._in_flight:
+                await self._wakeup.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    await self._wakeup.wait()
+            oldest = self._in_flight[0][2] if self._in_flight else None
+            if oldest is not None and time.monotonic() - oldest >= CALL_TIMEOUT:
+                raise LinkError(f"no PUBACK within {CALL_TIMEOUT:g} s")
+
+    def _pump(self) -> None:
+        """Hand the outbox's next messages to the link, up to `WINDOW` in flight, in order.
+
+        `peek` commits what is not on disk yet first, so nothing leaves before it is durable.
+        Each publish is written before `link.publish` returns; PUBACKs come back in order on the
+        one connection, and `_published` forgets the prefix that is done.
+        """
+        link = self._link
+        if link is None or self._pumping or self._abandon:
+            return
+        self._pumping = True
+        try:
+            in_flight = self._in_flight
+            room = WINDOW - len(in_flight)
+            if room > 0 and len(self.outbox):
+                waiting = self.outbox.peek(len(in_flight) + room)
+                now = time.monotonic()
+                for m in waiting:
+                    if m.seq <= self._sent_upto:
+                        continue
+                    mid = link.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
+                    in_flight.append((m.seq, mid, now))
+                    self._sent_upto = m.seq
+                    if len(in_flight) >= WINDOW:
+                        break
+        except LinkError:
+            self._wakeup.set()  # the task notices the closed link and reconnects
+        finally:
+            self._pumping = False
+        self._forget_done()
+
+    def _published(self, mid: int) -> None:
+        """paho's `on_publish`: a PUBACK came (QoS 1) or a QoS 0 message was written."""
+        said = self._said.get(mid)
+        if said is not None:
+            if not said.done():
+                said.set_result(None)
+            return
+        self._done_mids.add(mid)
+        if self._pumping or not self._forget_done():
+            return
+        if len(self.outbox) > len(self._in_flight) and not self._pump_scheduled:
+            # room in the window for more: sent right after this callback, not from inside it
+            # (paho holds a non-reentrant lock around its callbacks, and a QoS 0 message written
+            # here would call back into it)
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        self._pump()
+
+    def _forget_done(self) -> bool:
+        """Acknowledge the prefix of the window that is done; whether anything was."""
+        in_flight, done_mids = self._in_flight, self._done_mids
+        done, acked = 0, 0
+        while in_flight and in_flight[0][1] in done_mids:
+            acked, mid, _ = in_flight.popleft()
+            done_mids.discard(mid)
+            done += 1
+        if not done:
+            return False
+        self.outbox.ack(acked)
+        self.published += done
+        if acked > self._acked_upto:
+            self._acked_upto = acked
+        self._progress.set()
+        if not len(self.outbox):
+            self._flushed.set()
+        if self._stop_requested.is_set() and not in_flight:
+            self._wakeup.set()  # the task may finish now
+        return True
 
     def _lost(self, exc: BaseException) -> None:
         if not self._outage_logged:
             log.warning("%s: broker %s: %s", self.name, self.broker.where, exc)
             self._outage_logged = True
+
+
+def _no_messages(_messages: list[Message]) -> None:
+    """The publisher subscribes to nothing."""
 
 
 def _finite(value: Any) -> Any:

@@ -153,10 +153,16 @@ class Alarm:
         }
 
     def record(self) -> dict[str, Any]:
-        """Everything, JSON-ready, for the alarm store; `from_record` reads it back."""
-        data = dataclasses.asdict(self)
+        """Everything, JSON-ready, for the alarm store; `from_record` reads it back.
+
+        Field by field rather than `dataclasses.asdict`: every value is a scalar except `values`
+        (a dict of scalars), so a shallow copy is a full one, and `asdict`'s recursive deep copy
+        cost ~150 µs on every transition, on the way from a reading to its alarm on MQTT.
+        """
+        data = {name: getattr(self, name) for name in _ALARM_FIELDS}
         data["state"] = str(self.state)
         data["base"] = str(self.base)
+        data["values"] = dict(self.values)
         return data
 
     @classmethod
@@ -182,6 +188,9 @@ class Alarm:
         if self.suppressed_by:
             return AlarmState.SUPPRESSED
         return None
+
+
+_ALARM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Alarm))
 
 
 def _base_of(state: AlarmState, record: Mapping[str, Any]) -> AlarmState:

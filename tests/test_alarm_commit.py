@@ -30,6 +30,21 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         db.close()
 
 
+def _transactions(statements: Sequence[str]) -> list[list[str]]:
+    """The statements grouped by transaction (`BEGIN …` to `COMMIT`), in order."""
+    groups: list[list[str]] = []
+    inside = False
+    for statement in statements:
+        if statement.startswith("BEGIN"):
+            groups.append([])
+            inside = True
+        if inside:
+            groups[-1].append(statement)
+        if statement == "COMMIT":
+            inside = False
+    return groups
+
+
 async def test_a_transition_and_its_messages_are_one_commit(tmp_path: Path) -> None:
     site = load_site(write_site(tmp_path, 1883))
     gateway = Gateway(site)
@@ -40,7 +55,13 @@ async def test_a_transition_and_its_messages_are_one_commit(tmp_path: Path) -> N
             "pump-2.dry_run", "pump-2", "dry_run", True, False, 0.1, {"flow": 0.1}, 1.0, "test"
         )
         gateway._emit(gateway.book.apply(change))
-        assert statements.count("COMMIT") == 1
+        # the maintenance component's ticket for the alarm commits on the same connection after it:
+        # the alarm's own statements must all be in one transaction, its messages with them
+        transactions = _transactions(statements)
+        alarm_commits = [t for t in transactions if any("alarm_journal" in s for s in t)]
+        assert len(alarm_commits) == 1
+        assert transactions[0] is alarm_commits[0]
+        assert sum("INTO outbox" in s for s in alarm_commits[0]) == 2  # retained state, event
         path = gateway.store.path
         journal = _rows(path, "SELECT alarm_id, to_state FROM alarm_journal")
         assert journal == [("pump-2.dry_run", "active_unack")]

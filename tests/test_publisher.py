@@ -364,9 +364,10 @@ async def test_last_will_says_offline_when_the_gateway_is_killed(
 
 async def test_connections_set_tcp_nodelay(broker: Broker, tmp_path: Path) -> None:
     """Nagle would hold the first small PUBLISHes back ~40 ms waiting for an ACK."""
-    settings = BrokerSettings.from_site(make_site(tmp_path, broker.port))
-    async with settings.client("out") as client:
-        sock = client._client.socket()  # paho's socket: the only way to see the option
+    async with MqttPublisher(make_site(tmp_path, broker.port), snapshot=list) as publisher:
+        await publisher.wait_connected()
+        assert publisher._link is not None
+        sock = publisher._link._client.socket()  # paho's socket: the only way to see the option
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
