@@ -22,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from gateway.storage.segqueue import (
     RECORD_OVERHEAD,
+    SEGMENT_MAGIC,
     SegmentQueue,
     _scan,
     _Segment,
@@ -474,3 +475,19 @@ def test_queue_state_machine(tmp_path_factory: pytest.TempPathFactory) -> None:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     machine().runTest()
+
+
+def test_a_merge_interrupted_before_its_last_delete_queues_nothing_twice(tmp_path: Path) -> None:
+    # a rewrite merges a segment into the one before it, renames, then deletes the merged one: a
+    # crash in between leaves its records in both files, and the copy is skipped on open
+    folder = tmp_path / "q"
+    queue = SegmentQueue(folder, 1 << 20, segment_bytes=200)
+    for n in range(6):
+        queue.put_many([(b"event %d " % n + b"x" * 100, float(n), False)])
+    queue.close()
+    first, second, *_ = sorted(folder.glob("*.seg"), key=lambda p: int(p.stem))
+    first.write_bytes(first.read_bytes() + second.read_bytes()[len(SEGMENT_MAGIC) :])
+    again = SegmentQueue(folder, 1 << 20)
+    assert [e.ts for e in again.peek(100)] == [float(n) for n in range(6)] and len(again) == 6
+    assert not second.exists()  # nothing in it was still queued: deleted
+    again.close()

@@ -205,6 +205,7 @@ class SegmentQueue:
         self._cache_bytes = 0
         self._segments: deque[_Segment] = deque()
         self._active: _Segment | None = None  # the segment appends go to (none until the first)
+        self._oldest: float | None = None
         self._state_fd = -1
         self._closed = False
         if legacy is not None and Path(legacy).exists():
@@ -248,6 +249,7 @@ class SegmentQueue:
         self._next_seq = max(last, newest) + 1
         if self._bytes > self.max_bytes:  # a crash between an append and its trim
             self._trim(0)
+        self._find_oldest()
 
     def _load_segment(self, path: Path, newest: int) -> tuple[_Segment, int]:
         """One segment file -> its index; `newest` is the highest seq before it (a record at or
@@ -330,6 +332,8 @@ class SegmentQueue:
                 self._cache_order.append(rseq)
                 self._cache_bytes += len(body)
         self._evict()
+        if dropped or self._oldest is None:
+            self._find_oldest()
         return dropped
 
     def _writable(self) -> _Segment:
@@ -423,16 +427,16 @@ class SegmentQueue:
         """A segment appends no longer go to: delete it when nothing in it is queued; rewrite it
         with its events only once the watermark has passed it (merged into the segment before it
         when that one is such a rewrite too and still small). A failed rewrite is logged and left
-        for later: it only costs space."""
+        for later: it only costs space, so this never raises."""
         if segment not in self._segments:
             return
         live = self._live_records(segment)
         if not live:
             self._delete(segment)
             return
-        if not segment.seqs or segment.seqs[-1] > self._drop_mark:
+        if segment.seqs[-1] > self._drop_mark:
             return  # readings still queued in it
-        if len(live) == len(segment.seqs) - segment.head and segment.head == 0:
+        if len(live) == len(segment.seqs):
             segment.compacted = True
             return  # nothing dead in it
         position = self._segments.index(segment)
@@ -476,23 +480,34 @@ class SegmentQueue:
             raise
         os.close(fd)
         os.replace(tmp, target)
-        _sync_folder(self.path)
+        # from here on the files say what `merged` says: switch the index over before anything
+        # else can fail (a copy left behind is skipped on open, a lost rename leaves a superset)
         merged.compacted = True
         position = self._segments.index(group[0])
         for segment in group:
             segment.close()
             self._segments.remove(segment)
-        for segment in group[1:]:
-            segment.path.unlink()
         self._segments.insert(position, merged)
+        try:
+            for segment in group[1:]:
+                segment.path.unlink()
+            _sync_folder(self.path)
+        except OSError as exc:
+            log.warning("queue %s: after a rewrite: %s", self.path, exc)
 
     def _delete(self, segment: _Segment) -> None:
+        """Forget a segment nothing in is queued; a file that cannot be removed is logged and
+        removed at the next open (its records are all acknowledged or dropped by then)."""
         segment.close()
         self._segments.remove(segment)
         if segment is self._active:
             self._active = None
-        with contextlib.suppress(FileNotFoundError):
+        try:
             segment.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("queue %s: cannot delete %s: %s", self.path, segment.path.name, exc)
 
     def _live_records(self, segment: _Segment) -> list[int]:
         """Indexes of the segment's records that are still queued."""
@@ -607,6 +622,7 @@ class SegmentQueue:
             segment.head = i
             if i == len(segment.seqs) and segment is not self._active:
                 self._delete(segment)
+        self._find_oldest()
         return count
 
     # ------------------------------------------------------------------------------ reporting
@@ -626,10 +642,15 @@ class SegmentQueue:
         return self._dropped
 
     def oldest(self) -> float | None:
-        """The timestamp of the oldest queued entry (its own time), or None when empty."""
-        for segment, i in self._queued():
-            return segment.ts[i]
-        return None
+        """The timestamp of the oldest queued entry (its own time), or None when empty.
+
+        Kept up to date by the owner's calls, so that a health check may read it from another
+        thread (as the reporting properties) while the owner appends.
+        """
+        return self._oldest
+
+    def _find_oldest(self) -> None:
+        self._oldest = next((segment.ts[i] for segment, i in self._queued()), None)
 
     @property
     def closed(self) -> bool:
