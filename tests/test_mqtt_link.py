@@ -90,8 +90,7 @@ def read_with_link(data: bytes, cuts: list[int]) -> tuple[list[Message], bytes]:
     client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="link")
     connected(client, sock, inbox)
     while sock.segments or client.buffered():  # what MqttLink._readable does on each readiness
-        assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
-        client.take_publishes(inbox)
+        assert client.read_some(inbox) == mqtt.MQTT_ERR_SUCCESS
     client._sock = None
     return inbox, bytes(sock.sent)
 
