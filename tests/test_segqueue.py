@@ -341,6 +341,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.seqs: dict[bytes, int] = {}  # body -> seq, as peeked by this process
         self.gone: set[bytes] = set()  # acked or dropped: must never come back
         self.serial = 0
+        self.abandoned: list[SegmentQueue] = []
 
     _tmp_factory: staticmethod
 
@@ -416,7 +417,8 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule()
     def crash(self) -> None:
-        self.queue = self.open()  # the old object is dropped without a close
+        self.abandoned.append(self.queue)  # dropped without a close (its files closed at teardown)
+        self.queue = self.open()
         self.seqs.clear()
 
     @rule(data=st.data(), truncate=st.booleans())
@@ -458,8 +460,9 @@ class QueueMachine(RuleBasedStateMachine):
         assert bodies == [e[0] for e in self.model]  # in order, events all there
 
     def teardown(self) -> None:
-        if hasattr(self, "queue"):
-            self.queue.close()
+        for queue in [*self.abandoned, getattr(self, "queue", None)]:
+            if queue is not None:
+                queue.close()
 
 
 def test_queue_state_machine(tmp_path_factory: pytest.TempPathFactory) -> None:
