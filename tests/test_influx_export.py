@@ -4,6 +4,7 @@ round trip through a real v2 write API (VictoriaMetrics). The disk queue itself:
 from __future__ import annotations
 
 import asyncio
+import errno
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from gateway.backoff import Backoff
 from gateway.config.site import Site, load_site
 from gateway.export import influx
-from gateway.export.influx import InfluxExporter, WriteRefused, chunks
+from gateway.export.influx import ACK_ERROR, InfluxExporter, WriteRefused, chunks
 from gateway.export.lineproto import line, reading_lines
 from gateway.model import Quality, Reading
 from tests.reliability_support import Victoria, wait_until
@@ -244,4 +246,36 @@ async def test_an_upgraded_box_sends_what_its_sqlite_queue_held(tmp_path: Path) 
     assert not old.exists()
     await exporter._drain(deadline=None)
     assert writer.lines == lines and exporter.stats()["queued"] == 0
+    await exporter.close()
+
+
+async def test_a_failed_acknowledgement_keeps_the_exporter_and_sends_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error while recording a delivered batch must not end the exporter's task (that
+    would end the gateway): the batch stays queued, the error is reported, and after a back-off
+    the batch goes again (the same points and times: InfluxDB keeps one of each)."""
+    site = site_with_influx(tmp_path)
+    writer = Recording()
+    writer.up = True
+    exporter = InfluxExporter(site, writer=writer, backoff=Backoff(initial=0.01, cap=0.01))
+    for i in range(5):
+        exporter.on_readings([Reading("pump-1", "flow", float(i), Quality.GOOD, T + i)])
+    await exporter._spool()
+    ack = exporter.queue.ack
+
+    def broken(seq: int) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(exporter.queue, "ack", broken)
+    await exporter._drain(deadline=None)  # returns instead of raising
+    stats = exporter.stats()
+    assert stats["queued"] == 5 and stats["sent"] == 0
+    assert stats["queue_error"].startswith(ACK_ERROR) and stats["reachable"] is True
+    monkeypatch.setattr(exporter.queue, "ack", ack)
+    await asyncio.sleep(0.02)  # the back-off
+    await exporter._drain(deadline=None)
+    stats = exporter.stats()
+    assert stats["queued"] == 0 and stats["sent"] == 5 and stats["queue_error"] is None
+    assert len(writer.lines) == 10  # delivered twice: at least once, never lost
     await exporter.close()

@@ -56,6 +56,9 @@ log = logging.getLogger("fgw.influx")
 MAX_MEMORY_LINES = 100_000
 """Lines waiting in memory for the disk queue (only grows while the disk refuses writes)."""
 
+ACK_ERROR = "cannot record a delivered batch:"
+"""How `queue_error` starts while acknowledgements fail (the batch stays queued, sent again)."""
+
 CHUNK_LINES = 1000
 """Lines per disk-queue entry at most (and never more than `batch_size`): big enough that the
 per-entry cost vanishes, small enough that the bound drops readings in small steps."""
@@ -82,6 +85,12 @@ def transition_line(site: str, t: AlarmTransition) -> tuple[str, float]:
 
 class WriteRefused(Exception):
     """The server answered and refused the batch for good (4xx other than auth/rate limits)."""
+
+
+class AckFailed(Exception):
+    """The server has the batch, but the queue could not record it (a disk error): the batch stays
+    queued and is written again later — the same points with the same timestamps, which InfluxDB
+    stores once."""
 
 
 class LineWriter(Protocol):
@@ -315,11 +324,17 @@ class InfluxExporter(Component):
             if isinstance(error, WriteRefused):
                 self.rejected += count
                 log.error("influx %s refused %d lines for good: %s", self.where, count, error)
+            elif isinstance(error, AckFailed):
+                self._ack_failed(error)
+                return
             elif error is not None:  # connection refused, timeout, 5xx, auth
                 self._failed(error)
                 return
             self.sent += count
             self._succeeded()
+            if self.queue_error is not None and self.queue_error.startswith(ACK_ERROR):
+                log.info("influx queue %s: acknowledging again", self.queue.path)
+                self.queue_error = None
             await asyncio.sleep(0)  # let readings in between batches of a long replay
 
     def _send_batch(self) -> tuple[int, Exception | None] | None:
@@ -346,8 +361,19 @@ class InfluxExporter(Component):
         with self._queue_lock:
             # what the ack removed: the bound may have dropped (and counted) part of the batch
             # while it was on its way, when the spooler ran beside this write
-            count = self.queue.ack(entries[-1].seq)
+            try:
+                count = self.queue.ack(entries[-1].seq)
+            except OSError as exc:  # must not end the exporter (and with it the gateway)
+                return count, AckFailed(str(exc))
         return count, error
+
+    def _ack_failed(self, exc: AckFailed) -> None:
+        """Delivered but not recorded: back off as after a failed write, then send it again."""
+        if self.queue_error is None:
+            log.error("influx queue %s: %s %s", self.queue.path, ACK_ERROR, exc)
+        self.queue_error = f"{ACK_ERROR} {exc}"
+        self.reachable = True  # the server answered: only the disk is at fault
+        self._next_try = time.monotonic() + self.backoff.next_delay()
 
     def _failed(self, exc: Exception) -> None:
         if self.reachable is not False:
