@@ -419,26 +419,31 @@ class MqttPublisher:
         link = self._link
         if link is None or self._pumping or self._abandon:
             return
-        self._pumping = True
-        try:
-            in_flight = self._in_flight
-            room = WINDOW - len(in_flight)
-            if room > 0 and len(self.outbox):
-                waiting = self.outbox.peek(len(in_flight) + room)
-                now = time.monotonic()
-                for m in waiting:
-                    if m.seq <= self._sent_upto:
-                        continue
-                    mid = link.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
-                    in_flight.append((m.seq, mid, now))
-                    self._sent_upto = m.seq
-                    if len(in_flight) >= WINDOW:
-                        break
-        except LinkError:
-            self._wakeup.set()  # the task notices the closed link and reconnects
-        finally:
-            self._pumping = False
-        self._forget_done()
+        in_flight = self._in_flight
+        while True:  # QoS 0 messages are done once written: the window frees up as it fills
+            sent = 0
+            self._pumping = True
+            try:
+                room = WINDOW - len(in_flight)
+                if room > 0 and len(self.outbox):
+                    waiting = self.outbox.peek(len(in_flight) + room)
+                    now = time.monotonic()
+                    for m in waiting:
+                        if m.seq <= self._sent_upto:
+                            continue
+                        mid = link.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
+                        in_flight.append((m.seq, mid, now))
+                        self._sent_upto = m.seq
+                        sent += 1
+                        if len(in_flight) >= WINDOW:
+                            break
+            except LinkError:
+                self._wakeup.set()  # the task notices the closed link and reconnects
+                sent = 0
+            finally:
+                self._pumping = False
+            if not self._forget_done() or not sent:
+                return
 
     def _published(self, mid: int) -> None:
         """paho's `on_publish`: a PUBACK came (QoS 1) or a QoS 0 message was written."""

@@ -49,6 +49,7 @@ def test_latency(capsys: pytest.CaptureFixture[str]) -> None:
     latency.main(["--seconds", "1", "--rounds", "1", "--rate", "100"])
     out = _lines(capsys)
     assert re.search(rf"\(10 alarms\): p50 {NUMBER} ms, p99 {NUMBER} ms", out), out
+    assert re.search(rf"paired \(10 alarms\): p50 {NUMBER} ms", out), out
     assert re.search(rf"after the poll \(1 rounds\): p50 {NUMBER} ms", out), out
 
 

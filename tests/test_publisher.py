@@ -241,6 +241,29 @@ async def test_readings_published_when_enabled(broker: Broker, tmp_path: Path) -
     }
 
 
+async def test_a_burst_of_readings_larger_than_the_window_all_goes_out(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """QoS 0 messages are done once written: the window refills while they go, and nothing waits
+    for a later message to be sent (a bus's polls finish in bursts)."""
+    site = make_site(tmp_path, broker.port, ", publish_readings: true")
+    prefix = site.topic_prefix
+    async with (
+        subscriber(broker.port, f"{prefix}/readings/#") as rec,
+        MqttPublisher(site, snapshot=list, backoff=fast()) as publisher,
+    ):
+        await publisher.wait_connected()
+        for n in range(10 * 20):  # ten windows' worth, queued in one go
+            publisher.publish_readings(
+                f"tank-{n}", [Reading(f"tank-{n}", "level", float(n), Quality.GOOD, 1.8e9)]
+            )
+        await rec.until(lambda: len(rec.messages) == 200, timeout=10)
+    assert publisher.stats()["dropped"] == 0
+    assert sorted(json.loads(bytes(m.payload))["values"]["level"] for m in rec.messages) == [  # type: ignore[arg-type]
+        float(n) for n in range(200)
+    ]
+
+
 async def test_a_cancelled_run_still_says_offline(broker: Broker, tmp_path: Path) -> None:
     site = make_site(tmp_path, broker.port)
     status = f"{site.topic_prefix}/status"
