@@ -30,6 +30,15 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         db.close()
 
 
+async def _close(gateway: Gateway) -> None:
+    """What the service does at its end, for a gateway built but never run."""
+    for component in gateway.components:
+        await component.close()
+    gateway.outbox.close()
+    gateway.history.close()
+    gateway.store.close()
+
+
 def _transactions(statements: Sequence[str]) -> list[list[str]]:
     """The statements grouped by transaction (`BEGIN …` to `COMMIT`), in order."""
     groups: list[list[str]] = []
@@ -71,11 +80,7 @@ async def test_a_transition_and_its_messages_are_one_commit(tmp_path: Path) -> N
             f"{site.topic_prefix}/events",
         ]
     finally:
-        for component in gateway.components:
-            await component.close()
-        gateway.outbox.close()
-        gateway.history.close()
-        gateway.store.close()
+        await _close(gateway)
 
 
 async def test_a_refused_commit_keeps_the_alarm_deliverable_and_catches_up(tmp_path: Path) -> None:
@@ -101,11 +106,7 @@ async def test_a_refused_commit_keeps_the_alarm_deliverable_and_catches_up(tmp_p
         assert f"{site.topic_prefix}/alarms/pump-2/dry_run" in outbox
     finally:
         blocker.close()
-        for component in gateway.components:
-            await component.close()
-        gateway.outbox.close()
-        gateway.history.close()
-        gateway.store.close()
+        await _close(gateway)
 
 
 class _Heard(Component):
@@ -186,10 +187,6 @@ async def test_components_hear_the_same_things_in_the_same_order_when_told_after
                     await task
             heard.append(component.heard)
         finally:
-            for c in gateway.components:
-                await c.close()
-            gateway.outbox.close()
-            gateway.history.close()
-            gateway.store.close()
+            await _close(gateway)
     assert any(kind == "transitions" for kind, _ in heard[0])
     assert heard[1] == heard[0]
