@@ -119,6 +119,8 @@ class Gateway:
         self._deferred: deque[Sequence[Reading] | DeviceStatus | _Transitions] = deque()
         self.dropped_batches = 0
         self.transitions_total = 0
+        # life-safety alarms stored suppressed or out of service come back, announced (PRODUCT §9)
+        self._emit(self.book.reinstate(wall()))
 
     # ------------------------------------------------------------------ ReadingSink
 

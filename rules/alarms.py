@@ -25,6 +25,12 @@ When the last overlay ends, the alarm goes to the state it truly has:
   (`active_unack` before the overlay) goes to `rtn_unack`, so nobody misses that it happened.
   An activation that started *and* ended under an overlay is never announced and leaves no episode:
   the twenty alarms of a power cut do not come back as twenty `rtn_unack` afterwards.
+
+Life safety first (PRODUCT §9): a *life-safety* alarm (fire, entrapment, loss of supply…) is never
+`suppressed` — a change that says so is followed as active and its cause kept in `during` — and never
+taken out of service; it is shelved only if its rule says `shelvable: true`. `during` changing alone
+is published as a transition whose `from` and `to` are the same state. `reinstate` (after `restore`)
+brings back life-safety alarms stored suppressed or out of service by an older configuration.
 """
 
 from __future__ import annotations
@@ -125,6 +131,8 @@ class Alarm:
     # flags set by alarm-load management (`rules.floods`), shown but not states of their own
     chattering: bool = False  # flipped too often: held active until quiet
     first_out: bool = False  # the first alarm of the flood it started (this episode)
+    life_safety: bool = False  # never suppressed nor out of service (PRODUCT §9)
+    during: str | None = None  # life-safety, active under a root cause: that alarm's id
 
     def payload(self) -> dict[str, Any]:
         """The retained `P/alarms/{device}/{rule}` JSON (PRODUCT §6), plus both message languages."""
@@ -150,6 +158,8 @@ class Alarm:
             "out_of_service": self.out_of_service,
             "chattering": self.chattering,
             "first_out": self.first_out,
+            "life_safety": self.life_safety,
+            "during": self.during,
         }
 
     def record(self) -> dict[str, Any]:
@@ -230,6 +240,8 @@ class AlarmTransition:
             "cause": self.alarm.suppressed_by or None,
             "chattering": self.alarm.chattering,
             "first_out": self.alarm.first_out,
+            "life_safety": self.alarm.life_safety,
+            "during": self.alarm.during,
         }
 
 
@@ -255,6 +267,7 @@ class AlarmBook:
                 rule=rule.id,
                 priority=rule.priority,
                 shelvable=rule.shelvable,
+                life_safety=rule.life_safety,
             )
             self._render(self._alarms[rule.alarm_id])
 
@@ -287,23 +300,28 @@ class AlarmBook:
             return []
         before = alarm.state
         at = change.ts_wall
+        suppressed, during = change.suppressed, change.during
+        if alarm.life_safety and suppressed:  # never hidden, whatever the caller says
+            suppressed, during = False, change.cause or during
+        during_changed = (during or None) != alarm.during
+        alarm.during = during or None
         if change.values and change.active:
             # the message tells what happened: rendered while the condition holds, kept on return
             # to normal ("fire in zones 4", not "fire in zones 0" once it is out)
             alarm.values = dict(change.values)
         if change.value is not None:
             alarm.value = change.value
-        if alarm.overlay is None and not change.suppressed:
+        if alarm.overlay is None and not suppressed:
             self._follow_base(alarm, change.active, at)
             alarm.state = alarm.base
         else:
             if alarm.overlay is None:
                 self._begin_overlay(alarm)
-            alarm.suppressed_by = (change.cause or "suppressed") if change.suppressed else ""
+            alarm.suppressed_by = (change.cause or "suppressed") if suppressed else ""
             self._follow_hidden(alarm, change.active, at)
             self._show(alarm, at)
         self._render(alarm)
-        return self._transition(alarm, before, at, SYSTEM, change.reason)
+        return self._transition(alarm, before, at, SYSTEM, change.reason, same=during_changed)
 
     def take_silent(self) -> list[Alarm]:
         """Alarms changed without a transition since the last call (a condition that moved under
@@ -442,8 +460,16 @@ class AlarmBook:
     def remove_from_service(
         self, alarm_id: str, user: str, reason: str, at: float | datetime
     ) -> list[AlarmTransition]:
-        """Take an alarm out of service (equipment decommissioned, sensor removed…)."""
+        """Take an alarm out of service (equipment decommissioned, sensor removed…).
+
+        Raises:
+            TransitionRefused: already out of service, or a life-safety alarm (never muted).
+        """
         alarm = self.get(alarm_id)
+        if alarm.life_safety:
+            raise TransitionRefused(
+                alarm_id, alarm.state, "remove from service", "a life-safety alarm is never muted"
+            )
         if alarm.out_of_service:
             raise TransitionRefused(alarm_id, alarm.state, "remove from service", "already")
         when = _epoch(at)
@@ -521,12 +547,32 @@ class AlarmBook:
                 continue
             alarm = stored.copy()
             alarm.priority, alarm.shelvable = rule.priority, rule.shelvable
+            alarm.life_safety = rule.life_safety
             alarm.device, alarm.rule = rule.device, rule.id
             if not alarm.shelvable and alarm.shelved_until is not None:
                 alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = None, None, ""
                 self._show(alarm, alarm.raised_at or 0.0)
             self._render(alarm)
             self._alarms[alarm.id] = alarm
+
+    def reinstate(self, at: float | datetime) -> list[AlarmTransition]:
+        """After `restore`: life-safety alarms stored suppressed or out of service (a rule that was
+        not life-safety then) show their true state again, as transitions by `system`. Their
+        `during` is cleared: the rule engine says it again once it knows the cause is still there.
+        """
+        when = _epoch(at)
+        out: list[AlarmTransition] = []
+        for alarm in self._alarms.values():
+            if not alarm.life_safety or not (
+                alarm.suppressed_by or alarm.out_of_service or alarm.during
+            ):
+                continue
+            before, had_during = alarm.state, alarm.during
+            alarm.suppressed_by, alarm.out_of_service, alarm.during = "", False, None
+            self._show(alarm, when)
+            reason = "life-safety alarm: never suppressed or muted"
+            out.extend(self._transition(alarm, before, when, SYSTEM, reason, same=bool(had_during)))
+        return out
 
     def active_condition_ids(self) -> list[str]:
         """Alarm ids whose condition was active: feed them to `RuleEngine.assume_active`."""
@@ -543,9 +589,10 @@ class AlarmBook:
         alarm.message = render(pick(rule.message, self.locale), alarm.values)
 
     def _transition(
-        self, alarm: Alarm, before: AlarmState, at: float, by: str, reason: str
+        self, alarm: Alarm, before: AlarmState, at: float, by: str, reason: str, same: bool = False
     ) -> list[AlarmTransition]:
-        if alarm.state == before:
+        """The transition to journal and publish, if the state changed (or `same`: `during` did)."""
+        if alarm.state == before and not same:
             # e.g. the condition moved under a shelve, or a shelve ended under out-of-service
             self._silent.add(alarm.id)
             return []

@@ -49,6 +49,10 @@ Why it is shaped like this:
   reported with `suppressed=True` and `cause` = that alarm id. A rule that is inactive when
   suppression starts is not reported (no flood of `suppressed` for alarms that were quiet); one that
   was reported suppressed is reported again when suppression ends.
+- Life safety first (PRODUCT §9): a life-safety rule is never reported suppressed. While it is
+  active under a cause (a dead supply up the chain, or its own device's comm_loss, which freezes it
+  as it was), it is reported with `during` = that alarm id instead; a change of `during` alone is
+  reported too, and `during` is "" once the cause is gone or the rule is inactive.
 
 - Restarts: `take_timer_changes()` hands out the on/off-delays that started or ended since the last
   call (as wall-clock start times, for the store); `restore_timers()` takes them back after a restart.
@@ -93,6 +97,7 @@ class ConditionChange:
         ts_wall: wall-clock seconds (epoch) of the reading or status that caused it.
         reason: a short human text (what happened).
         cause: the alarm id of the root cause when `suppressed`, else "".
+        during: for a life-safety rule (never suppressed): the root cause it is active under, or "".
     """
 
     alarm_id: str
@@ -105,6 +110,7 @@ class ConditionChange:
     ts_wall: float
     reason: str
     cause: str = ""
+    during: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +166,8 @@ class _RuleState:
     device) is copied here, so an evaluation does not also reach the `Rule`."""
 
     __slots__ = ("active", "alarm_id", "bit", "clear_for", "clear_since", "deadband", "deadline",
-                 "dev", "expr", "for_", "order", "pending_since", "reported", "root", "rule",
-                 "state")  # fmt: skip
+                 "dev", "during", "expr", "for_", "order", "pending_since", "reported", "root",
+                 "rule", "safe", "state")  # fmt: skip
 
     def __init__(
         self, rule: Rule, expr: Expression | None, order: int, dev: _Device, shared: dict
@@ -184,6 +190,8 @@ class _RuleState:
         self.clear_since: float | None = None  # off-delay running since
         self.deadline: float | None = None
         self.reported: tuple[bool, bool] = (False, False)  # (active, suppressed) as last reported
+        self.safe = rule.life_safety  # never suppressed: reported with `during` instead
+        self.during = ""  # as last reported
         self.bit = 0  # this rule's bit in `dev.busy` (set once it has its place in `dev.states`)
 
     @property
@@ -715,14 +723,20 @@ class RuleEngine:
     def _report(self, rs: _RuleState, ts: float, reason: str, out: list[ConditionChange]) -> None:
         rule = rs.rule
         cause = self._cause(rule.device, rule.id)
-        suppressed = bool(cause) and (rs.active or rs.reported[1])
-        if (rs.active, suppressed) == rs.reported:
+        if rs.safe:
+            suppressed, during = False, cause if rs.active else ""
+        else:
+            suppressed, during = bool(cause) and (rs.active or rs.reported[1]), ""
+        if (rs.active, suppressed) == rs.reported and during == rs.during:
             return
         rs.reported = (rs.active, suppressed)
+        rs.during = during
         values = dict(self._values[rule.device])
         value = self._shown_value(rs)
         if suppressed:
             reason = f"{reason}; suppressed by {cause}"
+        elif during:
+            reason = f"{reason}; during {cause}"
         out.append(
             ConditionChange(
                 alarm_id=rule.alarm_id,
@@ -735,6 +749,7 @@ class RuleEngine:
                 ts_wall=ts,
                 reason=reason,
                 cause=cause if suppressed else "",
+                during=during,
             )
         )
 

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from gateway.config.models import ModbusPoint, MqttPoint, PlanSpec, RuleSpec, Template
+from gateway.config.site import life_safety_of, shelvable_of
 from gateway.config.templates import load_template, template_names
 from simulators.base import CLEAR, COMMON_FAULTS
 from simulators.registry import SIMULATORS
@@ -148,6 +149,7 @@ def _rules(rules: list[RuleSpec]) -> list[str]:
     rows: list[list[object]] = []
     for r in rules:
         message = f"{r.message.en} / {r.message.zh}" if r.message else ""
+        safe = life_safety_of(r.priority or "", r.life_safety)
         rows.append(
             [
                 f"`{r.id}`",
@@ -155,12 +157,16 @@ def _rules(rules: list[RuleSpec]) -> list[str]:
                 _duration(r.for_),
                 _duration(r.clear_for),
                 r.priority or "",
-                "no" if r.shelvable is False else "yes",
+                "yes" if safe else "no",
+                "yes" if shelvable_of(safe, r.shelvable) else "no",
                 r.ticket or "",
                 message,
             ]
         )
-    header = ["rule", "when", "for", "clear for", "priority", "shelvable", "ticket", "message"]
+    header = [
+        "rule", "when", "for", "clear for", "priority", "life-safety", "shelvable", "ticket",
+        "message",
+    ]  # fmt: skip
     return _table(header, rows)
 
 
@@ -257,7 +263,12 @@ def render(template_id: str) -> str:
             "",
         ]
     out += ["## Rules", "", *_rules(t.rules), ""]
-    out += ["Every device also has `comm_loss` (no answer for 3 polls or 10 s → high).", ""]
+    comm = t.comm_loss
+    safe = " (life-safety)" if life_safety_of(comm.priority, comm.life_safety) else ""
+    out += [
+        f"Every device also has `comm_loss` (no answer for 3 polls or 10 s → {comm.priority}{safe}).",
+        "",
+    ]
     out += ["## Maintenance plans", "", *_plans(t.plans), ""]
     out += ["## Simulator faults", "", *_faults(t), ""]
     out += [

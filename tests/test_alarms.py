@@ -274,8 +274,11 @@ def test_out_of_service(book: AlarmBook) -> None:
     assert moves(book.return_to_service(DRY, "eve", T0 + 4)) == [(S.OUT_OF_SERVICE, S.RTN_UNACK, 1)]
     with pytest.raises(TransitionRefused):
         book.return_to_service(DRY, "eve", T0 + 5)
-    # non-shelvable alarms can still be taken out of service (that is a maintenance decision)
-    book.remove_from_service("fire-1.fire_alarm", "eve", "panel replaced", T0)
+    # life-safety alarms are never taken out of service (PRODUCT §9): not by work, not by anyone
+    for alarm_id in ("fire-1.fire_alarm", "lift-1.entrapment", "lift-1.comm_loss"):
+        with pytest.raises(TransitionRefused, match="life-safety"):
+            book.remove_from_service(alarm_id, "eve", "panel replaced", T0)
+        assert not book.get(alarm_id).out_of_service
 
 
 # ------------------------------------------------------------------ payloads and messages
@@ -286,7 +289,7 @@ PAYLOAD_KEYS = {
 }  # fmt: skip
 EXTRA_KEYS = {
     "message_zh", "message_en", "suppressed_by", "shelved_until", "shelved_by", "shelve_reason",
-    "out_of_service", "chattering", "first_out",
+    "out_of_service", "chattering", "first_out", "life_safety", "during",
 }  # fmt: skip
 
 
@@ -326,6 +329,8 @@ def test_event_shape(book: AlarmBook) -> None:
         "cause": None,
         "chattering": False,
         "first_out": False,
+        "life_safety": False,
+        "during": None,
     }
     t.alarm.state = S.NORMAL  # the snapshot is a copy: the book is not changed through it
     assert book.get(DRY).state == S.ACTIVE_UNACK

@@ -203,11 +203,20 @@ class RuleSpec(Strict):
     deadband: float = Field(default=0.0, ge=0)
     priority: Priority | None = None
     message: Text | None = None
-    shelvable: bool | None = None
+    shelvable: bool | None = None  # default: true, false for a life-safety rule
+    life_safety: bool | None = None  # default: true for a critical rule (PRODUCT §9)
     ticket: Urgency | None = None
     enabled: bool = True
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CommLossSpec(Strict):
+    """A template's options for its devices' built-in `comm_loss` rule (PRODUCT §3, §9)."""
+
+    priority: Priority = "high"
+    life_safety: bool | None = None  # default: true when critical
+    shelvable: bool | None = None
 
 
 class CountPlan(Strict):
@@ -232,6 +241,7 @@ class PlanSpec(Strict):
     enabled: bool = True
     lead: Duration | None = None  # calendar plans: open the ticket this long before it is due
     window: Duration | None = None  # meter plans: time from reaching the limit to due (7d)
+    mutes: bool = False  # its ticket in progress takes the device's alarms out of service
 
     @model_validator(mode="after")
     def _one_calendar(self) -> PlanSpec:
@@ -265,6 +275,7 @@ class Template(Strict):
     title: Text
     protocol: Literal["modbus", "mqtt"]
     heartbeat: Duration | None = None  # MQTT devices: how often the device speaks at least
+    comm_loss: CommLossSpec = CommLossSpec()
     points: dict[str, Point]
     rules: list[RuleSpec] = []
     plans: list[PlanSpec] = []
@@ -503,7 +514,8 @@ class TicketsConfig(Strict):
 
     targets: dict[Urgency, TicketTarget] = {}
     morning: str = "08:00"  # what "by the next morning" means, site time
-    out_of_service_while_working: bool = True  # alarms below critical, while in_progress
+    out_of_service_while_working: bool = True  # alarms not life-safety, while in_progress
+    mute_limit: Duration = Field(default=4 * 3600.0, gt=0)  # at most this long (PRODUCT §9)
 
     @field_validator("morning")
     @classmethod

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from gateway.config.errors import ConfigIssue, Loc, SiteError
 from gateway.config.models import (
+    CommLossSpec,
     DeviceSpec,
     ModbusBus,
     ModbusPoint,
@@ -50,6 +51,7 @@ class Rule:
     deadband: float = 0.0
     shelvable: bool = True
     ticket: Urgency | None = None
+    life_safety: bool = False  # never suppressed, muted by work or shelved by default (§9)
 
     @property
     def alarm_id(self) -> str:
@@ -108,19 +110,38 @@ class Site:
             yield from device.rules
 
 
+def life_safety_of(priority: str, stated: bool | None) -> bool:
+    """PRODUCT §9: a rule is life-safety when it says so; a critical one unless it says `false`."""
+    return stated if stated is not None else priority == "critical"
+
+
+def shelvable_of(life_safety: bool, stated: bool | None) -> bool:
+    """A rule is shelvable unless it says `false`; a life-safety one only if it says `true`."""
+    return stated if stated is not None else not life_safety
+
+
 def template_rules(device_id: str, template: Template | None) -> list[Rule]:
-    """The rules a device gets before site overrides: `comm_loss`, then its template's rules."""
+    """The rules a device gets before site overrides: `comm_loss`, then its template's rules.
+
+    The template's `comm_loss:` block sets the priority of its devices' comm_loss (a lift's and a
+    fire panel's are critical, so life-safety): data, not a code path per template.
+    """
+    comm = template.comm_loss if template else CommLossSpec()
+    comm_safe = life_safety_of(comm.priority, comm.life_safety)
     rules = [
         Rule(
             device=device_id,
             id=COMM_LOSS,
             when="",
-            priority="high",
+            priority=comm.priority,
             message=Text(zh="设备通讯中断", en="Device not answering (communication lost)"),
+            shelvable=shelvable_of(comm_safe, comm.shelvable),
+            life_safety=comm_safe,
         )
     ]
     for spec in template.rules if template else []:
         assert spec.when is not None and spec.priority is not None  # templates are validated
+        safe = life_safety_of(spec.priority, spec.life_safety)
         rules.append(
             Rule(
                 device=device_id,
@@ -131,8 +152,9 @@ def template_rules(device_id: str, template: Template | None) -> list[Rule]:
                 for_=spec.for_,
                 clear_for=spec.clear_for,
                 deadband=spec.deadband,
-                shelvable=spec.shelvable if spec.shelvable is not None else True,
+                shelvable=shelvable_of(safe, spec.shelvable),
                 ticket=spec.ticket,
+                life_safety=safe,
             )
         )
     return rules
@@ -300,19 +322,28 @@ class _Resolver:
             if base is not None and base.id == COMM_LOSS and spec.when is not None:
                 self.error((*here, "when"), "comm_loss is built in: only its options can change")
                 continue
+            priority = spec.priority or base.priority  # type: ignore[union-attr]
+            safe = _overridden_life_safety(spec, base, priority)
+            if spec.life_safety is False and priority == "critical":
+                self.warn(
+                    (*here, "life_safety"),
+                    f"critical rule {spec.id!r} of {spec.device} is not life-safety: "
+                    "it can be suppressed by its supply, muted by work and shelved",
+                )
             rule = Rule(
                 device=spec.device,
                 id=spec.id,
                 when=spec.when if spec.when is not None else base.when,  # type: ignore[union-attr]
-                priority=spec.priority or base.priority,  # type: ignore[union-attr]
+                priority=priority,
                 message=spec.message or (base.message if base else Text(zh=spec.id, en=spec.id)),
                 for_=spec.for_ if "for_" in spec.model_fields_set or base is None else base.for_,
                 clear_for=_pick(spec, base, "clear_for"),
                 deadband=_pick(spec, base, "deadband"),
                 shelvable=spec.shelvable if spec.shelvable is not None else
-                (base.shelvable if base else True),
+                (base.shelvable if base and base.life_safety == safe else not safe),
                 ticket=spec.ticket if "ticket" in spec.model_fields_set else
                 (base.ticket if base else None),
+                life_safety=safe,
             )  # fmt: skip
             device.rules[:] = [r for r in device.rules if r.id != spec.id]
             if spec.enabled:
@@ -455,6 +486,16 @@ class _Resolver:
                 self.warn(
                     loc, f"{path} is readable by other users (mode {mode & 0o777:o}): chmod 600"
                 )
+
+
+def _overridden_life_safety(spec: RuleSpec, base: Rule | None, priority: str) -> bool:
+    """A site rule's life-safety: as stated; else the rule it overrides keeps its own unless the
+    override makes it critical (a lower priority alone never takes life-safety away)."""
+    if spec.life_safety is not None:
+        return spec.life_safety
+    if base is None:
+        return priority == "critical"
+    return base.life_safety or priority == "critical"
 
 
 def _pick(spec: RuleSpec, base: Rule | None, name: str) -> float:
