@@ -9,9 +9,12 @@ Every change is committed to SQLite first (`gateway.storage.tickets`) and publis
 as `{"type": "ticket", ...}` afterwards, from the committed rows; rows another process wrote
 (`fgw tickets transition`) are published, and their side effects applied, on the next tick.
 
-While a ticket is `in_progress`, the device's alarms below critical are out of service (audited:
-by the assignee, for ticket #N), and back in service when the work stops. Time is the gateway's
-injectable wall clock, so tests walk through weeks in milliseconds.
+While a ticket is `in_progress`, the device's alarms are out of service (audited: by the assignee,
+for ticket #N) — never life-safety alarms nor comm_loss, for a preventive ticket only if its plan says
+`mutes: true`, and at most until the ticket's resolution target or `tickets.mute_limit`
+(`rules.maintenance.mutes`). They are back in service when the work stops, or when the mute runs
+out: then a `work_overran` timeline entry (a ticket event on `P/events`) names the ticket. Time is
+the gateway's injectable wall clock, so tests walk through weeks in milliseconds.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from gateway.components import Component
 from gateway.config.models import ModbusPoint, PlanSpec
 from gateway.model import Quality, Reading
 from gateway.storage.tickets import Change, DuplicateActiveTicket, StoredEntry, TicketStore
+from rules.maintenance import mutes
 from rules.maintenance import plans as planning
 from rules.maintenance.calendar import iso, local_date, local_midnight
 from rules.maintenance.meters import (
@@ -110,6 +114,9 @@ class Maintenance(Component):
             morning=day_time.fromisoformat(config.morning),
         )
         self.out_of_service_while_working = config.out_of_service_while_working
+        self.mute_limit = config.mute_limit
+        self._mutes: dict[int, float] = {}  # ticket id -> when its mute ends
+        self._unmute_at_start: list[tuple[Ticket, list[str]]] = []  # muted by older settings
         self.clock = clock or getattr(gateway, "_wall", time.time)
         self.store = store or TicketStore(self.site.storage_dir, db=gateway.store.connection)
         self.meters: dict[tuple[str, str], Meter] = {}
@@ -200,6 +207,39 @@ class Maintenance(Component):
             self.states[key] = state
         if changed:
             self.store.commit(Change(tickets=[], plans=changed), now)
+        self._restore_mutes(now)
+
+    def _restore_mutes(self, now: float) -> None:
+        """Tickets in progress with alarms out of service: their mute's end (a mute saved before
+        it had one ends `mute_limit` after it started); alarms no longer to be muted by work
+        (life-safety, comm_loss) go back in service on the first tick."""
+        changes: list[tuple[Ticket, list[TimelineEntry]]] = []
+        for ticket in self.store.tickets(status=[str(TicketStatus.IN_PROGRESS)]):
+            if not ticket.out_of_service or ticket.id is None:
+                continue
+            entries: list[TimelineEntry] = []
+            if ticket.mute_until is None:
+                started = next(
+                    (e.at for e in reversed(self.store.timeline(ticket.id))
+                     if e.action == "alarms_out_of_service"),
+                    now,
+                )  # fmt: skip
+                ticket.mute_until = min(ticket.resolution_due, started + self.mute_limit)
+            alarms = {a.id: a for a in self.gateway.book.all()}
+            back = [
+                a for a in ticket.out_of_service if a not in alarms or not mutes.may_mute(alarms[a])
+            ]
+            if back:
+                ticket.out_of_service = [a for a in ticket.out_of_service if a not in back]
+                entries.append(_alarms_entry("alarms_returned", back, now, SYSTEM))
+                self._unmute_at_start.append((ticket, back))
+            if ticket.out_of_service:
+                self._mutes[ticket.id] = ticket.mute_until
+            else:
+                ticket.mute_until = None
+            changes.append((ticket, entries))
+        if changes:
+            self.store.commit(Change(tickets=changes), now)
 
     def _ended(self, ticket_id: int) -> Ticket | None:
         try:
@@ -258,6 +298,12 @@ class Maintenance(Component):
             self._safely(f"ticket for alarm {t.alarm_id}", self._alarm_ticket, t, urgency)
 
     def on_tick(self, wall: float, monotonic: float) -> None:
+        if self._unmute_at_start:
+            for ticket, back in self._unmute_at_start:
+                self._put_back(ticket, back, SYSTEM)
+            self._unmute_at_start.clear()
+        if self._mutes and wall >= min(self._mutes.values()):
+            self._safely("ending mutes that ran out", self.end_mutes, wall)
         if monotonic - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = monotonic
             self._safely("publishing ticket events", self.publish_pending)
@@ -429,12 +475,30 @@ class Maintenance(Component):
         except KeyError:
             return False  # the rule is gone: nothing can return to normal any more
 
+    def end_mutes(self, now: float) -> None:
+        """Put back the alarms of tickets whose mute ran out while the work goes on, and say so
+        (`work_overran`). The alarms come back in the state their rules' latest evaluation gives:
+        the rules are evaluated on every reading under the mute, so on fresh readings."""
+        for ticket_id, until in sorted(self._mutes.items(), key=lambda item: item[1]):
+            if until > now:
+                continue
+            del self._mutes[ticket_id]
+            ticket = self.store.get(ticket_id)
+            if ticket.status != TicketStatus.IN_PROGRESS or not ticket.out_of_service:
+                continue
+            back, ticket.out_of_service, ticket.mute_until = list(ticket.out_of_service), [], None
+            self._commit(
+                Change(tickets=[(ticket, [mutes.overran_entry(ticket, back, until, now)])]), now
+            )
+            log.warning(
+                "ticket #%s: work overran its mute; alarms back in service: %s",
+                ticket_id, ", ".join(back),
+                extra={"ticket": ticket_id, "device": ticket.device},
+            )  # fmt: skip
+            self._put_back(ticket, back, SYSTEM)
+
     def _alarms_to_take_out(self, device: str) -> list[str]:
-        return sorted(
-            a.id
-            for a in self.gateway.book.all()
-            if a.device == device and a.priority != "critical" and not a.out_of_service
-        )
+        return mutes.alarms_to_mute(self.gateway.book.all(), device)
 
     def _take_out(self, ticket: Ticket, alarm_ids: Sequence[str]) -> None:
         by = ticket.assignee or f"ticket #{ticket.id}"
@@ -445,10 +509,14 @@ class Maintenance(Component):
             except Exception as exc:  # refused (already out) or unknown: the ticket goes on
                 log.warning("could not take %s out of service: %s", alarm_id, exc)
 
-    def _put_back(self, ticket: Ticket, alarm_ids: Sequence[str]) -> None:
-        by = ticket.assignee or f"ticket #{ticket.id}"
+    def _put_back(self, ticket: Ticket, alarm_ids: Sequence[str], by: str | None = None) -> None:
+        by = by or ticket.assignee or f"ticket #{ticket.id}"
+        if ticket.id is not None and not ticket.out_of_service:
+            self._mutes.pop(ticket.id, None)
         for alarm_id in alarm_ids:
             try:
+                if not self.gateway.book.get(alarm_id).out_of_service:
+                    continue  # back already (a life-safety alarm reinstated at start)
                 self.gateway.return_to_service(alarm_id, by)
             except Exception as exc:
                 log.warning("could not return %s to service: %s", alarm_id, exc)
@@ -490,7 +558,7 @@ class Maintenance(Component):
         back: list[str] = []
         out: list[str] = []
         if entry.from_status == TicketStatus.IN_PROGRESS and ticket.out_of_service:
-            back, ticket.out_of_service = list(ticket.out_of_service), []
+            back, ticket.out_of_service, ticket.mute_until = list(ticket.out_of_service), [], None
             entries.append(_alarms_entry("alarms_returned", back, now, entry.by))
         if (
             entry.to_status == TicketStatus.IN_PROGRESS
@@ -508,9 +576,22 @@ class Maintenance(Component):
         self._take_out(ticket, out)
 
     def _out_of_service_list(self, ticket: Ticket) -> list[str]:
+        """The alarms work on `ticket` takes out of service now; sets `ticket.mute_until`."""
         if not self.out_of_service_while_working:
             return []
-        return self._alarms_to_take_out(ticket.device)
+        if ticket.kind == "preventive" and not self._plan_mutes(ticket):
+            return []
+        now = self.clock()
+        until = mutes.mute_until(ticket, now, self.mute_limit)
+        alarms = self._alarms_to_take_out(ticket.device) if until is not None else []
+        if alarms and until is not None and ticket.id is not None:
+            ticket.mute_until = until
+            self._mutes[ticket.id] = until
+        return alarms
+
+    def _plan_mutes(self, ticket: Ticket) -> bool:
+        entry = self.plans.get((ticket.device, str(ticket.origin.get("plan"))))
+        return entry is not None and entry[0].mutes
 
     # ------------------------------------------------------------------ the API
 
@@ -586,7 +667,7 @@ class Maintenance(Component):
         back: list[str] = []
         out: list[str] = []
         if before == TicketStatus.IN_PROGRESS and ticket.out_of_service:
-            back, ticket.out_of_service = list(ticket.out_of_service), []
+            back, ticket.out_of_service, ticket.mute_until = list(ticket.out_of_service), [], None
             entries.append(_alarms_entry("alarms_returned", back, now, by))
         if target == TicketStatus.IN_PROGRESS:
             out = self._out_of_service_list(ticket)

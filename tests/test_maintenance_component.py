@@ -124,7 +124,7 @@ def test_resolve_waits_for_the_alarm_and_work_takes_alarms_out_of_service(site: 
         clock.now += 600
         working = m.transition(str(ticket["id"]), "in_progress", "wang", note="on site")
         out = working["out_of_service"]
-        assert "pump-2.dry_run" in out and "pump-2.comm_loss" in out
+        assert "pump-2.dry_run" in out and "pump-2.comm_loss" not in out  # comm_loss: never muted
         assert all(gateway.book.get(a).state == "out_of_service" for a in out)
         journal = gateway.store.journal("pump-2.dry_run")
         assert journal[-1].to_state == "out_of_service" and journal[-1].by == "wang"
@@ -155,7 +155,8 @@ def test_critical_alarms_stay_in_service_during_work(site: Site) -> None:
         assert ticket["origin"] == {"kind": "manual", "by": "duty"}
         working = m.transition(ticket["id"], "in_progress", "li")
         assert working["assignee"] == "li"
-        assert "lift-1.entrapment" not in working["out_of_service"]  # critical
+        assert "lift-1.entrapment" not in working["out_of_service"]  # life-safety
+        assert "lift-1.comm_loss" not in working["out_of_service"]
         assert "lift-1.lift_fault" in working["out_of_service"]
         assert gateway.book.get("lift-1.entrapment").state == "normal"
 

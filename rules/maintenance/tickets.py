@@ -149,7 +149,8 @@ class TimelineEntry:
 
     at: float
     by: str
-    action: str  # created, transition, repeat, overdue, alarms_out_of_service, alarms_returned
+    action: str  # created, transition, repeat, overdue, alarms_out_of_service, alarms_returned,
+    # work_overran (the mute ran out while the work went on)
     from_status: str | None = None
     to_status: str | None = None
     note: str = ""
@@ -206,6 +207,7 @@ class Ticket:
     cancelled_at: float | None = None
     last_episode: int | None = None
     out_of_service: list[str] = field(default_factory=list)  # alarms this ticket took out
+    mute_until: float | None = None  # when those alarms come back even if the work goes on
     response_overdue: bool = False  # announced once each
     resolution_overdue: bool = False
 
@@ -377,6 +379,7 @@ class Ticket:
             "closed_at": iso(self.closed_at),
             "cancelled_at": iso(self.cancelled_at),
             "out_of_service": list(self.out_of_service),
+            "mute_until": iso(self.mute_until),
             "notes": [dict(n) for n in self.notes],
         }
         if timeline is not None:
