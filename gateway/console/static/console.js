@@ -95,6 +95,13 @@
     return text || alarm.message || alarm.id;
   }
 
+  // a life-safety alarm under a root cause: "… — during supply loss at meter-1"
+  function duringText(alarm) {
+    if (!alarm.during) return "";
+    const device = alarm.during.split(".")[0];
+    return t(device === alarm.device ? "alarm.during_comm" : "alarm.during_supply", { device });
+  }
+
   function fmtValue(v) {
     if (v === null || v === undefined) return "–";
     if (typeof v === "boolean") return v ? t("value.true") : t("value.false");
@@ -218,7 +225,11 @@
       reloadAlarms();
     });
     source.addEventListener("alarm", (ev) => onAlarmEvent(JSON.parse(ev.data)));
-    source.addEventListener("ticket", () => {
+    source.addEventListener("ticket", (ev) => {
+      const event = JSON.parse(ev.data);
+      if (event.action === "work_overran") {
+        showBanner(t("ticket.work_overran", { id: event.id, title: (event.ticket && event.ticket.title) || "" }));
+      }
       if (state.view === "tickets") route();
     });
     source.addEventListener("resync", () => reloadAlarms());
@@ -350,7 +361,8 @@
     h("div", { class: "bar " + alarm.priority }),
     h("div", { class: "head" },
       h("span", { class: "badge " + alarm.priority, text: t("priority." + alarm.priority) }), " ",
-      h("span", { class: "message", text: message(alarm) })),
+      h("span", { class: "message", text: message(alarm) }),
+      alarm.during ? h("span", { class: "during", text: " — " + duringText(alarm) }) : null),
     h("div", { class: "meta" },
       h("span", { class: "state " + alarm.state, text: t("state." + alarm.state) }), " · ",
       h("span", { class: "device", text: alarm.device }), " · ",
@@ -442,6 +454,8 @@
         h("dt", { text: t("alarm.episode") }), h("dd", { text: alarm.episode }),
         h("dt", { text: t("alarm.cleared") }), h("dd", { text: when(alarm.cleared_at) }),
         h("dt", { text: t("alarm.suppressed_by") }), h("dd", { text: alarm.suppressed_by || "–" }),
+        h("dt", { text: t("alarm.during") }), h("dd", { text: alarm.during ? duringText(alarm) + " (" + alarm.during + ")" : "–" }),
+        h("dt", { text: t("alarm.life_safety") }), h("dd", { text: alarm.life_safety ? t("value.true") : t("value.false") }),
         h("dt", { text: t("alarm.shelvable") }), h("dd", { text: alarm.shelvable ? t("value.true") : t("value.false") })),
       h("h2", { text: t("journal.title") }),
       h("table", { class: "cards", id: "journal" },
@@ -494,6 +508,9 @@
       h("div", { class: "muted" }, t("ticket.assignee") + ": " + (tk.assignee || "–")),
       h("div", { class: "muted" }, t("ticket.due") + ": " + when(tk.due),
         overdue ? h("span", { class: "overdue-mark", text: " " + t("ticket.overdue") }) : null),
+      tk.mute_until && (tk.out_of_service || []).length
+        ? h("div", { class: "muted mute-until" }, t("ticket.mute_until") + ": " + when(tk.mute_until))
+        : null,
       may("engineer") && next.length
         ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "act-transition", text: t("ticket.move"), onclick: () => transitionDialog(tk) }))
         : null);
