@@ -16,16 +16,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from gateway.accounts import Accounts, fast_hasher
+from gateway.api import create_app
 from gateway.config.errors import SiteError
 from gateway.config.site import Site, load_site
 from gateway.maintenance import Maintenance
+from gateway.model import DeviceStatus, Quality, Reading
+from gateway.service import Gateway
 from rules.alarms import ACTIVE_STATES, ShelveRefused, TransitionRefused
+from rules.escalation import Escalator, Step
 from rules.maintenance import TicketTransitionRefused
+from tests.api_support import add_users, console_site, login
 from tests.support import free_port
 from tests.test_alarm_management import Plant
 
@@ -72,6 +79,16 @@ def plant(tmp_path: Path) -> Any:
     p = Plant(make_site(tmp_path))
     yield p
     p.close()
+
+
+def escalating(plant: Plant, escalator: Escalator, seen: int = 0) -> int:
+    """Feed the escalator the alarm events published since `seen`, as the notifier does."""
+    for event in plant.events[seen:]:
+        if event.get("type") == "alarm":
+            escalator.observe(
+                event["id"], event["priority"], event["to"], event["episode"], plant.clock.mono
+            )
+    return len(plant.events)
 
 
 def rule_of(site: Site, alarm_id: str) -> Any:
@@ -184,6 +201,47 @@ def test_an_entrapment_stays_shown_when_its_own_lift_goes_silent(plant: Plant) -
     assert plant.state(ENTRAPMENT) == "normal"
 
 
+def test_escalation_of_an_entrapment_goes_on_through_a_supply_loss(plant: Plant) -> None:
+    escalator = Escalator({"critical": [Step(after=0.0, notify=("duty",), repeat=300.0)]})
+    plant.read("lift-1", alarm_button=True)
+    seen = escalating(plant, escalator)
+    assert [n.alarm_id for n in escalator.tick(plant.clock.mono)] == [ENTRAPMENT]
+    plant.status("meter-1", online=False)
+    plant.advance(301.0, step=5.0)
+    seen = escalating(plant, escalator, seen)
+    due = {n.alarm_id: n.repeat for n in escalator.tick(plant.clock.mono)}
+    assert due[ENTRAPMENT] == 1  # the second message: nothing stopped it
+    plant.gw.acknowledge(ENTRAPMENT, "duty", "on my way")
+    plant.drain()
+    escalating(plant, escalator, seen)
+    assert ENTRAPMENT not in escalator.tracked()
+
+
+async def test_the_api_shows_during_and_life_safety(tmp_path: Path) -> None:
+    gateway = Gateway(load_site(console_site(tmp_path, free_port())))
+    accounts = Accounts(gateway.site.storage_dir, hasher=fast_hasher())
+    add_users(accounts)
+    app = create_app(gateway, accounts=accounts)
+    wall = gateway._wall()
+    gateway.readings([Reading("lift-1", "alarm_button", True, Quality.GOOD, wall)])
+    gateway.device_status(DeviceStatus("lift-1", False, wall))
+    gateway.process_queued()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            await login(c, "eddie")
+            alarm = (await c.get(f"/api/v1/alarms/{ENTRAPMENT}")).json()
+            listed = (await c.get("/api/v1/alarms")).json()["alarms"]
+    finally:
+        accounts.close()
+        gateway.store.close()
+        gateway.history.close()
+    assert alarm["state"] == "active_unack" and alarm["during"] == "lift-1.comm_loss"
+    assert alarm["life_safety"] is True and alarm["shelvable"] is False
+    comm = next(a for a in listed if a["id"] == "lift-1.comm_loss")
+    assert comm["priority"] == "critical" and comm["life_safety"] is True
+
+
 def test_life_safety_alarms_refuse_shelving_and_work(plant: Plant) -> None:
     plant.read("fire-1", fire_pump_ready=False)
     with pytest.raises(ShelveRefused):
@@ -225,6 +283,8 @@ class LifeSafetyMachine(RuleBasedStateMachine):
         super().__init__()
         self.folder = Path(tempfile.mkdtemp(prefix="fgw-ls-"))
         self.plant = Plant(dataclasses.replace(SITE_ONCE, path=self.folder / "site.yaml"))
+        self.escalator = Escalator({"critical": [Step(after=0.0, notify=("duty",), repeat=300.0)]})
+        self.seen = 0
 
     def teardown(self) -> None:
         self.plant.close()
@@ -288,6 +348,14 @@ class LifeSafetyMachine(RuleBasedStateMachine):
     def restart(self, kill: bool) -> None:
         self.plant.restart(kill)
         self.plant.drain()
+
+    @invariant()
+    def escalation_goes_on_until_acknowledged(self) -> None:
+        self.seen = escalating(self.plant, self.escalator, self.seen)
+        tracked = set(self.escalator.tracked())
+        for alarm_id in LIFE_SAFETY:
+            if self.plant.gw.book.get(alarm_id).state == "active_unack":
+                assert alarm_id in tracked, alarm_id
 
     @invariant()
     def never_hidden(self) -> None:
