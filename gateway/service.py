@@ -97,7 +97,7 @@ class Gateway:
         self.book = AlarmBook(rules, locale=site.file.site.locale)
         self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())
         # a restored active alarm must be able to clear: the engine starts from "inactive"
-        self.engine.assume_active(self.book.active_condition_ids())
+        self.engine.assume_active(self.book.active_condition_ids(), self.book.during())
         # alarms and events wait on disk for their PUBACK: a crash mid-outage loses none of them;
         # in the journal's file, so that a transition and its messages are one commit
         self.outbox = SqliteOutbox.shared(

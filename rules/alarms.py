@@ -538,8 +538,9 @@ class AlarmBook:
     def restore(self, alarms: Iterable[Alarm]) -> None:
         """Take back the records saved before a restart. No transition, no new episode.
 
-        Alarms of rules that no longer exist are ignored; the rule's current priority and
-        `shelvable` win over the stored ones (a rule made non-shelvable unshelves its alarm).
+        Alarms of rules that no longer exist are ignored; the rule's current priority,
+        `shelvable` and `life_safety` win over the stored ones (`reinstate` then unshelves, with a
+        transition, an alarm whose rule is no longer shelvable).
         """
         for stored in alarms:
             rule = self._rules.get(stored.id)
@@ -549,30 +550,37 @@ class AlarmBook:
             alarm.priority, alarm.shelvable = rule.priority, rule.shelvable
             alarm.life_safety = rule.life_safety
             alarm.device, alarm.rule = rule.device, rule.id
-            if not alarm.shelvable and alarm.shelved_until is not None:
-                alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = None, None, ""
-                self._show(alarm, alarm.raised_at or 0.0)
+            if not alarm.life_safety:
+                alarm.during = None
             self._render(alarm)
             self._alarms[alarm.id] = alarm
 
     def reinstate(self, at: float | datetime) -> list[AlarmTransition]:
-        """After `restore`: life-safety alarms stored suppressed or out of service (a rule that was
-        not life-safety then) show their true state again, as transitions by `system`. Their
-        `during` is cleared: the rule engine says it again once it knows the cause is still there.
+        """After `restore`: alarms stored under an overlay their rule no longer allows show their
+        true state again, as transitions by `system` — life-safety alarms suppressed or out of
+        service (their rule was not life-safety then), and shelved alarms whose rule is not
+        shelvable (any more). Nothing else: a restart says nothing by itself.
         """
         when = _epoch(at)
         out: list[AlarmTransition] = []
         for alarm in self._alarms.values():
-            if not alarm.life_safety or not (
-                alarm.suppressed_by or alarm.out_of_service or alarm.during
-            ):
+            shelved = not alarm.shelvable and alarm.shelved_until is not None
+            hidden = alarm.life_safety and bool(alarm.suppressed_by or alarm.out_of_service)
+            if not (shelved or hidden):
                 continue
-            before, had_during = alarm.state, alarm.during
-            alarm.suppressed_by, alarm.out_of_service, alarm.during = "", False, None
+            before = alarm.state
+            if shelved:
+                alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = None, None, ""
+            if hidden:
+                alarm.suppressed_by, alarm.out_of_service = "", False
             self._show(alarm, when)
-            reason = "life-safety alarm: never suppressed or muted"
-            out.extend(self._transition(alarm, before, when, SYSTEM, reason, same=bool(had_during)))
+            reason = "life-safety alarm: never suppressed or muted" if hidden else "not shelvable"
+            out.extend(self._transition(alarm, before, when, SYSTEM, reason))
         return out
+
+    def during(self) -> dict[str, str]:
+        """Alarm id -> the root cause it is active under: feed it to `RuleEngine.assume_active`."""
+        return {a.id: a.during for a in self._alarms.values() if a.during}
 
     def active_condition_ids(self) -> list[str]:
         """Alarm ids whose condition was active: feed them to `RuleEngine.assume_active`."""

@@ -350,14 +350,22 @@ class RuleEngine:
             result.extend(rs.rule.alarm_id for rs in states if rs.active)
         return result
 
-    def assume_active(self, alarm_ids: Iterable[str]) -> None:
+    def assume_active(
+        self, alarm_ids: Iterable[str], during: Mapping[str, str] | None = None
+    ) -> None:
         """After a restart: these alarms were active when we stopped (from the alarm store).
 
         Their rules start active, so fresh data that says otherwise clears them (a rule that starts
         inactive would never report a clear, and the restored alarm would stay up forever). A
-        restored `comm_loss` clears on the device's first good reading.
+        restored `comm_loss` clears on the device's first good reading. `during` (alarm id -> root
+        cause, of life-safety alarms) is taken as reported, so a cause gone meanwhile is reported
+        gone when its device answers or its rule clears.
         """
         wanted = set(alarm_ids)
+        for alarm_id, cause in (during or {}).items():
+            rs = self._by_alarm.get(alarm_id)
+            if rs is not None and rs.safe and alarm_id in wanted:
+                rs.during = cause
         for device, states in self._rules.items():
             comm = self._comm.get(device)
             for rs in [*states, *([comm] if comm else [])]:
@@ -545,6 +553,8 @@ class RuleEngine:
         if comm is not None and comm.active:
             comm.active = False
             self._report(comm, ts, "device answers", out)
+            for rs in dev.states:  # a life-safety rule restored `during` this comm_loss
+                self._report(rs, ts, "device answers", out)
             self._resync_dependents(dev.id, ts, out)
 
     def device_status(self, status: DeviceStatus, now: float) -> list[ConditionChange]:

@@ -395,8 +395,14 @@ def test_restore_unshelves_an_alarm_that_is_no_longer_shelvable() -> None:
     ]
     fresh = AlarmBook(stricter)
     fresh.restore(book.all())
-    assert fresh.get(DRY).state == S.ACTIVE_UNACK
     assert not fresh.get(DRY).shelvable
+    # the gateway reinstates it at start: shown again, with a transition saying why
+    [t] = fresh.reinstate(T0 + 5)
+    assert (t.from_state, t.to_state, t.by, t.reason) == (
+        S.SHELVED, S.ACTIVE_UNACK, "system", "not shelvable"
+    )  # fmt: skip
+    assert fresh.get(DRY).state == S.ACTIVE_UNACK and fresh.get(DRY).shelved_until is None
+    assert fresh.reinstate(T0 + 6) == []
 
 
 def _fields(r: Rule) -> dict:

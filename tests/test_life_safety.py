@@ -201,6 +201,26 @@ def test_an_entrapment_stays_shown_when_its_own_lift_goes_silent(plant: Plant) -
     assert plant.state(ENTRAPMENT) == "normal"
 
 
+@pytest.mark.parametrize("cause", ["meter-1", "lift-1"])
+def test_during_survives_a_restart_and_clears_when_the_cause_answers(
+    plant: Plant, cause: str
+) -> None:
+    plant.read("lift-1", alarm_button=True)
+    plant.status(cause, online=False)
+    assert plant.shown(ENTRAPMENT)["during"] == f"{cause}.comm_loss"
+    rows = len(plant.gw.store.journal(ENTRAPMENT))
+    plant.restart(kill=True)
+    assert plant.gw.book.get(ENTRAPMENT).during == f"{cause}.comm_loss"  # a restart says nothing
+    assert len(plant.gw.store.journal(ENTRAPMENT)) == rows
+    if cause == "meter-1":
+        plant.read("meter-1", voltage_l1=230.0)  # the meter answers after the restart
+    else:
+        plant.read("lift-1", alarm_button=True)  # the lift answers: still pressed
+    shown = plant.shown(ENTRAPMENT)
+    assert shown["state"] == "active_unack" and shown["during"] is None
+    assert plant.state(f"{cause}.comm_loss") == "rtn_unack"
+
+
 def test_escalation_of_an_entrapment_goes_on_through_a_supply_loss(plant: Plant) -> None:
     escalator = Escalator({"critical": [Step(after=0.0, notify=("duty",), repeat=300.0)]})
     plant.read("lift-1", alarm_button=True)
