@@ -287,8 +287,8 @@ class Maintenance(Component):
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
         for t in transitions:
-            if str(t.to_state) != "active_unack":
-                continue
+            if str(t.to_state) != "active_unack" or t.from_state == t.to_state:
+                continue  # a flag or a change of `during` is not a new activation
             try:
                 urgency = self.gateway.book.rule(t.alarm_id).ticket
             except KeyError:

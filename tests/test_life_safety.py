@@ -221,6 +221,18 @@ def test_during_survives_a_restart_and_clears_when_the_cause_answers(
     assert plant.state(f"{cause}.comm_loss") == "rtn_unack"
 
 
+def test_a_change_of_during_opens_no_second_ticket(plant: Plant) -> None:
+    m = plant.gw.maintenance  # type: ignore[attr-defined]
+    plant.read("lift-1", alarm_button=True)
+    [ticket] = m.list_tickets()
+    assert ticket["origin"]["alarm"] == ENTRAPMENT and ticket["urgency"] == "emergency"
+    m.transition(ticket["id"], "cancelled", "duty", note="opened twice by the team")
+    plant.status("meter-1", online=False)
+    plant.status("meter-1", online=True)
+    assert plant.shown(ENTRAPMENT)["during"] is None
+    assert [t["id"] for t in m.list_tickets()] == [ticket["id"]]
+
+
 def test_escalation_of_an_entrapment_goes_on_through_a_supply_loss(plant: Plant) -> None:
     escalator = Escalator({"critical": [Step(after=0.0, notify=("duty",), repeat=300.0)]})
     plant.read("lift-1", alarm_button=True)
