@@ -214,10 +214,12 @@ class Maintenance(Component):
         it had one ends `mute_limit` after it started); alarms no longer to be muted by work
         (life-safety, comm_loss) go back in service on the first tick."""
         changes: list[tuple[Ticket, list[TimelineEntry]]] = []
+        alarms = {a.id: a for a in self.gateway.book.all()}
         for ticket in self.store.tickets(status=[str(TicketStatus.IN_PROGRESS)]):
             if not ticket.out_of_service or ticket.id is None:
                 continue
             entries: list[TimelineEntry] = []
+            changed = ticket.mute_until is None
             if ticket.mute_until is None:
                 started = next(
                     (e.at for e in reversed(self.store.timeline(ticket.id))
@@ -225,7 +227,6 @@ class Maintenance(Component):
                     now,
                 )  # fmt: skip
                 ticket.mute_until = min(ticket.resolution_due, started + self.mute_limit)
-            alarms = {a.id: a for a in self.gateway.book.all()}
             back = [
                 a for a in ticket.out_of_service if a not in alarms or not mutes.may_mute(alarms[a])
             ]
@@ -233,11 +234,13 @@ class Maintenance(Component):
                 ticket.out_of_service = [a for a in ticket.out_of_service if a not in back]
                 entries.append(_alarms_entry("alarms_returned", back, now, SYSTEM))
                 self._unmute_at_start.append((ticket, back))
+                changed = True
             if ticket.out_of_service:
                 self._mutes[ticket.id] = ticket.mute_until
             else:
                 ticket.mute_until = None
-            changes.append((ticket, entries))
+            if changed:
+                changes.append((ticket, entries))
         if changes:
             self.store.commit(Change(tickets=changes), now)
 
