@@ -29,8 +29,9 @@ When the last overlay ends, the alarm goes to the state it truly has:
 Life safety first (PRODUCT §9): a *life-safety* alarm (fire, entrapment, loss of supply…) is never
 `suppressed` — a change that says so is followed as active and its cause kept in `during` — and never
 taken out of service; it is shelved only if its rule says `shelvable: true`. `during` changing alone
-is published as a transition whose `from` and `to` are the same state. `reinstate` (after `restore`)
-brings back life-safety alarms stored suppressed or out of service by an older configuration.
+is published as a transition whose `from` and `to` are the same state, and survives a restart.
+`reinstate` (after `restore`) brings back alarms an older configuration left hidden: life-safety ones
+suppressed or out of service, and shelved ones whose rule is no longer shelvable.
 """
 
 from __future__ import annotations
