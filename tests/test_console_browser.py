@@ -193,3 +193,29 @@ async def test_console_end_to_end(browser: Any, broker: Broker, tmp_path: Path) 
         await shot(engineer, "trends", tmp_path)
 
         assert engineer.problems == [] and viewer.problems == []
+
+
+async def test_a_life_safety_alarm_says_what_it_happens_during(
+    browser: Any, broker: Broker, tmp_path: Path
+) -> None:
+    """An entrapment whose lift goes silent stays on screen, saying so, in both languages."""
+    async with live_site(broker.port, tmp_path, locale="zh-CN") as live:
+        page = await open_console(browser, live, "eddie")
+        await live.inject("lift-1", fault="entrapment")
+        card = page.locator('[data-alarm-id="lift-1.entrapment"]')
+        await card.wait_for(timeout=15_000)
+        await live.inject("lift-1", fault="offline")
+        during = card.locator(".during")
+        await during.wait_for(timeout=30_000)
+        assert await card.get_attribute("data-state") == "active_unack"
+        assert await card.locator(".act-ack").count() == 1
+        assert await card.locator(".act-shelve").count() == 0
+        assert "lift-1 通讯中断期间" in (await during.text_content() or "")
+        comm = page.locator('[data-alarm-id="lift-1.comm_loss"]')
+        await comm.wait_for(timeout=15_000)
+        assert await comm.get_attribute("data-priority") == "critical"
+        await page.click("#lang")
+        await page.locator('nav a[data-view=alarms]:text-is("Alarms")').wait_for()
+        text = await card.locator(".during").text_content() or ""
+        assert "during communication loss of lift-1" in text
+        assert page.problems == []  # type: ignore[attr-defined]
