@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import urllib.parse
@@ -43,6 +44,9 @@ RETRY_CAP = 60.0
 """Longest wait between two attempts on a failing channel (PRODUCT §9)."""
 
 Sender = EmailSender | WebhookSender | RobotSender
+
+DONE, FAILED, LATER, IDLE = "done", "failed", "later", "idle"
+"""What one attempt of a channel's sender came to (`NotifyComponent.attempt`)."""
 
 
 @dataclass(slots=True)
@@ -214,51 +218,62 @@ class NotifyComponent(Component):
         backoff = self._backoff()
         while True:
             stats.wake.clear()
-            try:
-                row = self.store.next_due(channel_id)
-            except sqlite3.Error:
-                await _wait(stats.wake, 1.0)
-                continue
-            if row is None:
+            outcome, seconds = await self.attempt(channel_id, backoff)
+            if outcome == IDLE:
                 await stats.wake.wait()
-                continue
-            now = self._wall()
-            if row.due > now:
-                await _wait(stats.wake, min(row.due - now, RETRY_CAP))
-                continue
-            if row.id in stats.unmarked:
-                self._end(stats, row.id, SENT, "")
-                continue
-            if now - row.created >= self.give_up_after[channel_id]:
-                self._end(stats, row.id, GIVEN_UP, stats.last_error)
-                stats.given_up += 1
-                log.error(
-                    "notify %s: gave up on %s (episode %d) after %d tries over %.0fs: %s",
-                    channel_id, row.alarm_id, row.episode, row.attempts, now - row.created,
-                    stats.last_error,
-                )  # fmt: skip
-                continue
-            try:
-                await self._send(channel_id, row.content)
-            except DeliveryError as exc:
-                stats.failed_attempts += 1
-                stats.last_error = str(exc)
-                if not stats.failing:
-                    log.warning("notify %s failing: %s", channel_id, exc)
-                    stats.failing = True
-                delay = backoff.next_delay()
-                try:
-                    self.store.failed(row.id, str(exc), self._wall() + delay)
-                except sqlite3.Error:
-                    pass  # the row stays due: tried again after the same wait
-                await asyncio.sleep(delay)
-                continue
-            stats.sent += 1
+            elif outcome == LATER:
+                await _wait(stats.wake, seconds)  # new rows may be due sooner
+            elif outcome == FAILED:
+                await asyncio.sleep(seconds)  # the channel's back-off: new rows wait too
+
+    async def attempt(self, channel_id: str, backoff: Backoff) -> tuple[str, float]:
+        """One step of a channel's sender: send its most overdue row, or say how long to wait.
+
+        Returns:
+            `(DONE, 0)` a row ended (sent, given up); `(FAILED, s)` the channel refused it, try
+            again in `s`; `(LATER, s)` the next row is due in `s`; `(IDLE, 0)` nothing pending.
+        """
+        stats = self.channels[channel_id]
+        try:
+            row = self.store.next_due(channel_id)
+        except sqlite3.Error:
+            return LATER, 1.0
+        if row is None:
+            return IDLE, 0.0
+        now = self._wall()
+        if row.due > now:
+            return LATER, min(row.due - now, RETRY_CAP)
+        if row.id in stats.unmarked:
             self._end(stats, row.id, SENT, "")
-            backoff.reset()
-            if stats.failing:
-                log.info("notify %s works again", channel_id)
-                stats.failing = False
+            return DONE, 0.0
+        if now - row.created >= self.give_up_after[channel_id]:
+            self._end(stats, row.id, GIVEN_UP, stats.last_error)
+            stats.given_up += 1
+            log.error(
+                "notify %s: gave up on %s (episode %d) after %d tries over %.0fs: %s",
+                channel_id, row.alarm_id, row.episode, row.attempts, now - row.created,
+                stats.last_error,
+            )  # fmt: skip
+            return DONE, 0.0
+        try:
+            await self._send(channel_id, row.content)
+        except DeliveryError as exc:
+            stats.failed_attempts += 1
+            stats.last_error = str(exc)
+            if not stats.failing:
+                log.warning("notify %s failing: %s", channel_id, exc)
+                stats.failing = True
+            delay = backoff.next_delay()
+            with contextlib.suppress(sqlite3.Error):  # else the row stays due: same wait
+                self.store.failed(row.id, str(exc), self._wall() + delay)
+            return FAILED, delay
+        stats.sent += 1
+        self._end(stats, row.id, SENT, "")
+        backoff.reset()
+        if stats.failing:
+            log.info("notify %s works again", channel_id)
+            stats.failing = False
+        return DONE, 0.0
 
     async def _send(self, channel_id: str, content: dict[str, Any]) -> None:
         sender = self.senders[channel_id]
