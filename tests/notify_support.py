@@ -35,6 +35,9 @@ class RobotReceiver:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why each refused request was refused
     failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    down: bool = False  # answer 503 to everything (an outage) until set back
+    attempts: int = 0
+    accepted_at: list[float] = field(default_factory=list)  # time.time() of each accepted one
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -53,6 +56,9 @@ class RobotReceiver:
     def answer(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
         why = self.check(path, body)
         with self.lock:
+            self.attempts += 1
+            if self.down:
+                return 503, {}
             if why:
                 self.refused.append(why)
                 code = {"wecom": 93000, "dingtalk": 310000, "feishu": 19021}[self.kind]
@@ -61,6 +67,7 @@ class RobotReceiver:
             if self.failures:
                 return self.failures.pop(0)
             self.accepted.append(body)
+            self.accepted_at.append(time.time())
             return 200, OK[self.kind]
 
     def check(self, path: str, body: Any) -> str:
