@@ -200,3 +200,19 @@ def test_a_missing_url_file_fails_at_start(tmp_path: Path) -> None:
     config = ChannelConfig(id="wx", kind="wecom", url_file="nope.url")
     with pytest.raises(OSError, match="nope"):
         RobotSender(config, tmp_path)
+
+
+def test_robot_channels_and_the_console_address_validate() -> None:
+    from gateway.config.models import ConsoleConfig
+
+    ding = ChannelConfig.model_validate(
+        {"id": "d", "kind": "dingtalk", "url_file": "d.url", "secret_file": "d.secret",
+         "msgtype": "markdown", "mention_mobiles": ["+86-13800000001"], "give_up_after": "2h"}
+    )  # fmt: skip
+    assert (ding.message_type, ding.give_up_after) == ("markdown", 7200.0)
+    feishu = ChannelConfig(id="f", kind="feishu", url_file="f.url")
+    assert feishu.message_type == "text" and feishu.give_up_after == 24 * 3600
+    assert ConsoleConfig(public_url="https://fgw.example/").public_url == "https://fgw.example"
+    for bad in ("fgw.example", "https://fgw.example/?a=1", "ftp://fgw.example", "https://"):
+        with pytest.raises(ValueError, match="public_url"):
+            ConsoleConfig(public_url=bad)
