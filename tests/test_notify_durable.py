@@ -240,7 +240,7 @@ def tmp_factory(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_durable_notifications_state_machine(tmp_factory: Any) -> None:
     DurableNotifications.TestCase.settings = settings(
-        max_examples=25,
+        max_examples=20,
         stateful_step_count=30,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -321,6 +321,7 @@ async def test_given_up_after_give_up_after_counted_logged_once_and_shown(
         assert (await notify.attempt("wx", backoff)) == (DONE, 0.0)
         assert (await notify.attempt("wx", backoff)) == (IDLE, 0.0)
         assert rows(gw.store.connection) == {("wx", FIRE, 1, 0, 0): "given_up"}
+
         assert [r.message for r in caplog.records if "gave up" in r.message] == [
             f"notify wx: gave up on {FIRE} (episode 1) after 3 tries over 61s: HTTP 503"
         ]
@@ -331,5 +332,23 @@ async def test_given_up_after_give_up_after_counted_logged_once_and_shown(
         _notify(out, gw)
         assert 'fgw_notify_given_up{channel="wx"} 1' in out.lines
         assert 'fgw_notify_channel_failing{channel="wx"} 1' in out.lines
+    finally:
+        await notify.close()
+
+
+async def test_wall_clock_jumps_neither_end_nor_stall_a_notification(robot_gateway: Any) -> None:
+    gw, notify, robot, clock = robot_gateway
+    backoff = Backoff(initial=1.0, cap=60.0)
+    try:
+        robot.down = True
+        gw.readings([Reading("fire-1", "fire", True, Quality.GOOD, clock.wall())])
+        gw.process_queued()
+        clock.mono += 2 * 86_400.0  # NTP sets a clock forward by two days: tried, not given up
+        assert (await notify.attempt("wx", backoff))[0] == "failed"
+        clock.mono -= 3 * 86_400.0  # and back by three: the retry is not two days away
+        robot.down = False
+        assert (await notify.attempt("wx", backoff)) == (DONE, 0.0)
+        assert rows(gw.store.connection) == {("wx", FIRE, 1, 0, 0): "sent"}
+        assert len(robot.accepted) == 1
     finally:
         await notify.close()

@@ -43,6 +43,10 @@ log = logging.getLogger("fgw.notify")
 RETRY_CAP = 60.0
 """Longest wait between two attempts on a failing channel (PRODUCT §9)."""
 
+MIN_TRIES = 3
+"""Tries before a notification may be given up, whatever the wall clock says: a clock set forward
+(NTP after a boot without a real-time clock) must not end a message that was never really tried."""
+
 Sender = EmailSender | WebhookSender | RobotSender
 
 DONE, FAILED, LATER, IDLE = "done", "failed", "later", "idle"
@@ -241,12 +245,12 @@ class NotifyComponent(Component):
         if row is None:
             return IDLE, 0.0
         now = self._wall()
-        if row.due > now:
-            return LATER, min(row.due - now, RETRY_CAP)
+        if now < row.due <= now + RETRY_CAP:  # further ahead: the wall clock went back, try now
+            return LATER, row.due - now
         if row.id in stats.unmarked:
             self._end(stats, row.id, SENT, "")
             return DONE, 0.0
-        if now - row.created >= self.give_up_after[channel_id]:
+        if row.attempts >= MIN_TRIES and now - row.created >= self.give_up_after[channel_id]:
             self._end(stats, row.id, GIVEN_UP, stats.last_error)
             stats.given_up += 1
             log.error(
