@@ -105,7 +105,8 @@ class NotifyComponent(Component):
         }
         self.escalator = Escalator(policy)
         now_mono, now_wall = self._monotonic(), self._wall()
-        self.store.prune(now_wall - KEEP_ENDED)
+        with contextlib.suppress(sqlite3.Error):  # a full disk must not stop the start
+            self.store.prune(now_wall - KEEP_ENDED)
         made = self.store.created_per_step()
         for alarm in gateway.book.all():  # after a restart: carry on with the schedule
             if alarm.state == "active_unack" and alarm.raised_at is not None:
