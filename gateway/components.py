@@ -12,6 +12,7 @@ before the first poll and memory for the life of the process.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,16 @@ class Component:
 
     def on_tick(self, wall: float, monotonic: float) -> None:
         """About four times a second: for timers of the component's own."""
+
+    def before_commit(self, transitions: Sequence[AlarmTransition]) -> None:
+        """Transitions about to be journaled: stage what must be in their transaction (`stage`).
+        Only components that override `stage` are asked; must not raise nor block."""
+
+    def stage(self, db: sqlite3.Connection) -> None:
+        """Write what is staged inside the journal's transaction (on the store's connection)."""
+
+    def staged(self) -> None:
+        """The transaction `stage` wrote into committed (not called when it rolled back)."""
 
     async def run(self) -> None:
         """A background task (the default has none and returns at once)."""

@@ -116,7 +116,7 @@ class HealthMonitor(Component):
             "engine": self._engine(quiet["dropped"]),
         }
         for component in self.gateway.components:
-            if component.name in ("influx", "history"):
+            if component.name in ("influx", "history", "notify"):
                 checks[component.name] = _component_check(component)
         status = max((c["status"] for c in checks.values()), key=_RANK.__getitem__, default=OK)
         return {"status": status, "checks": checks}
@@ -190,6 +190,12 @@ def _component_check(component: Component) -> dict[str, Any]:
     if stats.get("error") or stats.get("queue_error"):
         check["status"] = DEGRADED
         check["detail"] = "storage refuses writes"
+    elif stats.get("given_up") or stats.get("failing"):
+        check["status"] = DEGRADED
+        failing = ", ".join(stats.get("failing") or ()) or "none now"
+        check["detail"] = (
+            f"notifications given up: {stats.get('given_up', 0)}; channels failing: {failing}"
+        )
     elif stats.get("reachable") is False:
         check["status"] = DEGRADED
         check["detail"] = f"unreachable: {stats.get('last_error')}; queued on disk"

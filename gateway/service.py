@@ -8,10 +8,11 @@ committed to SQLite *before* it is handed to the publisher, so whatever subscrib
 journal after a power cut.
 
 Why one transaction per reading: the journal row, the alarm's outbox messages (the outbox is a table
-of the journal's file), records changed without a transition and on-delays that started are written
-together (`_write`): one fsync between a reading and its alarm on MQTT. Components hear of the
-transitions (`on_transitions`, e.g. a maintenance ticket and its own commit) once the broker has the
-alarm — or at once when more readings wait, or the broker is away (`MqttPublisher.delivered`).
+of the journal's file), records changed without a transition, on-delays that started and the
+notifications the transitions make due (`Component.stage`) are written together (`_write`): one
+fsync between a reading and its alarm on MQTT. Components hear of the transitions
+(`on_transitions`, e.g. a maintenance ticket and its own commit) once the broker has the alarm —
+or at once when more readings wait, or the broker is away (`MqttPublisher.delivered`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class Gateway:
         self.alarming = AlarmManagement(self, monotonic(), wall())
         self.drivers = build_drivers(site, self)
         self.components: list[Component] = build_components(self)
+        # components whose rows commit in the journal's transaction (durable notifications)
+        self._joined = [c for c in self.components if type(c).stage is not Component.stage]
         self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
         self._wakeup = asyncio.Event()
         self._deferring = False  # the `_process` task tells components after the send
@@ -277,6 +280,11 @@ class Gateway:
         if not transitions:
             self._write(())  # changes under an overlay, delays: no transition
             return
+        for party in self._joined:
+            try:
+                party.before_commit(transitions)
+            except Exception:  # a component's fault must not keep the alarm from the journal
+                log.exception("component %s failed before the journal's commit", party.name)
         rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
         priorities: list[str] = []
         try:
@@ -341,7 +349,7 @@ class Gateway:
                 journal=self.journal_backlog,
                 records=records,
                 timers=timers,
-                also=self.outbox.stage,
+                also=self._stage,
             )
         except sqlite3.Error as exc:
             self.alarming.write_failed(exc)
@@ -358,11 +366,19 @@ class Gateway:
             del self.journal_backlog[:-MAX_JOURNAL_BACKLOG]
             return
         self.outbox.staged()
+        for party in self._joined:
+            party.staged()
         self.alarming.written()
         if self.journal_error is not None:
             log.info("alarm journal: writing again (%d rows caught up)", len(self.journal_backlog))
             self.journal_error = None
         self.journal_backlog.clear()
+
+    def _stage(self, db: sqlite3.Connection) -> None:
+        """The journal transaction's other tables: the outbox, then the joined components'."""
+        self.outbox.stage(db)
+        for party in self._joined:
+            party.stage(db)
 
     def health(self) -> dict[str, Any]:
         """`{"status": "ok" | "degraded" | "unhealthy", "checks": {...}}`, for `/healthz`."""

@@ -13,9 +13,10 @@ Why these rules:
   5 min; high: after 10 min unacknowledged; then the manager after 30 min).
 - Late ticks never cause bursts: a step that missed several repeats (a suspended clock) is sent
   once and rescheduled to its next slot in the future.
-- After a restart the schedule goes on from the alarm's `raised_at`; steps already due when the
-  gateway comes back are taken as sent (each was sent before, or its time passed while the
-  gateway was down), so a restart never re-sends a round of messages.
+- After a restart the schedule goes on from the alarm's `raised_at`. Given what was made before
+  (`made`: messages per step, from the durable notifications), a step is neither sent twice nor
+  forgotten: a step or repeat whose time passed while the gateway was down is due once at once.
+  Without that record, steps already due are taken as sent (no round is ever re-sent).
 """
 
 from __future__ import annotations
@@ -82,13 +83,39 @@ class Escalator:
         self._tracked[alarm_id] = self._track(priority, episode, now, now)
 
     def restore(
-        self, alarm_id: str, priority: str, episode: int, elapsed: float, now: float
+        self,
+        alarm_id: str,
+        priority: str,
+        episode: int,
+        elapsed: float,
+        now: float,
+        made: Mapping[int, int] | None = None,
     ) -> None:
-        """After a restart: an `active_unack` alarm raised `elapsed` seconds ago (see docstring)."""
+        """After a restart: an `active_unack` alarm raised `elapsed` seconds ago (see docstring).
+
+        Args:
+            made: per step index, how many messages of this episode were made before the restart.
+        """
         if not self.policy.get(priority):
             return
         elapsed = max(0.0, elapsed)
-        self._tracked[alarm_id] = self._track(priority, episode, now - elapsed, now + 1e-9)
+        if made is None:
+            self._tracked[alarm_id] = self._track(priority, episode, now - elapsed, now + 1e-9)
+            return
+        start = now - elapsed
+        tracked = _Tracked(priority, episode, start)
+        for i, step in enumerate(self.policy[priority]):
+            count = max(0, made.get(i, 0))
+            at: float | None = start + step.after
+            if count and step.repeat:
+                at = start + step.after + count * step.repeat
+            elif count:
+                at = None  # a step without repeat: made once, done
+            if at is not None and at < now:
+                at = now  # its time passed while the gateway was down: once, now
+            tracked.next_at.append(at)
+            tracked.sent.append(count)
+        self._tracked[alarm_id] = tracked
 
     def _track(self, priority: str, episode: int, start: float, first: float) -> _Tracked:
         """Steps are scheduled from `start`; slots before `first` count as already sent."""

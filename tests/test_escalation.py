@@ -119,3 +119,35 @@ def test_never_a_message_for_an_acknowledged_alarm(events: list[tuple[float, str
             e.observe(FIRE, "critical", "active_ack", episode, t)
         for n in e.tick(t):
             assert unacked and n.episode == episode
+
+
+def test_restore_with_what_was_made_neither_resends_nor_forgets() -> None:
+    e = Escalator(POLICY)
+    # raised 17 minutes ago; before the restart: the first message and the 5-min repeat were
+    # made (duty: 2), the manager's step (due at 15 min) fell due while the gateway was down
+    e.restore(FIRE, "critical", 4, elapsed=1020.0, now=5000.0, made={0: 2})
+    due = e.tick(5000.0)
+    assert sorted((n.channels, n.repeat) for n in due) == [(("duty",), 2), (("manager",), 0)]
+    assert e.tick(5000.5) == []  # once, not a burst of the missed slots
+    assert [(t - 5000, n.repeat) for t, n in run(e, 5001.0, 5300.0)] == [(300.0, 3)]
+
+
+def test_restore_with_every_step_made_waits_for_the_next_slot() -> None:
+    e = Escalator(POLICY)
+    e.restore(FIRE, "critical", 1, elapsed=100.0, now=5000.0, made={0: 1})
+    assert e.tick(5000.0) == []
+    assert [(t - 5000, n.repeat) for t, n in run(e, 5000.0, 5200.0)] == [(200.0, 1)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    elapsed=st.floats(0.0, 5000.0),
+    made=st.dictionaries(st.sampled_from([0, 1]), st.integers(0, 20), max_size=2),
+)
+def test_restore_never_repeats_a_message_already_made(elapsed: float, made: dict[int, int]) -> None:
+    e = Escalator(POLICY)
+    e.restore(FIRE, "critical", 1, elapsed=elapsed, now=10_000.0, made=made)
+    for _, n in run(e, 10_000.0, 12_000.0, step=10.0):
+        assert n.repeat >= made.get(n.step, 0)
+        if n.step == 1:  # no repeat: made once is done
+            assert made.get(1, 0) == 0

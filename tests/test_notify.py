@@ -387,8 +387,8 @@ async def test_escalation_repeats_until_acknowledged_on_real_channels(
             gw.tick_once()
 
     def nothing_queued() -> bool:
-        """Messages are queued synchronously by the ticks: none queued, none will be sent."""
-        return all(s["queued"] == 0 for s in notify.stats().values())
+        """Rows are committed synchronously by the ticks: none pending, none will be sent."""
+        return all(s["pending"] == 0 for s in notify.stats()["channels"].values())
 
     try:
         read("fire-1", fire=True, zones=4)
@@ -403,7 +403,8 @@ async def test_escalation_repeats_until_acknowledged_on_real_channels(
         assert hooks[0][1]["repeat"] == 0
         read("pump-1", fault=True)  # high: only after 10 minutes unacknowledged
         advance(299.0)
-        assert nothing_queued() and len(mails) == 1 and len(hooks) == 1
+        await eventually(nothing_queued)
+        assert len(mails) == 1 and len(hooks) == 1
         advance(1.0)
         await eventually(lambda: len(mails) == 2 and len(hooks) == 2)
         assert hooks[1][1]["repeat"] == 1 and "(第2次提醒)" in str(mails[1]["Subject"])
@@ -412,8 +413,9 @@ async def test_escalation_repeats_until_acknowledged_on_real_channels(
         await eventually(lambda: len(hooks) == 3)
         assert hooks[2][1]["alarm"]["id"] == "pump-1.pump_fault"
         advance(900.0)
-        assert nothing_queued() and len(mails) == 2 and len(hooks) == 3
-        assert notify.stats()["duty-mail"]["sent"] == 2
+        await eventually(nothing_queued)
+        assert len(mails) == 2 and len(hooks) == 3
+        assert notify.stats()["channels"]["duty-mail"]["sent"] == 2
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

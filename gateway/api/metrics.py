@@ -2,6 +2,7 @@
 
 Per device: polls, errors, online. Flow: readings total and per second, alarm transitions, alarms by
 state and by priority. Queues: readings waiting for the engine, MQTT outbox, live-stream clients.
+Notifications per channel: pending, given up, sent, failed tries.
 """
 
 from __future__ import annotations
@@ -150,4 +151,27 @@ def render(gateway: Gateway, live: LiveState) -> str:
         "Live streams that fell behind and were told to resync.",
         [({}, float(hub.resyncs))],
     )
+    _notify(out, gateway)
     return "\n".join(out.lines) + "\n"
+
+
+def _notify(out: _Text, gateway: Gateway) -> None:
+    """Per notification channel: rows waiting, given up (kept 30 days), sent and failed tries."""
+    notify = next((c for c in gateway.components if c.name == "notify"), None)
+    if notify is None:
+        return
+    channels = notify.stats()["channels"]  # type: ignore[attr-defined]
+    families = (
+        ("fgw_notify_pending", "gauge", "Notifications waiting to be delivered.", "pending"),
+        ("fgw_notify_given_up", "gauge",
+         "Notifications given up after give_up_after (kept 30 days).", "given_up"),
+        ("fgw_notify_sent_total", "counter", "Notifications delivered since start.", "sent"),
+        ("fgw_notify_failed_attempts_total", "counter",
+         "Delivery attempts that failed since start.", "failed_attempts"),
+        ("fgw_notify_channel_failing", "gauge", "1 while the channel's last try failed.",
+         "failing"),
+    )  # fmt: skip
+    for name, kind, help_, key in families:
+        out.family(
+            name, kind, help_, (({"channel": c}, float(s[key])) for c, s in channels.items())
+        )

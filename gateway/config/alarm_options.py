@@ -10,6 +10,7 @@ never inline, only `password_file` / `token_file`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -82,18 +83,37 @@ class AlarmsConfig(_Strict):
 # ---------------------------------------------------------------------------------------- notify:
 
 
+ROBOTS = ("wecom", "dingtalk", "feishu")
+"""Team chat robots (PRODUCT §9): 企业微信 group robot, 钉钉 custom robot, 飞书 custom bot."""
+
+GIVE_UP_AFTER = 24 * 3600.0
+"""A notification not delivered this long after it fell due is given up (counted, logged, shown)."""
+
+_MSGTYPES = {
+    "wecom": ("text", "markdown"),
+    "dingtalk": ("text", "markdown"),
+    "feishu": ("text", "post"),
+}
+_MOBILE = r"^\+?[0-9][0-9-]{4,19}$"
+
+
 class ChannelConfig(_Strict):
-    """A notification channel: `kind: email` (SMTP) or `kind: webhook` (HTTP POST of the alarm JSON).
+    """A notification channel: `kind: email` (SMTP), `webhook` (HTTP POST of the alarm JSON) or a
+    chat robot (`wecom`, `dingtalk`, `feishu`).
 
     E-mail: `host`, `port` (587), `starttls: true` upgrades a plain connection, `tls: true` is TLS
     from the first byte (port 465); `ca_file` trusts a private CA instead of the system's;
     `username` + `password_file`; `sender` and `to` (recipients). Webhook: `url`, and `token_file`
-    holding a bearer token sent as `Authorization`. Both: `timeout`.
+    holding a bearer token sent as `Authorization`. Robots: `url_file` (the robot's address, which
+    carries its key), `secret_file` (DingTalk, Feishu: signing), `msgtype`, `mention_mobiles`
+    (WeCom, DingTalk) or `mention_users` (Feishu open ids) for critical alarms. All: `timeout`,
+    `give_up_after` (24h).
     """
 
     id: str = Field(pattern=_ID)
-    kind: Literal["email", "webhook"]
+    kind: Literal["email", "webhook", "wecom", "dingtalk", "feishu"]
     timeout: Seconds | None = None
+    give_up_after: Seconds = GIVE_UP_AFTER
     ca_file: str | None = None
     # email
     host: str | None = None
@@ -107,6 +127,12 @@ class ChannelConfig(_Strict):
     # webhook
     url: str | None = None
     token_file: str | None = None
+    # chat robots
+    url_file: str | None = None
+    secret_file: str | None = None
+    msgtype: str | None = None
+    mention_mobiles: list[str] = []
+    mention_users: list[str] = []
 
     @field_validator("sender")
     @classmethod
@@ -118,6 +144,22 @@ class ChannelConfig(_Strict):
     def _recipients(cls, value: list[str]) -> list[str]:
         return [_address(v) for v in value]
 
+    @field_validator("mention_mobiles")
+    @classmethod
+    def _mobiles(cls, value: list[str]) -> list[str]:
+        for mobile in value:
+            if not re.fullmatch(_MOBILE, mobile):
+                raise ValueError(f"{mobile!r} is not a phone number")
+        return value
+
+    @field_validator("mention_users")
+    @classmethod
+    def _users(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", user):
+                raise ValueError(f"{user!r} is not a Feishu user (open) id")
+        return value
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -128,6 +170,18 @@ class ChannelConfig(_Strict):
     @model_validator(mode="after")
     def _by_kind(self) -> ChannelConfig:
         email = ("host", "port", "starttls", "username", "password_file", "sender")
+        robot = ("url_file", "secret_file", "msgtype")
+        if self.give_up_after < 60 or self.give_up_after > 30 * 86400:
+            raise ValueError("give_up_after must be between 1m and 30d")
+        if self.kind in ROBOTS:
+            return self._robot(email)
+        if (
+            self.mention_mobiles
+            or self.mention_users
+            or any(getattr(self, n) is not None for n in robot)
+        ):
+            present = [n for n in (*robot, "mention_mobiles", "mention_users") if getattr(self, n)]
+            raise ValueError(f"{', '.join(present)} is not an option of a {self.kind} channel")
         if self.kind == "email":
             missing = [n for n in ("host", "sender") if getattr(self, n) is None]
             if not self.to:
@@ -150,6 +204,45 @@ class ChannelConfig(_Strict):
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("timeout must be positive")
         return self
+
+    def _robot(self, email: tuple[str, ...]) -> ChannelConfig:
+        foreign = [n for n in (*email, "url", "token_file") if getattr(self, n) is not None]
+        if self.to or self.tls:
+            foreign.append("to" if self.to else "tls")
+        hint = ""
+        if self.kind == "wecom" and self.secret_file is not None:
+            foreign.append("secret_file")
+            hint = " (WeCom group robots are not signed)"
+        if self.kind == "feishu" and self.mention_mobiles:
+            foreign.append("mention_mobiles")
+            hint = " (Feishu custom bots mention by user id only: mention_users)"
+        if self.kind != "feishu" and self.mention_users:
+            foreign.append("mention_users")
+        if "url" in foreign:
+            hint = " (the robot's address carries its key: put it in url_file)"
+        if foreign:
+            raise ValueError(
+                f"{', '.join(foreign)} is not an option of a {self.kind} channel{hint}"
+            )
+        if self.url_file is None:
+            raise ValueError(
+                f"a {self.kind} channel needs url_file (a file with the robot's address)"
+            )
+        allowed = _MSGTYPES[self.kind]
+        if self.msgtype is not None and self.msgtype not in allowed:
+            raise ValueError(f"msgtype of a {self.kind} channel is one of {', '.join(allowed)}")
+        if self.kind == "wecom" and self.msgtype == "markdown" and self.mention_mobiles:
+            raise ValueError(
+                "WeCom markdown messages cannot mention phone numbers: use msgtype text"
+            )
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        return self
+
+    @property
+    def message_type(self) -> str:
+        """The robot's message type (`text` unless `msgtype` says otherwise)."""
+        return self.msgtype or "text"
 
     @property
     def smtp_port(self) -> int:

@@ -380,6 +380,18 @@ class ConsoleConfig(Strict):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    public_url: str | None = None  # how people reach the console; notifications link to it
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        host = rest.split("/", 1)[0]
+        if scheme not in ("http", "https") or not sep or not host or any(c in value for c in " ?#"):
+            raise ValueError("public_url must be an http:// or https:// address without ? or #")
+        return value.rstrip("/")
 
     @field_validator("listen")
     @classmethod

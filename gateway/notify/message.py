@@ -40,6 +40,8 @@ def compose(
     site_name: str,
     repeat: int = 0,
     device_name: str = "",
+    during: str | None = None,
+    link: str | None = None,
 ) -> Message:
     """A notification for an alarm payload (`Alarm.payload()`).
 
@@ -49,6 +51,8 @@ def compose(
         site_name: shown in the subject, so one inbox can serve several sites.
         repeat: 0 for the first message of a step, then 1, 2, … (said in the subject).
         device_name: the device's name from the site file, if it has one.
+        during: the root-cause alarm id a life-safety alarm is active under (a dead supply).
+        link: the alarm's page in the console, when `console.public_url` is set.
     """
     english_first = locale.lower().startswith("en")
     zh_prio, en_prio = _PRIORITY.get(str(alarm.get("priority")), ("?", "?"))
@@ -58,6 +62,10 @@ def compose(
     message_zh = str(alarm.get("message_zh") or alarm.get("message") or alarm.get("id"))
     message_en = str(alarm.get("message_en") or alarm.get("message") or alarm.get("id"))
     where = device_name or str(alarm.get("device", ""))
+    if during:
+        cause_device = during.partition(".")[0]
+        message_zh = f"{message_zh} — 供电异常期间 ({during})"
+        message_en = f"{message_en} — during supply loss at {cause_device} ({during})"
     again_zh, again_en = (
         (f" (第{repeat + 1}次提醒)", f" (reminder {repeat})") if repeat else ("", "")
     )
@@ -82,4 +90,6 @@ def compose(
         if english_first
         else "请在控制台确认以停止提醒。 / Acknowledge it in the console to stop these reminders."
     )
+    if link:
+        footer = f"{link}\n{footer}"
     return Message(subject=subject, body=f"{first}\n\n{second}\n\n-- \n{footer}\n")

@@ -320,10 +320,26 @@
     fill(view, 
       h("h1", { text: t("alarms.title") }),
       h("div", { class: "toolbar" }, h("label", { for: "alarm-filter", text: t("alarms.show") }), filter),
+      h("div", { id: "notify-health", class: "banner", hidden: true }),
       h("div", { id: "alarm-list" }),
     );
     await reloadAlarms();
     renderAlarmList();
+    await showNotifyHealth();
+  }
+
+  // notifications given up or a channel failing: people must know the phones may stay silent
+  async function showNotifyHealth() {
+    const box = document.getElementById("notify-health");
+    if (!box) return;
+    try {
+      const check = ((await api("GET", "/healthz")).checks || {}).notify;
+      if (!check || check.status === "ok") return;
+      box.textContent = t("notify.trouble", { given_up: check.given_up || 0, failing: (check.failing || []).join(", ") || "–" });
+      box.hidden = false;
+    } catch (e) {
+      /* the health endpoint is a courtesy here: the alarms still show */
+    }
   }
 
   function renderAlarmList() {
