@@ -8,6 +8,8 @@ Why these rules:
 - Escalation follows an alarm while it is `active_unack`: announced, active, and nobody has said
   they are on it. Acknowledging it, its return to normal (`rtn_unack` waits for an ack but needs no
   one to run), shelving, suppression and out-of-service all end it. A new episode starts afresh.
+  A life-safety alarm (PRODUCT §9) keeps escalating in `rtn_unack` too: a fire or an entrapment
+  that cleared before anyone acknowledged it still needs a person to know of it.
 - A policy is a list of steps per priority: `after` the alarm was raised, tell `notify` (channel
   ids), and again every `repeat` until it is acknowledged (e.g. critical: at once, again every
   5 min; high: after 10 min unacknowledged; then the manager after 30 min).
@@ -26,6 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 ACTIVE_UNACK = "active_unack"
+RTN_UNACK = "rtn_unack"
+
+
+def escalating(state: str, life_safety: bool) -> bool:
+    """Whether an alarm in `state` is escalated: unacknowledged and active, or (life safety) not
+    yet acknowledged after it returned to normal."""
+    return state == ACTIVE_UNACK or (life_safety and state == RTN_UNACK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +81,18 @@ class Escalator:
     def tracked(self) -> list[str]:
         return sorted(self._tracked)
 
-    def observe(self, alarm_id: str, priority: str, state: str, episode: int, now: float) -> None:
+    def observe(
+        self,
+        alarm_id: str,
+        priority: str,
+        state: str,
+        episode: int,
+        now: float,
+        life_safety: bool = False,
+    ) -> None:
         """An alarm's state (after a transition): starts, keeps or ends its escalation."""
         current = self._tracked.get(alarm_id)
-        if state != ACTIVE_UNACK or not self.policy.get(priority):
+        if not escalating(state, life_safety) or not self.policy.get(priority):
             self._tracked.pop(alarm_id, None)
             return
         if current is not None and current.episode == episode:
@@ -91,7 +108,7 @@ class Escalator:
         now: float,
         made: Mapping[int, int] | None = None,
     ) -> None:
-        """After a restart: an `active_unack` alarm raised `elapsed` seconds ago (see docstring).
+        """After a restart: an escalated alarm (`escalating`) raised `elapsed` seconds ago (see docstring).
 
         Args:
             made: per step index, how many messages of this episode were made before the restart.

@@ -65,6 +65,22 @@ def test_return_to_normal_shelve_and_suppression_end_it() -> None:
     assert e.tick(0.0) == [] and e.tracked() == []
 
 
+def test_a_life_safety_alarm_escalates_until_acknowledged_even_after_it_cleared() -> None:
+    e = Escalator(POLICY)
+    e.observe(FIRE, "critical", "active_unack", 1, 0.0, life_safety=True)
+    assert len(run(e, 0.0, 10.0)) == 1
+    e.observe(FIRE, "critical", "rtn_unack", 1, 10.0, life_safety=True)  # cleared, nobody acked
+    later = run(e, 11.0, 1000.0)
+    assert [(t, n.channels, n.repeat) for t, n in later] == [
+        (300.0, ("duty",), 1),
+        (600.0, ("duty",), 2),
+        (900.0, ("duty",), 3),
+        (900.0, ("manager",), 0),
+    ]
+    e.observe(FIRE, "critical", "normal", 1, 1000.0, life_safety=True)  # acknowledged
+    assert run(e, 1000.0, 5000.0) == [] and e.tracked() == []
+
+
 def test_a_new_episode_starts_afresh_and_the_same_episode_does_not() -> None:
     e = Escalator(POLICY)
     e.observe(FIRE, "critical", "active_unack", 1, 0.0)

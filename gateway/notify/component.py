@@ -30,7 +30,7 @@ from gateway.notify.robots import RobotSender
 from gateway.notify.smtp import EmailSender
 from gateway.notify.store import GIVEN_UP, KEEP_ENDED, SENT, NewRow, NotificationStore
 from gateway.notify.webhook import DeliveryError, WebhookSender
-from rules.escalation import Escalator, Notification, Step
+from rules.escalation import Escalator, Notification, Step, escalating
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -109,7 +109,7 @@ class NotifyComponent(Component):
             self.store.prune(now_wall - KEEP_ENDED)
         made = self.store.created_per_step()
         for alarm in gateway.book.all():  # after a restart: carry on with the schedule
-            if alarm.state == "active_unack" and alarm.raised_at is not None:
+            if escalating(str(alarm.state), alarm.life_safety) and alarm.raised_at is not None:
                 self.escalator.restore(
                     alarm.id,
                     alarm.priority,
@@ -125,7 +125,14 @@ class NotifyComponent(Component):
         """Transitions about to be journaled: follow them and stage what they make due or moot."""
         now, wall = self._monotonic(), self._wall()
         for t in transitions:
-            self.escalator.observe(t.alarm_id, t.alarm.priority, str(t.to_state), t.episode, now)
+            self.escalator.observe(
+                t.alarm_id,
+                t.alarm.priority,
+                str(t.to_state),
+                t.episode,
+                now,
+                life_safety=t.alarm.life_safety,
+            )
             if _acknowledged(t):
                 self.store.moot(t.alarm_id, t.episode, wall)
         self.store.add(self._rows(self.escalator.tick(now)), wall)
