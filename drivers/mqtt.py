@@ -73,7 +73,8 @@ def build(site: Site, sink: ReadingSink) -> dict[str, MqttDriver]:
 
 
 def point_topic(device_topic: str, point: MqttPoint) -> str:
-    """A point's full topic: relative to the device's topic, or absolute with a leading `/`."""
+    """A point's full topic: relative to the device's full topic (`Site.device_topic`), or
+    absolute with a leading `/`."""
     if point.topic.startswith("/"):
         return point.topic[1:]
     return f"{device_topic}/{point.topic}" if point.topic else device_topic
@@ -162,7 +163,7 @@ class MqttDriver:
                 device.id, device_timeout(device), tuple(points), last_heard=monotonic()
             )
             for name, point in points.items():
-                topic = point_topic(device.spec.mqtt.topic, point)
+                topic = point_topic(site.device_topic(device), point)
                 routes.setdefault(topic, {}).setdefault(device.id, []).append(
                     _Route(device.id, name, point)
                 )

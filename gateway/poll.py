@@ -14,18 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drivers.modbus.poller import poll_site_once as poll_modbus_once
+from drivers.mqtt import point_topic
 from drivers.mqtt_payload import PayloadError, parse_point
 from gateway.config.models import MqttPoint
 from gateway.config.site import Device, Site
 from gateway.model import Quality, Reading
-
-
-def point_topic(device: Device, point: MqttPoint) -> str:
-    """A point's topic: absolute with a leading `/`, else under the device's `mqtt.topic`."""
-    assert device.spec.mqtt is not None
-    if point.topic.startswith("/"):
-        return point.topic[1:]
-    return f"{device.spec.mqtt.topic}/{point.topic}" if point.topic else device.spec.mqtt.topic
 
 
 async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> list[Reading]:
@@ -37,7 +30,9 @@ async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> li
     for device in devices:
         for name, point in device.points.items():
             assert isinstance(point, MqttPoint)
-            routes.setdefault(point_topic(device, point), []).append((device, name, point))
+            routes.setdefault(point_topic(site.device_topic(device), point), []).append(
+                (device, name, point)
+            )
     if routes:
         mqtt = site.file.mqtt
         with contextlib.suppress(TimeoutError, aiomqtt.MqttError):  # unheard points stay stale
