@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.commands import COMMAND_MODULES
+from gateway.commands.failures import describe
 from gateway.config.errors import SiteError
 
 if TYPE_CHECKING:
@@ -153,9 +154,18 @@ def cmd_inject(args: argparse.Namespace) -> int:
     mqtt = site.file.mqtt
     try:
         result = asyncio.run(send_inject(mqtt.host, mqtt.port, site.id, args.device, command))
-    except (TimeoutError, OSError) as exc:
+    except TimeoutError as exc:
         print(
             f"fgw inject: no simulator answered ({exc or 'timeout'}): is `fgw sim` running?",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:
+        if describe(exc) is None:
+            raise
+        print(
+            f"fgw inject: cannot reach the MQTT broker at {mqtt.host}:{mqtt.port} ({exc}): "
+            f"is `fgw demo` or Mosquitto running? check mqtt: in {args.site}",
             file=sys.stderr,
         )
         return 1
@@ -246,8 +256,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an expected failure is one line on stderr and exit 1, never a traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        line = describe(exc)
+        if line is None:
+            raise  # not an expected failure: a bug, and its traceback is the report
+        print(f"fgw {_command_name(args)}: {line}", file=sys.stderr)
+        return 1
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """`report maintenance`, `tickets list`, `run`: the words the user typed to choose it."""
+    for key in (args.command, f"{args.command}_command"):  # a group's `dest` (gateway.commands)
+        word = getattr(args, key, None)
+        if isinstance(word, str) and word != args.command:
+            return f"{args.command} {word}"
+    return str(args.command)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ seconds (retained and heartbeat messages arrive at once, events only when they h
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,6 +19,8 @@ from drivers.mqtt_payload import PayloadError, parse_point
 from gateway.config.models import MqttPoint
 from gateway.config.site import Device, Site
 from gateway.model import Quality, Reading
+
+log = logging.getLogger("fgw.poll")
 
 
 async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> list[Reading]:
@@ -35,7 +37,7 @@ async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> li
             )
     if routes:
         mqtt = site.file.mqtt
-        with contextlib.suppress(TimeoutError, aiomqtt.MqttError):  # unheard points stay stale
+        try:  # unheard points stay stale
             async with (
                 asyncio.timeout(wait),
                 aiomqtt.Client(mqtt.host, mqtt.port, identifier=f"fgw-{site.id}-poll") as client,
@@ -51,6 +53,16 @@ async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> li
                         latest[(device.id, name)] = Reading(
                             device.id, name, value, quality, time.time()
                         )
+        except TimeoutError:
+            pass
+        except aiomqtt.MqttError as exc:
+            log.warning(
+                "MQTT broker %s:%d not reachable (%s): the MQTT devices read as stale; "
+                "is Mosquitto running? check mqtt: in the site file",
+                mqtt.host,
+                mqtt.port,
+                exc,
+            )
     now = time.time()
     return [
         latest.get((d.id, name), Reading(d.id, name, None, Quality.STALE, now))
