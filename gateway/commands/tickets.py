@@ -183,6 +183,7 @@ def cmd_transition(args: argparse.Namespace) -> int:
 
 
 def cmd_report_maintenance(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
@@ -198,7 +199,11 @@ def cmd_report_maintenance(args: argparse.Namespace) -> int:
             print(f"fgw report maintenance: {exc}", file=sys.stderr)
             return 2
         tickets = store.tickets(created_before=end)
-        report = build_report(tickets, args.month, start, end, zone, site.file.site.name or site.id)
+        timelines = {t.id: store.timeline(t.id) for t in tickets if t.id is not None}
+        report = build_report(
+            tickets, args.month, start, end, zone, site.file.site.name or site.id,
+            timelines=timelines, now=time.time(),
+        )  # fmt: skip
         if args.csv:
             Path(args.csv).write_text(to_csv(report), encoding="utf-8")
         if args.html:
