@@ -200,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, "text")
     try:
-        return asyncio.run(run_demo(Path(args.workdir), site_file=args.site))
+        return asyncio.run(run_demo(Path(args.workdir), site_file=args.site, fresh=args.fresh))
     except KeyboardInterrupt:
         return 0
 
@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="var/demo", help="where the demo keeps its files")
     p.add_argument(
         "--site", default=None, help="site file to demo (default: examples/riverside.yaml)"
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start clean: first remove the alarms, tickets, history and login that earlier "
+        "demos kept in the work folder",
     )
     p.add_argument(
         "--log-level", default="warning", choices=LEVELS, help="least severe logged (warning)"
