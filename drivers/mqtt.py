@@ -174,6 +174,7 @@ class MqttDriver:
         }
         self._batch: list[Reading] | None = None  # readings of the messages being handled
         self._ready = asyncio.Event()
+        self._announced = False
         self._logged: set[tuple[str, str]] = set()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -247,6 +248,13 @@ class MqttDriver:
                     await self._subscribe(link)
                     self.backoff.reset()
                     self._ready.set()
+                    if not self._announced:  # where devices must publish: once, not per reconnect
+                        self._announced = True
+                        shown = ", ".join(self.topics[:5]) + (
+                            ", …" if len(self._routes) > 5 else ""
+                        )
+                        log.info("%s: reading %d device topics: %s", self.name,
+                                 len(self._routes), shown)  # fmt: skip
                     if outage_logged:
                         log.info("%s: connected to %s again", self.name, self.broker.where)
                         outage_logged = False

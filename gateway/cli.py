@@ -51,6 +51,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.site}: ok — site {site.id}: {len(site.devices)} devices, {points} points, "
         f"{rules} rules, {len(site.buses)} Modbus buses"
     )
+    topics = [site.device_topic(d) for d in site.devices.values() if d.spec.mqtt is not None]
+    if topics:  # where the MQTT devices must publish (mqtt.device_base; docs/mqtt.md)
+        print(f"  MQTT devices read at: {', '.join(t + '/…' for t in topics)}")
     return 0
 
 
