@@ -105,6 +105,25 @@ def test_every_command_with_a_missing_site_file_says_which_file(
     assert {"run", "inject", "demo", "report maintenance", "user add"} <= set(swept)
 
 
+def test_commands_with_a_file_where_storage_should_be_say_to_check_storage_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = write_site(tmp_path, mqtt_port=closed_port(), modbus_port=closed_port(), console_port=1)
+    (tmp_path / "state").write_text("not a folder")
+    for words, parser in leaves():
+        if words[0] in ("check", "poll", "sim", "inject", "demo", "run"):
+            continue  # no storage (run: below, as a process)
+        code, stderr = run_main(sweep_argv(words, parser, site), capsys)
+        assert code != 0, words
+        one_line_failure(stderr, str(tmp_path / "state"))
+    result = subprocess.run(
+        [*FGW, "run", str(site)], capture_output=True, text=True, cwd=ROOT, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    one_line_failure(result.stderr, "fgw run:", "storage.path")
+
+
 def test_commands_on_a_locked_database_say_it_is_busy(tmp_path: Path) -> None:
     """Another process holds the write lock: writers wait 5 s, then say so in one line."""
     site = write_site(
@@ -239,5 +258,7 @@ def test_expected_failures_are_described_and_bugs_are_not() -> None:
     assert "in use" in (describe(OSError(errno.EADDRINUSE, "Address already in use")) or "")
     assert "storage.path" in (describe(OSError(errno.ENOSPC, "No space left")) or "")
     assert describe(ExceptionGroup("g", [TimeoutError("x"), OSError(errno.ECONNREFUSED, "r")]))
+    stored = describe(FileExistsError(errno.EEXIST, "File exists", "/srv/fgw/state"))
+    assert stored and "/srv/fgw/state" in stored and "storage.path" in stored
     assert describe(KeyError("a bug")) is None
     assert describe(ExceptionGroup("g", [OSError("fine"), ValueError("a bug")])) is None

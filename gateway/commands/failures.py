@@ -98,4 +98,11 @@ def _os_error(exc: OSError) -> str:
         return f"the disk is full{':' + where if where else ''}: free space under storage.path"
     if exc.errno == errno.ENOENT:
         return f"not found:{where or ' ' + what}: check the path"
-    return f"{what}{':' + where if where else ''}"
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return (
+            f"{what}:{where or ''}: a file stands where a folder is needed; "
+            "check storage.path in the site file"
+        )
+    if exc.errno is None:
+        return what  # our own OSErrors say what to check themselves
+    return f"{what}{':' + where if where else ''}: check the paths in the site file and the disk"
