@@ -56,7 +56,8 @@ def site_yaml(doors: int, mqtt_port: int) -> str:
     lines = [
         "site: {id: ingest, timezone: Asia/Shanghai, locale: en}",
         "storage: {path: ./state}",
-        f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}",
+        # bare device topics (doors/dN), as the bench's publisher and bare subscribers use them
+        f'mqtt: {{host: 127.0.0.1, port: {mqtt_port}, device_base: ""}}',
         "devices:",
     ]
     lines += [

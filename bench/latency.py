@@ -51,7 +51,8 @@ def site_yaml(mqtt_port: int, modbus_port: int, doors: int = DOORS) -> str:
     lines = [
         "site: {id: latency, timezone: Asia/Shanghai, locale: en}",
         "storage: {path: ./state}",
-        f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}",
+        # bare device topics (doors/dN), as the bench's publisher and bare subscribers use them
+        f'mqtt: {{host: 127.0.0.1, port: {mqtt_port}, device_base: ""}}',
         "alarms: {chattering: {activations: 1000, window: 1s}}",
         "modbus:",
         f"  - {{id: bus, transport: tcp, host: 127.0.0.1, port: {modbus_port}, timeout: 500ms}}",

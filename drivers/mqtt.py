@@ -73,7 +73,8 @@ def build(site: Site, sink: ReadingSink) -> dict[str, MqttDriver]:
 
 
 def point_topic(device_topic: str, point: MqttPoint) -> str:
-    """A point's full topic: relative to the device's topic, or absolute with a leading `/`."""
+    """A point's full topic: relative to the device's full topic (`Site.device_topic`), or
+    absolute with a leading `/`."""
     if point.topic.startswith("/"):
         return point.topic[1:]
     return f"{device_topic}/{point.topic}" if point.topic else device_topic
@@ -162,7 +163,7 @@ class MqttDriver:
                 device.id, device_timeout(device), tuple(points), last_heard=monotonic()
             )
             for name, point in points.items():
-                topic = point_topic(device.spec.mqtt.topic, point)
+                topic = point_topic(site.device_topic(device), point)
                 routes.setdefault(topic, {}).setdefault(device.id, []).append(
                     _Route(device.id, name, point)
                 )
@@ -173,6 +174,7 @@ class MqttDriver:
         }
         self._batch: list[Reading] | None = None  # readings of the messages being handled
         self._ready = asyncio.Event()
+        self._announced = False
         self._logged: set[tuple[str, str]] = set()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -246,6 +248,13 @@ class MqttDriver:
                     await self._subscribe(link)
                     self.backoff.reset()
                     self._ready.set()
+                    if not self._announced:  # where devices must publish: once, not per reconnect
+                        self._announced = True
+                        shown = ", ".join(self.topics[:5]) + (
+                            ", …" if len(self._routes) > 5 else ""
+                        )
+                        log.info("%s: reading %d device topics: %s", self.name,
+                                 len(self._routes), shown)  # fmt: skip
                     if outage_logged:
                         log.info("%s: connected to %s again", self.name, self.broker.where)
                         outage_logged = False

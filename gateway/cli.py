@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import __version__
-from gateway.commands import COMMAND_MODULES
+from gateway.commands import COMMAND_MODULES, SITE_HELP
+from gateway.commands.failures import describe
 from gateway.config.errors import SiteError
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
+
+
+LEVELS = ["debug", "info", "warning", "error"]
 
 
 def _load(path: str) -> Site:
@@ -47,6 +51,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.site}: ok — site {site.id}: {len(site.devices)} devices, {points} points, "
         f"{rules} rules, {len(site.buses)} Modbus buses"
     )
+    topics = [site.device_topic(d) for d in site.devices.values() if d.spec.mqtt is not None]
+    if topics:  # where the MQTT devices must publish (mqtt.device_base; docs/mqtt.md)
+        print(f"  MQTT devices read at: {', '.join(t + '/…' for t in topics)}")
     return 0
 
 
@@ -153,9 +160,18 @@ def cmd_inject(args: argparse.Namespace) -> int:
     mqtt = site.file.mqtt
     try:
         result = asyncio.run(send_inject(mqtt.host, mqtt.port, site.id, args.device, command))
-    except (TimeoutError, OSError) as exc:
+    except TimeoutError as exc:
         print(
             f"fgw inject: no simulator answered ({exc or 'timeout'}): is `fgw sim` running?",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:
+        if describe(exc) is None:
+            raise
+        print(
+            f"fgw inject: cannot reach the MQTT broker at {mqtt.host}:{mqtt.port} ({exc}): "
+            f"is `fgw demo` or Mosquitto running? check mqtt: in {args.site}",
             file=sys.stderr,
         )
         return 1
@@ -187,7 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, "text")
     try:
-        return asyncio.run(run_demo(Path(args.workdir), site_file=args.site))
+        return asyncio.run(run_demo(Path(args.workdir), site_file=args.site, fresh=args.fresh))
     except KeyboardInterrupt:
         return 0
 
@@ -200,33 +216,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the gateway service for a site (headless)")
-    p.add_argument("site")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--log-format", default="auto", choices=["auto", "json", "text"])
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("--log-level", default="info", choices=LEVELS, help="least severe logged (info)")
+    p.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "json", "text"],
+        help="log lines on stderr: JSON (for journald or a collector) or text; auto: text on a "
+        "terminal, JSON otherwise",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check", help="validate a site file; exit 1 with one line per error")
-    p.add_argument("site")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("poll", help="read every (or one) device once; one JSON line per reading")
-    p.add_argument("site")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
     p.add_argument("--once", action="store_true", help="read once and exit (required)")
     p.add_argument("--device", action="append", help="only this device (repeatable)")
     p.add_argument("--mqtt-wait", type=float, default=3.0, help="seconds to wait for MQTT devices")
     p.set_defaults(func=cmd_poll)
 
     p = sub.add_parser("sim", help="run the equipment simulators for a site's devices")
-    p.add_argument("site")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument(
+        "--seed", type=int, default=None, help="random seed: the same noise and events every run"
+    )
+    p.add_argument("--log-level", default="info", choices=LEVELS, help="least severe logged (info)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser(
         "inject", help="drive a running simulator into a fault, clear it, or set a value"
     )
-    p.add_argument("site")
-    p.add_argument("device")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("device", help="the simulated device's id in the site file, e.g. pump-1")
     p.add_argument("fault", help="a fault name, `clear`, or `set` followed by POINT=VALUE")
     p.add_argument("values", nargs="*", help="POINT=VALUE for `set`")
     p.add_argument("--zone", type=int, help="fire zone (fire panel `fire`)")
@@ -237,17 +261,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--site", default=None, help="site file to demo (default: examples/riverside.yaml)"
     )
-    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start clean: first remove the alarms, tickets, history and login that earlier "
+        "demos kept in the work folder",
+    )
+    p.add_argument(
+        "--log-level", default="warning", choices=LEVELS, help="least severe logged (warning)"
+    )
     p.set_defaults(func=cmd_demo)
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
+    _describe(parser)
     return parser
 
 
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Each subcommand's one-line help also heads its own `--help` page."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {c.dest: c.help for c in action._choices_actions}
+            for name, child in action.choices.items():
+                if child.description is None and helps.get(name):
+                    child.description = helps[name]
+                _describe(child)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an expected failure is one line on stderr and exit 1, never a traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        line = describe(exc)
+        if line is None:
+            raise  # not an expected failure: a bug, and its traceback is the report
+        print(f"fgw {_command_name(args)}: {line}", file=sys.stderr)
+        return 1
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """`report maintenance`, `tickets list`, `run`: the words the user typed to choose it."""
+    for key in (args.command, f"{args.command}_command"):  # a group's `dest` (gateway.commands)
+        word = getattr(args, key, None)
+        if isinstance(word, str) and word != args.command:
+            return f"{args.command} {word}"
+    return str(args.command)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import shutil
@@ -22,6 +23,7 @@ from ruamel.yaml import YAML
 
 from gateway.accounts import Accounts
 from gateway.api.component import ApiComponent
+from gateway.commands.failures import CommandFailure
 from gateway.config.site import load_site
 from gateway.service import Gateway
 
@@ -77,7 +79,7 @@ def write_demo_site(source: Path, workdir: Path, mqtt_port: int) -> Path:
             bus["port"] = free_port()
     target = workdir / "site.yaml"
     with target.open("w", encoding="utf-8") as out:
-        out.write(f"# Written by `fgw demo` from {source}; ports were free when it started.\n")
+        out.write(f"{DEMO_MARK} from {source}; ports were free when it started.\n")
         yaml.dump(data, out)
     return target
 
@@ -106,20 +108,62 @@ def start_broker(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"fgw demo: mosquitto did not start (see {workdir / 'mosquitto.log'})")
 
 
-def prepare_demo(workdir: Path, site_file: str | None) -> tuple[Path, int, subprocess.Popen[bytes]]:
-    """Write the demo's site file and start its broker; returns (site file, port, broker)."""
+DEMO_MARK = "# Written by `fgw demo`"
+"""The first line of the site files the demo writes: what `--fresh` may clear."""
+
+
+def clear_demo_state(workdir: Path) -> list[Path]:
+    """Remove what earlier demos in `workdir` stored (alarms, tickets, history, the login).
+
+    Only a folder the demo wrote is touched: its `state` folder and `demo-login.txt`, never the
+    folder itself.
+
+    Raises:
+        CommandFailure: `workdir` has a site file the demo did not write.
+    """
+    site = workdir / "site.yaml"
+    if site.exists() and not site.read_text(encoding="utf-8").startswith(DEMO_MARK):
+        raise CommandFailure(
+            f"--fresh: {site} was not written by `fgw demo`; not clearing {workdir} "
+            "(choose another --workdir)"
+        )
+    removed = []
+    for path in (workdir / "state", workdir / "demo-login.txt"):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def prepare_demo(
+    workdir: Path, site_file: str | None, *, fresh: bool = False
+) -> tuple[Path, int, subprocess.Popen[bytes]]:
+    """Write the demo's site file and start its broker; returns (site file, port, broker).
+
+    Args:
+        fresh: first clear what earlier demos stored there (`clear_demo_state`).
+    """
     workdir = workdir.resolve()
+    if fresh and workdir.exists():
+        for path in clear_demo_state(workdir):
+            print(f"fgw demo: fresh start: removed {path}", flush=True)
     workdir.mkdir(parents=True, exist_ok=True)
     mqtt_port = free_port()
     site_path = write_demo_site(Path(site_file) if site_file else EXAMPLE, workdir, mqtt_port)
     return site_path, mqtt_port, start_broker(workdir, mqtt_port)
 
 
-async def run_demo(workdir: Path, site_file: str | None = None) -> int:
-    """Run the demo until Ctrl-C or SIGTERM."""
+async def run_demo(workdir: Path, site_file: str | None = None, *, fresh: bool = False) -> int:
+    """Run the demo until Ctrl-C or SIGTERM (`fresh`: without what earlier demos stored)."""
     from simulators.runner import SiteSimulator
 
-    site_path, mqtt_port, broker = await asyncio.to_thread(prepare_demo, workdir, site_file)
+    site_path, mqtt_port, broker = await asyncio.to_thread(
+        functools.partial(prepare_demo, workdir, site_file, fresh=fresh)
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,25 +7,20 @@ seconds (retained and heartbeat messages arrive at once, events only when they h
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from drivers.modbus.poller import poll_site_once as poll_modbus_once
+from drivers.mqtt import point_topic
 from drivers.mqtt_payload import PayloadError, parse_point
 from gateway.config.models import MqttPoint
 from gateway.config.site import Device, Site
 from gateway.model import Quality, Reading
 
-
-def point_topic(device: Device, point: MqttPoint) -> str:
-    """A point's topic: absolute with a leading `/`, else under the device's `mqtt.topic`."""
-    assert device.spec.mqtt is not None
-    if point.topic.startswith("/"):
-        return point.topic[1:]
-    return f"{device.spec.mqtt.topic}/{point.topic}" if point.topic else device.spec.mqtt.topic
+log = logging.getLogger("fgw.poll")
 
 
 async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> list[Reading]:
@@ -37,10 +32,12 @@ async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> li
     for device in devices:
         for name, point in device.points.items():
             assert isinstance(point, MqttPoint)
-            routes.setdefault(point_topic(device, point), []).append((device, name, point))
+            routes.setdefault(point_topic(site.device_topic(device), point), []).append(
+                (device, name, point)
+            )
     if routes:
         mqtt = site.file.mqtt
-        with contextlib.suppress(TimeoutError, aiomqtt.MqttError):  # unheard points stay stale
+        try:  # unheard points stay stale
             async with (
                 asyncio.timeout(wait),
                 aiomqtt.Client(mqtt.host, mqtt.port, identifier=f"fgw-{site.id}-poll") as client,
@@ -56,6 +53,16 @@ async def listen_mqtt_once(site: Site, devices: list[Device], wait: float) -> li
                         latest[(device.id, name)] = Reading(
                             device.id, name, value, quality, time.time()
                         )
+        except TimeoutError:
+            pass
+        except aiomqtt.MqttError as exc:
+            log.warning(
+                "MQTT broker %s:%d not reachable (%s): the MQTT devices read as stale; "
+                "is Mosquitto running? check mqtt: in the site file",
+                mqtt.host,
+                mqtt.port,
+                exc,
+            )
     now = time.time()
     return [
         latest.get((d.id, name), Reading(d.id, name, None, Quality.STALE, now))

@@ -7,7 +7,7 @@
 # Never run by CI; see docs/performance.md for the figures and how they were taken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 py=.venv/bin/python
 export PATH="$PWD/.venv/bin:$PATH"
 

@@ -3,7 +3,7 @@
 # Exits non-zero on any failure, and also when pytest collected no test at all (exit code 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test  # the test bed: browser, CJK font, VictoriaMetrics, test extras
 
 echo "== ruff"
 .venv/bin/ruff check .

@@ -82,7 +82,14 @@ class BusServer:
         devices = [_sim_device(unit, self.sizes[unit]) for unit in sorted(self.units)]
         self._server = ModbusTcpServer(devices, address=self.address, trace_pdu=self._trace_pdu)
         await self.refresh()
-        await self._server.serve_forever(background=True)
+        try:
+            await self._server.serve_forever(background=True)
+        except RuntimeError:  # pymodbus says only "Could not start listen"
+            host, port = self.address
+            raise OSError(
+                f"bus {self.bus.id}: cannot listen on {host}:{port} (the port is in use, or the "
+                "address is not this machine's): stop the other process or change the bus's port"
+            ) from None
         log.info(
             "modbus bus %s: serving units %s on %s:%d",
             self.bus.id,

@@ -180,12 +180,13 @@ class SiteSimulator:
         for device_id, sim in self.devices.items():
             if not isinstance(sim, AccessDoorSimulator):
                 continue
-            base = self.site.devices[device_id].spec.mqtt
+            device = self.site.devices[device_id]
+            if device.spec.mqtt is None:
+                continue
+            base = self.site.device_topic(device)  # under mqtt.device_base, as the gateway reads it
             for message in sim.take_outbox():
-                if base is None:
-                    continue
                 sub = message.subtopic
-                topic = sub[1:] if sub.startswith("/") else f"{base.topic}/{sub}"
+                topic = sub[1:] if sub.startswith("/") else f"{base}/{sub}"
                 try:
                     self._outgoing.put_nowait((topic, json.dumps(message.payload), message.retain))
                 except asyncio.QueueFull:

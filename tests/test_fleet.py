@@ -1,7 +1,9 @@
 """A fleet: three buildings' gateways on one broker, each under its own topic prefix.
 
 Every gateway has its own site id, simulators and storage; they share only the Mosquitto. A fault in
-one building must raise its alarm under that building's prefix and nowhere else.
+one building must raise its alarm under that building's prefix and nowhere else, and a device topic
+that every building uses (`doors/lobby`) must bring each gateway its own building's door only: the
+device topics go under each site's `mqtt.device_base`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import load_site
+from gateway.config.site import Site, load_site
 from gateway.service import Gateway
 from simulators.control import send_inject
 from simulators.runner import SiteSimulator
-from tests.e2e import watching, write_site
+from tests.e2e import Watcher, watching, write_site
 from tests.support import Broker
 
 pytestmark = pytest.mark.integration
@@ -80,6 +82,43 @@ async def test_three_gateways_on_one_broker_keep_their_alarms_apart(
 
             # the broker-wide subscriber sees the same three, each under its own site, and no more
             await everything.wait_for(lambda: active() == expected, timeout=15)
+            await _doors_stay_in_their_building(sites, watchers, broker.port)
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+
+async def _doors_stay_in_their_building(
+    sites: list[Site], watchers: list[Watcher], port: int
+) -> None:
+    """Every site has `door-lobby` on the relative topic `doors/lobby`; each sees only its own.
+
+    Faults go one building after the other, and each alarm awaited is the barrier that proves the
+    gateway has handled everything published before it: with shared topics, b and c would raise
+    a's `door_forced`, and a would count b's and c's denied cards.
+    """
+    a, b, c = sites
+    assert len({s.device_topic(s.devices["door-lobby"]) for s in sites}) == 3
+    assert all(s.devices["door-lobby"].spec.mqtt.topic == "doors/lobby" for s in sites)  # type: ignore[union-attr]
+
+    async def inject(site: Site, fault: str) -> None:
+        result = await send_inject("127.0.0.1", port, site.id, "door-lobby", {"fault": fault})
+        assert result["ok"], result
+
+    def door_alarms(watcher: Watcher) -> dict[str, str]:
+        prefix = f"{watcher.prefix}/alarms/door-lobby/"
+        return {
+            topic[len(prefix) :]: alarm["state"]
+            for topic, alarm in watcher.retained.items()
+            if alarm and topic.startswith(prefix) and not topic.endswith("/comm_loss")
+        }
+
+    await inject(a, "forced")
+    await watchers[0].wait_alarm("door-lobby", "door_forced", "active_unack", timeout=15)
+    for site, watcher in ((b, watchers[1]), (c, watchers[2])):
+        await inject(site, "denied_burst")
+        await watcher.wait_alarm("door-lobby", "access_denied_burst", "active_unack", timeout=20)
+        assert door_alarms(watcher) == {"access_denied_burst": "active_unack"}  # not a's forcing
+    await inject(a, "clear")  # published after b's and c's cards: a has seen them, were they its
+    await watchers[0].wait_alarm("door-lobby", "door_forced", "rtn_unack", timeout=15)
+    assert door_alarms(watchers[0]) == {"door_forced": "rtn_unack"}  # no denied burst from b or c

@@ -50,7 +50,7 @@ def _door_site() -> Site:
 
 SITE = _door_site()
 MQTT_DEVICES = [d for d in SITE.devices.values() if d.spec.mqtt is not None]
-TOPICS = sorted({d.spec.mqtt.topic for d in MQTT_DEVICES if d.spec.mqtt})
+TOPICS = sorted({SITE.device_topic(d) for d in MQTT_DEVICES})
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -63,9 +63,9 @@ mqtt: {{host: 127.0.0.1, port: {port}}}
 devices:
   - id: door-lobby
     template: access_door
-    mqtt: {{topic: {site_id}/doors/lobby}}
+    mqtt: {{topic: doors/lobby}}  # under mqtt.device_base: fgw/{site_id}/devices/doors/lobby
   - id: tank
-    mqtt: {{topic: {site_id}/tanks/1, timeout: {tank_timeout}}}
+    mqtt: {{topic: /{site_id}/tanks/1, timeout: {tank_timeout}}}  # absolute: no device_base
     points:
       level: {{topic: level, field: v, type: float32, range: [0, 100]}}
       alarm: {{topic: /{site_id}/absolute/alarm, type: bool}}
@@ -89,6 +89,17 @@ def test_point_topics_are_relative_or_absolute() -> None:
     assert point_topic("doors/lobby", MqttPoint(topic="state")) == "doors/lobby/state"
     assert point_topic("doors/lobby", MqttPoint(topic="/fire/zone1")) == "fire/zone1"
     assert point_topic("doors/lobby", MqttPoint()) == "doors/lobby"
+
+
+def test_device_topics_go_under_the_device_base(tmp_path: Path) -> None:
+    site = make_site(tmp_path, 1883)
+    assert site.device_base == f"fgw/{site.id}/devices"
+    assert site.device_topic(site.devices["door-lobby"]) == f"fgw/{site.id}/devices/doors/lobby"
+    assert site.device_topic(site.devices["tank"]) == f"{site.id}/tanks/1"  # a leading / : absolute
+    driver = MqttDriver(site, list(site.devices.values()), Sink())
+    assert f"fgw/{site.id}/devices/doors/lobby/event" in driver.topics
+    assert "doors/lobby/event" not in driver.topics
+    assert f"{site.id}/absolute/alarm" in driver.topics
 
 
 def test_liveness_without_sockets(tmp_path: Path) -> None:
@@ -132,7 +143,7 @@ class Log:
 def test_a_batch_keeps_the_order_of_readings_and_statuses(tmp_path: Path) -> None:
     """One `readings()` call per batch, split only where a status change must come in between."""
     site = make_site(tmp_path, 1883)
-    door = site.devices["door-lobby"].spec.mqtt.topic  # type: ignore[union-attr]
+    door = site.device_topic(site.devices["door-lobby"])
     messages = [
         (f"{site.id}/tanks/1/level", b'{"v": 1}', False),  # tank online
         (f"{site.id}/tanks/1/level", b'{"v": 2}', False),
@@ -160,7 +171,7 @@ def test_a_batch_keeps_the_order_of_readings_and_statuses(tmp_path: Path) -> Non
 
 async def test_door_topics_map_to_readings(broker: Broker, tmp_path: Path) -> None:
     site, sink = make_site(tmp_path, broker.port), Sink()
-    base = site.devices["door-lobby"].spec.mqtt.topic  # type: ignore[union-attr]
+    base = site.device_topic(site.devices["door-lobby"])
     assert set(build(site, sink)) == {"mqtt"}
     async with driver_for(site, sink) as driver:
         await driver.wait_ready()
@@ -268,7 +279,7 @@ async def test_silence_makes_a_device_offline_once_and_speech_online_again(
 
 async def test_controller_online_false_means_offline(broker: Broker, tmp_path: Path) -> None:
     site, sink = make_site(tmp_path, broker.port), Sink()
-    base = site.devices["door-lobby"].spec.mqtt.topic  # type: ignore[union-attr]
+    base = site.device_topic(site.devices["door-lobby"])
     async with driver_for(site, sink) as driver:
         await driver.wait_ready()
         await publish(broker.port, f"{base}/status", '{"online": true}')

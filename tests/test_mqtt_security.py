@@ -193,7 +193,7 @@ async def test_right_ca_and_credentials_connect_both_ways(
         async def device_speaks() -> None:
             await until(lambda: gateway.publisher.connected, 15, "publisher connected")
             for _ in range(100):
-                await c.publish("tanks/t1/level", b"42.5", qos=1)
+                await c.publish(f"{site.device_topic(site.devices['tank'])}/level", b"42.5", qos=1)
                 if driver.stats()["tank"]["messages"]:
                     return
                 await asyncio.sleep(0.1)

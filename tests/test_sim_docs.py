@@ -91,3 +91,8 @@ async def test_the_docs_mbpoll_lines_read_the_example_site() -> None:
                     assert values[0] == pytest.approx(expected[point]), comment
                     checked.add(point)
         assert checked == set(expected)
+
+
+def test_the_door_command_watches_where_the_example_door_publishes() -> None:
+    site = load_site(ROOT / "examples" / "riverside.yaml")
+    assert site.device_topic(site.devices["door-lobby"]) == docgen.EXAMPLE_TOPIC

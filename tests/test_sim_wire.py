@@ -125,8 +125,12 @@ async def test_inject_without_simulator_times_out(broker: Broker) -> None:
 
 
 async def test_door_publishes_to_the_broker(sim: SiteSimulator, broker: Broker) -> None:
+    door = sim.site.device_topic(sim.site.devices["door-lobby"])
+    assert (
+        door == "fgw/testsite/devices/doors/lobby"
+    )  # under mqtt.device_base, as the gateway reads
     async with aiomqtt.Client(broker.host, broker.port) as client:
-        await client.subscribe("doors/lobby/#", qos=1)
+        await client.subscribe(f"{door}/#", qos=1)
         seen: dict[str, list[dict[str, object]]] = {}
 
         async def until(predicate) -> None:  # type: ignore[no-untyped-def]
@@ -137,12 +141,12 @@ async def test_door_publishes_to_the_broker(sim: SiteSimulator, broker: Broker) 
                     if predicate():
                         return
 
-        await until(lambda: "doors/lobby/status" in seen)  # retained: there at once
-        assert seen["doors/lobby/status"][0] == {"online": True}
+        await until(lambda: f"{door}/status" in seen)  # retained: there at once
+        assert seen[f"{door}/status"][0] == {"online": True}
         sim.devices["door-lobby"].inject("forced")
-        await until(lambda: any(e["event"] == "forced" for e in seen.get("doors/lobby/event", [])))
-        await until(lambda: {"open": True} in seen.get("doors/lobby/state", []))
-        event = next(e for e in seen["doors/lobby/event"] if e["event"] == "forced")
+        await until(lambda: any(e["event"] == "forced" for e in seen.get(f"{door}/event", [])))
+        await until(lambda: {"open": True} in seen.get(f"{door}/state", []))
+        event = next(e for e in seen[f"{door}/event"] if e["event"] == "forced")
         assert set(event) == {"event", "card", "ts"}
 
 

@@ -68,6 +68,28 @@ def test_example_site_resolves_templates_and_overrides() -> None:
     assert site.devices["door-lobby"].points["last_event"].type == "string"
 
 
+@pytest.mark.parametrize(
+    ("mqtt", "topic", "expected"),
+    [
+        ("{}", "doors/lobby", "fgw/a/devices/doors/lobby"),
+        ("{topic_prefix: acme/a}", "doors/lobby", "acme/a/devices/doors/lobby"),
+        ("{device_base: iot/a}", "doors/lobby", "iot/a/doors/lobby"),
+        ('{device_base: ""}', "doors/lobby", "doors/lobby"),  # bare topics, as before the base
+        ("{}", "/vendor/door7", "vendor/door7"),  # a leading /: absolute
+    ],
+)
+def test_device_topics_resolve_under_the_device_base(
+    tmp_path: Path, mqtt: str, topic: str, expected: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        f"site: {{id: a}}\nmqtt: {mqtt}\n"
+        f"devices:\n  - {{id: door, template: access_door, mqtt: {{topic: {topic}}}}}\n"
+    )
+    site = load_site(path)
+    assert site.device_topic(site.devices["door"]) == expected
+
+
 def test_example_site_has_no_warnings() -> None:
     assert load_site(EXAMPLE).warnings == []
 

@@ -38,7 +38,7 @@ def _summary(gateway: Gateway, device: Device, stats: Any) -> dict[str, Any]:
     if spec.modbus is not None:
         connection = f"modbus {spec.modbus.bus} unit {spec.modbus.unit}"
     else:
-        connection = f"mqtt {spec.mqtt.topic}" if spec.mqtt else ""
+        connection = f"mqtt {gateway.site.device_topic(device)}" if spec.mqtt else ""
     return {
         "id": device.id,
         "name": spec.name or device.id,

@@ -7,6 +7,11 @@ modules are imported only to build the parser, so keep their heavy imports insid
 
 from __future__ import annotations
 
+SITE_HELP = (
+    "the site file (YAML), e.g. examples/riverside.yaml; `fgw demo` writes var/demo/site.yaml"
+)
+"""The description of every command's SITE argument."""
+
 COMMAND_MODULES: list[str] = [
     "gateway.commands.report",  # fgw report alarms (alarm load, EEMUA 191)
     "gateway.commands.tickets",  # fgw tickets list|show|transition, fgw report maintenance

@@ -13,47 +13,52 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from gateway.commands import SITE_HELP
+
 if TYPE_CHECKING:
     from gateway.accounts import Accounts
 
 ROLES = ("viewer", "engineer", "admin")
+NAME_HELP = "the login name: letters, digits and _ . @ -, starting with a letter"
+ROLE_HELP = "viewer: reads; engineer: also acknowledges, shelves, works tickets; admin: also users"
+USER_HELP = "the user the token acts for (with that user's role)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     user = subparsers.add_parser("user", help="console and API users")
     users = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
     p = users.add_parser("add", help="add a user; the password is read from stdin")
-    p.add_argument("site")
-    p.add_argument("name")
-    p.add_argument("--role", choices=ROLES, required=True)
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("name", help=NAME_HELP)
+    p.add_argument("--role", choices=ROLES, required=True, help=ROLE_HELP)
     p.set_defaults(func=cmd_user_add)
     p = users.add_parser("list", help="list users and their roles")
-    p.add_argument("site")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
     p.set_defaults(func=cmd_user_list)
     p = users.add_parser("passwd", help="set a new password (from stdin); ends the user's sessions")
-    p.add_argument("site")
-    p.add_argument("name")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("name", help="the user's name")
     p.set_defaults(func=cmd_user_passwd)
     p = users.add_parser("role", help="change a user's role")
-    p.add_argument("site")
-    p.add_argument("name")
-    p.add_argument("role", choices=ROLES)
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("name", help="the user's name")
+    p.add_argument("role", choices=ROLES, help=ROLE_HELP)
     p.set_defaults(func=cmd_user_role)
 
     token = subparsers.add_parser("token", help="bearer tokens for API clients")
     tokens = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
     p = tokens.add_parser("create", help="print a new token acting with the user's role")
-    p.add_argument("site")
-    p.add_argument("user")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("user", help=USER_HELP)
     p.add_argument("--label", default="", help="what the token is for, e.g. prometheus")
     p.set_defaults(func=cmd_token_create)
     p = tokens.add_parser("list", help="list a user's tokens (ids and labels, never the tokens)")
-    p.add_argument("site")
-    p.add_argument("user")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("user", help=USER_HELP)
     p.set_defaults(func=cmd_token_list)
     p = tokens.add_parser("revoke", help="revoke the user's tokens (all, or one by --id)")
-    p.add_argument("site")
-    p.add_argument("user")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
+    p.add_argument("user", help=USER_HELP)
     p.add_argument("--id", dest="token_id", help="the token id shown by `fgw token list`")
     p.set_defaults(func=cmd_token_revoke)
 

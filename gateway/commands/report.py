@@ -16,6 +16,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from gateway.commands import SITE_HELP
+
 if TYPE_CHECKING:
     from rules.alarm_load import AlarmLoad
 
@@ -35,7 +37,7 @@ def register(subparsers: Any) -> None:
     p = report_group(subparsers).add_parser(
         "alarms", help="alarm load: per 10 min, floods, top 10, chattering, standing"
     )
-    p.add_argument("site")
+    p.add_argument("site", metavar="SITE", help=SITE_HELP)
     p.add_argument("--since", default="7d", help="how far back, e.g. 24h, 7d (default 7d)")
     p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
     p.set_defaults(func=cmd_report_alarms)

@@ -15,27 +15,29 @@ import json
 import sys
 from typing import Any
 
+from gateway.commands import SITE_HELP
+
 
 def register(subparsers: Any) -> None:
     tickets = subparsers.add_parser("tickets", help="maintenance tickets: list, show, transition")
     sub = tickets.add_subparsers(dest="tickets_command", required=True, metavar="COMMAND")
 
     listing = sub.add_parser("list", help="tickets, newest first")
-    listing.add_argument("site")
+    listing.add_argument("site", metavar="SITE", help=SITE_HELP)
     listing.add_argument("--status", help="a status, or `active` for work not done yet")
-    listing.add_argument("--device")
+    listing.add_argument("--device", help="only this device's tickets (its id)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=cmd_list)
 
     show = sub.add_parser("show", help="one ticket with its notes and timeline")
-    show.add_argument("site")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("site", metavar="SITE", help=SITE_HELP)
+    show.add_argument("id", help="the ticket's number, e.g. 7 or #7")
+    show.add_argument("--json", action="store_true", help="the ticket and its timeline as JSON")
     show.set_defaults(func=cmd_show)
 
     move = sub.add_parser("transition", help="move a ticket along its lifecycle")
-    move.add_argument("site")
-    move.add_argument("id")
+    move.add_argument("site", metavar="SITE", help=SITE_HELP)
+    move.add_argument("id", help="the ticket's number, e.g. 7 or #7")
     move.add_argument(
         "to", help="assigned, in_progress, resolved, closed, cancelled, open (unassign)"
     )
@@ -49,7 +51,7 @@ def register(subparsers: Any) -> None:
     maintenance = report_group(subparsers).add_parser(
         "maintenance", help="the monthly maintenance report for the owners' committee"
     )
-    maintenance.add_argument("site")
+    maintenance.add_argument("site", metavar="SITE", help=SITE_HELP)
     maintenance.add_argument("--month", required=True, help="YYYY-MM, in the site's time zone")
     maintenance.add_argument("--csv", metavar="FILE", help="write one row per ticket as CSV")
     maintenance.add_argument("--html", metavar="FILE", help="write a printable HTML page")
@@ -183,6 +185,7 @@ def cmd_transition(args: argparse.Namespace) -> int:
 
 
 def cmd_report_maintenance(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
@@ -198,7 +201,11 @@ def cmd_report_maintenance(args: argparse.Namespace) -> int:
             print(f"fgw report maintenance: {exc}", file=sys.stderr)
             return 2
         tickets = store.tickets(created_before=end)
-        report = build_report(tickets, args.month, start, end, zone, site.file.site.name or site.id)
+        timelines = {t.id: store.timeline(t.id) for t in tickets if t.id is not None}
+        report = build_report(
+            tickets, args.month, start, end, zone, site.file.site.name or site.id,
+            timelines=timelines, now=time.time(),
+        )  # fmt: skip
         if args.csv:
             Path(args.csv).write_text(to_csv(report), encoding="utf-8")
         if args.html:

@@ -320,6 +320,7 @@ class MqttConfig(Strict):
     password_file: str | None = None
     tls: TlsConfig | None = None
     topic_prefix: str | None = None
+    device_base: str | None = None  # default: {topic_prefix}/devices; "" keeps bare device topics
     client_id: str | None = None
     keepalive: Duration = 30.0
     publish_readings: bool = False
@@ -329,6 +330,15 @@ class MqttConfig(Strict):
     def _prefix(cls, value: str | None) -> str | None:
         if value is not None and (not value or value.endswith("/") or "+" in value or "#" in value):
             raise ValueError("topic_prefix must be a topic without wildcards or a trailing /")
+        return value
+
+    @field_validator("device_base")
+    @classmethod
+    def _device_base(cls, value: str | None) -> str | None:
+        if value and (value.startswith("/") or value.endswith("/") or "+" in value or "#" in value):
+            raise ValueError(
+                'device_base must be a topic without wildcards or a leading or trailing / ("" for none)'
+            )
         return value
 
 

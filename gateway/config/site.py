@@ -101,6 +101,22 @@ class Site:
         return self.file.mqtt.topic_prefix or f"fgw/{self.id}"
 
     @property
+    def device_base(self) -> str:
+        """`mqtt.device_base`, by default `{topic_prefix}/devices`: one building per broker subtree."""
+        base = self.file.mqtt.device_base
+        return f"{self.topic_prefix}/devices" if base is None else base
+
+    def device_topic(self, device: Device) -> str:
+        """The device's full topic: `mqtt.topic` under `device_base`, or absolute with a leading `/`.
+
+        Raises:
+            ValueError: the device is not an MQTT device.
+        """
+        if device.spec.mqtt is None:
+            raise ValueError(f"device {device.id} is not an MQTT device")
+        return device_topic(self.device_base, device.spec.mqtt.topic)
+
+    @property
     def storage_dir(self) -> Path:
         """The storage folder, relative paths taken from the site file's folder."""
         return (self.path.parent / self.file.storage.path).resolve()
@@ -118,6 +134,13 @@ def life_safety_of(priority: str, stated: bool | None) -> bool:
 def shelvable_of(life_safety: bool, stated: bool | None) -> bool:
     """A rule is shelvable unless it says `false`; a life-safety one only if it says `true`."""
     return stated if stated is not None else not life_safety
+
+
+def device_topic(base: str, topic: str) -> str:
+    """A device topic resolved: a leading `/` makes it absolute, else it goes under `base`."""
+    if topic.startswith("/"):
+        return topic[1:]
+    return f"{base}/{topic}" if base else topic
 
 
 def template_rules(device_id: str, template: Template | None) -> list[Rule]:

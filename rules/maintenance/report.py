@@ -1,11 +1,14 @@
 """The monthly maintenance report for the owners' committee: what was done on time, what was late,
 what is still open, and how fast the team responded, by urgency. As CSV rows and a printable page.
 
-Pure: tickets and the month's bounds in, text out. A ticket belongs to the month when it was
-active at some time in it (created before the month ended, not finished before it began).
-Outcomes: `on_time` / `late` (resolved in the month, by or after its due time), `open` / `overdue`
-(still not resolved at the end of the month), `cancelled` (in the month), `done_before` (resolved
-earlier, closed this month: listed, not counted again).
+Pure: tickets (with their timelines) and the month's bounds in, text out. Every figure is the
+state of each ticket's timeline at one instant, the *cutoff*: the end of the month, or now while
+the month is not over (a ticket due tomorrow is not overdue today). A ticket belongs to the month
+when it was active at some time in it, and has exactly one outcome: `on_time` / `late` (its last
+resolution before the cutoff fell in the month, by or after its due time), `open` / `overdue`
+(not resolved, closed or cancelled at the cutoff; overdue when its due time is before it),
+`cancelled` (in the month), `done_before` (resolved earlier, closed this month: listed, not counted
+again). The summary, the lines per kind and the rows count the same outcomes.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import csv
 import html
 import io
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rules.maintenance.tickets import URGENCIES, Ticket
+from rules.maintenance.tickets import URGENCIES, Ticket, TicketStatus, TimelineEntry
+
+OUTCOMES = ("on_time", "late", "open", "overdue", "cancelled", "done_before")
 
 CSV_COLUMNS = [
     "id", "kind", "device", "title", "urgency", "outcome", "status_now", "created", "response_due",
@@ -48,6 +53,8 @@ class UrgencyStats:
 
 @dataclass
 class MonthlyReport:
+    """The month's figures. `cutoff` is the instant they describe (`end`, or now if earlier)."""
+
     month: str
     site: str
     zone: ZoneInfo
@@ -55,29 +62,94 @@ class MonthlyReport:
     counts: dict[str, int]
     by_kind: dict[str, dict[str, int]]
     response: dict[str, dict[str, Any]]
+    cutoff: float = 0.0
+    month_over: bool = True
 
 
-def _outcome(t: Ticket, start: float, end: float) -> str | None:
-    if t.created_at >= end:
+@dataclass(frozen=True, slots=True)
+class StateAt:
+    """A ticket's state at an instant, replayed from its timeline."""
+
+    status: TicketStatus
+    resolved_at: float | None  # the last resolution before it (stands while resolved or closed)
+    closed_at: float | None
+    cancelled_at: float | None
+
+
+def state_at(t: Ticket, timeline: Sequence[TimelineEntry] | None, instant: float) -> StateAt:
+    """Replay the transitions before `instant`; without a timeline, the ticket's own stamps."""
+    if timeline is None:
+        timeline = _stamps(t)
+    status, resolved, closed, cancelled = TicketStatus.OPEN, None, None, None
+    for entry in sorted(timeline, key=lambda e: e.at):
+        if entry.at >= instant:
+            break
+        if entry.action != "transition" or entry.to_status is None:
+            continue
+        status = TicketStatus(entry.to_status)
+        if status == TicketStatus.RESOLVED:
+            resolved = entry.at
+        elif status == TicketStatus.CLOSED:
+            closed = entry.at
+        elif status == TicketStatus.CANCELLED:
+            cancelled = entry.at
+    return StateAt(status, resolved, closed, cancelled)
+
+
+def _stamps(t: Ticket) -> list[TimelineEntry]:
+    """The transitions a ticket's stamps imply, for tickets given without their timeline."""
+    steps = [(t.resolved_at, TicketStatus.RESOLVED), (t.closed_at, TicketStatus.CLOSED),
+             (t.cancelled_at, TicketStatus.CANCELLED)]  # fmt: skip
+    return [
+        TimelineEntry(at=at, by="", action="transition", to_status=str(to))
+        for at, to in steps
+        if at is not None
+    ]
+
+
+def outcome(
+    t: Ticket, timeline: Sequence[TimelineEntry] | None, start: float, cutoff: float
+) -> str | None:
+    """The ticket's one outcome for the month [start, cutoff), or None when it is not in it."""
+    if t.created_at >= cutoff:
         return None
-    if t.cancelled_at is not None:
-        return "cancelled" if start <= t.cancelled_at < end else None
-    if t.resolved_at is not None and t.resolved_at < start:
-        closed_in_month = t.closed_at is not None and start <= t.closed_at < end
+    state = state_at(t, timeline, cutoff)
+    if state.status == TicketStatus.CANCELLED:
+        assert state.cancelled_at is not None
+        return "cancelled" if state.cancelled_at >= start else None
+    if state.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        resolved = state.resolved_at if state.resolved_at is not None else state.closed_at
+        assert resolved is not None
+        if resolved >= start:
+            return "on_time" if resolved <= t.resolution_due else "late"
+        closed_in_month = state.closed_at is not None and state.closed_at >= start
         return "done_before" if closed_in_month else None
-    if t.resolved_at is not None and t.resolved_at < end:
-        return "on_time" if t.resolved_at <= t.resolution_due else "late"
-    return "overdue" if t.resolution_due < end else "open"
+    return "overdue" if t.resolution_due < cutoff else "open"
 
 
 def build_report(
-    tickets: Sequence[Ticket], month: str, start: float, end: float, zone: ZoneInfo, site: str
+    tickets: Sequence[Ticket],
+    month: str,
+    start: float,
+    end: float,
+    zone: ZoneInfo,
+    site: str,
+    *,
+    timelines: Mapping[int, Sequence[TimelineEntry]] | None = None,
+    now: float | None = None,
 ) -> MonthlyReport:
-    """Tally `tickets` for the month [start, end) on the site's clock."""
+    """Tally `tickets` for the month [start, end) on the site's clock.
+
+    Args:
+        timelines: each ticket's timeline by id (a reopened ticket's past is only there).
+        now: the current time: figures of a month not over yet are as of now.
+    """
+    cutoff = end if now is None else max(start, min(end, now))
     rows: list[dict[str, Any]] = []
-    counts = dict.fromkeys(("on_time", "late", "open", "overdue", "cancelled", "done_before"), 0)
+    counts = dict.fromkeys(OUTCOMES, 0)
     by_kind: dict[str, dict[str, int]] = {}
     response = {u: UrgencyStats() for u in URGENCIES}
+    timelines = timelines or {}
 
     def local(instant: float | None) -> str:
         if instant is None:
@@ -85,14 +157,14 @@ def build_report(
         return datetime.fromtimestamp(instant, zone).strftime("%Y-%m-%d %H:%M")
 
     for t in sorted(tickets, key=lambda t: t.id or 0):
-        outcome = _outcome(t, start, end)
-        if outcome is None:
+        result = outcome(t, timelines.get(t.id) if t.id is not None else None, start, cutoff)
+        if result is None:
             continue
-        counts[outcome] += 1
-        by_kind.setdefault(t.kind, dict.fromkeys(counts, 0))[outcome] += 1
+        counts[result] += 1
+        by_kind.setdefault(t.kind, dict.fromkeys(OUTCOMES, 0))[result] += 1
         minutes = None
         in_time = None
-        if start <= t.created_at < end:
+        if start <= t.created_at < cutoff:
             stats = response[t.urgency]
             stats.tickets += 1
             if t.responded_at is not None:
@@ -109,7 +181,7 @@ def build_report(
                 "device": t.device,
                 "title": t.title,
                 "urgency": t.urgency,
-                "outcome": outcome,
+                "outcome": result,
                 "status_now": str(t.status),
                 "created": local(t.created_at),
                 "response_due": local(t.response_due),
@@ -132,6 +204,8 @@ def build_report(
         counts=counts,
         by_kind=by_kind,
         response={u: s.row() for u, s in response.items()},
+        cutoff=cutoff,
+        month_over=cutoff >= end,
     )
 
 
@@ -152,21 +226,35 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _summary(c: Mapping[str, int], when: str) -> str:
+    """One line of figures; the same words for the month and for each kind."""
+    return (
+        f"done {c['on_time'] + c['late']} (on time {c['on_time']}, late {c['late']}); "
+        f"open {when} {c['open'] + c['overdue']} (not yet due {c['open']}, overdue {c['overdue']}); "
+        f"cancelled {c['cancelled']}; done earlier, closed this month {c['done_before']}"
+    )
+
+
+def _as_of(report: MonthlyReport) -> str:
+    """`` for a month that is over; `, so far (as of 2026-12-06 11:30)` for the current one."""
+    if report.month_over:
+        return ""
+    as_of = datetime.fromtimestamp(report.cutoff, report.zone).strftime("%Y-%m-%d %H:%M")
+    return f", so far (as of {as_of})"
+
+
 def to_text(report: MonthlyReport) -> str:
-    c = report.counts
-    done = c["on_time"] + c["late"]
+    when = "at month end" if report.month_over else "now"
     lines = [
-        f"Maintenance report {report.month} — {report.site} ({report.zone.key})",
-        f"done: {done} (on time {c['on_time']}, late {c['late']}); "
-        f"open at month end: {c['open'] + c['overdue']} (overdue {c['overdue']}); "
-        f"cancelled: {c['cancelled']}",
+        f"Maintenance report {report.month} — {report.site} ({report.zone.key}){_as_of(report)}",
+        f"all tickets: {_summary(report.counts, when)}",
     ]
     for kind, counts in sorted(report.by_kind.items()):
-        lines.append(
-            f"  {kind}: on time {counts['on_time']}, late {counts['late']}, "
-            f"open {counts['open']}, overdue {counts['overdue']}"
-        )
-    lines.append("response by urgency (tickets, responded in time, median min, max min):")
+        lines.append(f"  {kind}: {_summary(counts, when)}")
+    lines.append(
+        "response by urgency, tickets created this month "
+        "(tickets, responded in time/responded, median min, max min):"
+    )
     for urgency, r in report.response.items():
         lines.append(
             f"  {urgency:9} {r['tickets']:3}  {r['responded_in_time']:3}/{r['responded']:<3}"
@@ -182,7 +270,7 @@ def _num(value: float | None) -> str:
 _LABELS = {
     "on_time": "按时完成 / Done on time",
     "late": "逾期完成 / Done late",
-    "open": "未完成 / Open",
+    "open": "未完成, 未到期 / Open, not yet due",
     "overdue": "已逾期未完成 / Open, overdue",
     "cancelled": "已取消 / Cancelled",
     "done_before": "上月完成本月关闭 / Done earlier, closed this month",
@@ -208,7 +296,7 @@ def to_html(report: MonthlyReport) -> str:
     summary = "".join(f"<tr><th>{e(_LABELS[k])}</th><td class=n>{c[k]}</td></tr>" for k in _LABELS)
     kinds = "".join(
         f"<tr><td>{e(kind)}</td>"
-        + "".join(f"<td class=n>{counts[k]}</td>" for k in ("on_time", "late", "open", "overdue"))
+        + "".join(f"<td class=n>{counts[k]}</td>" for k in OUTCOMES)
         + "</tr>"
         for kind, counts in sorted(report.by_kind.items())
     )
@@ -232,12 +320,12 @@ def to_html(report: MonthlyReport) -> str:
 <style>{_CSS}</style></head>
 <body>
 <h1>{e(report.site)} — 设备维保月报 / Monthly maintenance report</h1>
-<p class=sub>{e(report.month)} · {e(report.zone.key)}</p>
+<p class=sub>{e(report.month)} · {e(report.zone.key)}{e(_as_of(report))}</p>
 <h2>概况 / Summary</h2>
 <table>{summary}</table>
 <h2>按类型 / By kind</h2>
-<table><tr><th>类型 / Kind</th><th>按时 / On time</th><th>逾期完成 / Late</th>
-<th>未完成 / Open</th><th>逾期未完成 / Overdue</th></tr>{kinds}</table>
+<table><tr><th>类型 / Kind</th>{"".join(f"<th>{e(_LABELS[k])}</th>" for k in OUTCOMES)}</tr>
+{kinds}</table>
 <h2>响应时间 / Response times by urgency</h2>
 <table><tr><th>紧急程度 / Urgency</th><th>工单 / Tickets</th><th>已响应 / Responded</th>
 <th>按时响应 / In time</th><th>中位 (分钟) / Median min</th><th>最长 (分钟) / Max min</th></tr>
