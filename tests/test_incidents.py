@@ -37,7 +37,9 @@ def book() -> IncidentBook:
 
 def test_an_entrapment_opens_one_incident_with_due_steps() -> None:
     b = book()
-    [event] = b.trigger("lift-1.entrapment", "entrapment", 1, "critical", T0, lambda p: {"floor": 7})
+    [event] = b.trigger(
+        "lift-1.entrapment", "entrapment", 1, "critical", T0, lambda p: {"floor": 7}
+    )
     assert event.action == "opened"
     payload = event.event()
     assert payload["type"] == "incident" and payload["drill"] is False
@@ -120,7 +122,9 @@ def test_merge_context_grows_lists_and_keeps_a_lift_as_first_seen() -> None:
 _actions = st.lists(
     st.one_of(
         st.tuples(st.just("trigger"), st.sampled_from(["lift-1", "lift-2"]), st.integers(1, 3)),
-        st.tuples(st.just("step"), st.sampled_from(["intercom", "maintainer", "record"]), st.just(0)),
+        st.tuples(
+            st.just("step"), st.sampled_from(["intercom", "maintainer", "record"]), st.just(0)
+        ),
         st.tuples(st.just("close"), st.just(""), st.just(0)),
         st.tuples(st.just("tick"), st.just(""), st.just(0)),
     ),
