@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,30 @@ class NotifyComponent(Component):
                     stats.dropped += 1
                     if stats.dropped in (1, 10, 100) or stats.dropped % 1000 == 0:
                         log.warning("notify %s: queue full, %d dropped", channel_id, stats.dropped)
+
+    def announce(
+        self, priority: str, subject: str, text: str, body: Mapping[str, Any], *, drill: bool
+    ) -> int:
+        """One message, outside escalation (an incident's overdue step), to every channel of
+        `priority`'s escalation steps, once. A drill's goes nowhere unless `notify.drills` is true.
+        Returns on how many channels it was queued."""
+        if drill and not self.gateway.site.file.notify.drills:
+            return 0
+        steps = self.escalator.policy.get(priority) or ()
+        channels = tuple(dict.fromkeys(c for step in steps for c in step.notify))
+        key = str(body.get("incident", {}).get("id", ""))
+        notification = Notification(f"incident:{key}", 0, priority, tuple(channels), 0, 0)
+        queued = 0
+        for channel_id in channels:
+            stats = self.channels.get(channel_id)
+            if stats is None:
+                continue
+            try:
+                stats.queue.put_nowait(Outgoing(notification, Message(subject, text), dict(body)))
+                queued += 1
+            except asyncio.QueueFull:
+                stats.dropped += 1
+        return queued
 
     # ------------------------------------------------------------------ sending
 
