@@ -228,3 +228,29 @@ async def test_a_drill_pages_nobody_and_says_so(broker: Broker, tmp_path: Path) 
             "/api/v1/drills", json={"playbook": "nope"}, headers={"x-csrf-token": csrf}
         )
         assert bad.status_code == 404
+
+
+async def test_a_drill_from_the_command_line_is_published_and_followed(
+    broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+
+    async with running(broker, tmp_path) as live, httpx.AsyncClient(base_url=live.url) as c:
+        site_file = str(live.site.path)
+        assert main(["drill", site_file, "fire", "--device", "fire-1", "--by", "wang"]) == 0
+        assert "演练 / DRILL" in capsys.readouterr().out
+        opened = await live.watcher.wait_for(lambda: live.incident_events("opened"), timeout=15)
+        assert opened[0]["drill"] is True and opened[0]["incident"]["opened_by"] == "wang"
+        iid = opened[0]["incident"]["id"]
+        csrf = await login(c, "eddie")
+        done = await c.post(
+            f"/api/v1/incidents/{iid}/steps/confirm",
+            json={"note": "drill: smoke in B1"},
+            headers={"x-csrf-token": csrf},
+        )
+        assert done.status_code == 200, done.text
+        assert main(["incidents", "show", site_file, str(iid)]) == 0
+        report = capsys.readouterr().out
+        assert "DRILL" in report and "confirm" in report and "eddie" in report
+        assert main(["drill", site_file, "nope"]) == 2
+        assert "no playbook 'nope'" in capsys.readouterr().err
