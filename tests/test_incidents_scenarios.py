@@ -43,6 +43,10 @@ devices:
   - {{id: lift-2, name: 1号楼2号梯, template: lift, modbus: {{bus: plant-room, unit: 22}}, poll: 200ms,
      depends_on: [meter-1]}}
   - {{id: fire-1, template: fire_panel, modbus: {{bus: plant-room, unit: 30}}, poll: 200ms}}
+  - {{id: tank-1, template: water_tank, modbus: {{bus: plant-room, unit: 40}}, poll: 200ms}}
+  - {{id: leak-b1, template: leak_sensor, mqtt: {{topic: leaks/b1}}}}
+rules:
+  - {{id: tank_low, device: tank-1, for: 1s}}
 """
 
 
@@ -254,3 +258,29 @@ async def test_a_drill_from_the_command_line_is_published_and_followed(
         assert "DRILL" in report and "confirm" in report and "eddie" in report
         assert main(["drill", site_file, "nope"]) == 2
         assert "no playbook 'nope'" in capsys.readouterr().err
+
+
+async def test_water_tank_low_and_a_leak_open_their_playbooks(
+    broker: Broker, tmp_path: Path
+) -> None:
+    async with running(broker, tmp_path) as live:
+        await live.inject("tank-1", fault="tank_low")
+        await live.inject("leak-b1", fault="leak")
+        opened = await live.watcher.wait_for(
+            lambda: len(live.incident_events("opened")) == 2 and live.incident_events("opened"),
+            timeout=20,
+        )
+        by_playbook = {e["incident"]["playbook"]: e["incident"] for e in opened}
+        assert by_playbook["water_outage"]["alarms"] == ["tank-1.tank_low"]
+        assert by_playbook["water_outage"]["priority"] == "high"
+        assert by_playbook["water_outage"]["context"]["values"]["level"] == 15.0
+        assert by_playbook["water_leak"]["alarms"] == ["leak-b1.leak"]
+        leak = live.watcher.alarm("leak-b1", "leak")
+        assert leak is not None and leak["priority"] == "critical" and leak["life_safety"] is True
+        await live.inject("leak-b1", fault="battery_low")
+
+        # battery_low waits 1 min: its value is seen, the rule is not active yet
+        async def battery_seen() -> bool:
+            return live.gateway.engine.values("leak-b1").get("battery") == 12.0
+
+        await eventually(battery_seen)
