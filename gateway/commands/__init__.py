@@ -12,5 +12,6 @@ COMMAND_MODULES: list[str] = [
     "gateway.commands.tickets",  # fgw tickets list|show|transition, fgw report maintenance
     "gateway.commands.accounts",  # fgw user …, fgw token … (console and API accounts)
     "gateway.commands.incidents",  # fgw drill, fgw incidents list|show (PRODUCT §11)
+    "gateway.commands.operations",  # fgw report shift, fgw report energy (PRODUCT §11)
 ]
 """Modules adding subcommands, in the order they appear in `fgw --help`."""
