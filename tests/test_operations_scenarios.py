@@ -130,3 +130,15 @@ async def test_handover_after_a_scripted_shift(
         text = capsys.readouterr().out
         assert "交接班 / Shift handover" in text and "OVERDUE: intercom" in text
         assert "tank-1.tank_low  by eddie" in text and "lift-2" in text
+
+        # the owners' monthly page gains the operations part
+        live.gateway.history.flush()
+        page = tmp_path / "report.html"
+        now = datetime.fromtimestamp(live.clock(), ZoneInfo("Asia/Shanghai"))
+        args = ["report", "maintenance", str(live.site.path), "--month", f"{now:%Y-%m}"]
+        assert main([*args, "--html", str(page)]) == 0
+        html = page.read_text()
+        for heading in ("能耗 / Energy", "报警负荷 / Alarm load", "应急事件与演练", "设备可用率"):
+            assert heading in html
+        assert "电梯困人 / Person trapped in a lift" in html and "intercom" in html
+        assert "1号楼1号梯" in html
