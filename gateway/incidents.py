@@ -84,6 +84,26 @@ class IncidentsComponent(Component):
     # ------------------------------------------------------------------ hooks
 
     def on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
+        self._safely("opening incidents", self._on_transitions, transitions)
+
+    def on_readings(self, batch: Sequence[Reading]) -> None:
+        if self._fire_panels and batch and batch[0].device in self._fire_panels:
+            self._safely("updating fire incidents", self._on_fire_readings, batch[0].device)
+
+    def on_tick(self, wall: float, monotonic: float) -> None:
+        self._safely("overdue steps", self._on_tick, wall, monotonic)
+
+    def _safely(self, what: str, action: Callable[..., Any], *args: Any) -> None:
+        """A hook's work: a failure is counted and logged (at 1, 10, 100, then every 1000th),
+        never raised into the gateway's loop, where it would stand in the alarm's way."""
+        try:
+            action(*args)
+        except Exception:
+            self.errors += 1
+            if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
+                log.exception("incidents: %s failed (%d failures so far)", what, self.errors)
+
+    def _on_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
         events: list[IncidentEvent] = []
         for t in transitions:
             if t.to_state not in ACTIVE_STATES:
@@ -99,10 +119,7 @@ class IncidentsComponent(Component):
             )
         self._apply(events)
 
-    def on_readings(self, batch: Sequence[Reading]) -> None:
-        if not self._fire_panels or not batch or batch[0].device not in self._fire_panels:
-            return
-        device = batch[0].device
+    def _on_fire_readings(self, device: str) -> None:
         events: list[IncidentEvent] = []
         for incident in self.book.open_incidents():
             if incident.playbook == "fire" and incident.context.get("panel") == device:
@@ -111,7 +128,7 @@ class IncidentsComponent(Component):
                 events += self.book.update_context(incident.id, state, self.clock())
         self._apply(events)
 
-    def on_tick(self, wall: float, monotonic: float) -> None:
+    def _on_tick(self, wall: float, monotonic: float) -> None:
         self._apply(self.book.tick(wall))
         if monotonic >= self._next_follow:
             self._next_follow = monotonic + FOLLOW_EVERY
