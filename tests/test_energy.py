@@ -78,3 +78,13 @@ def test_bad_month() -> None:
     assert parse_month("2026-02") == (2026, 2)
     with pytest.raises(ValueError, match="YYYY-MM"):
         parse_month("2026-13")
+
+
+def test_a_month_of_minute_aggregates_gives_the_known_kwh(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.energy import main
+
+    # 40 kW for 8 hours and 65 kW for 16 hours a day: 1,360 kWh a day, 30 days
+    assert main(["--meters", "1", "--repeat", "1"]) == pytest.approx(30 * 1360.0, rel=1e-9)
+    assert "best=" in capsys.readouterr().out

@@ -16,6 +16,7 @@ The pure part (`kwh_by_day`, `day_windows`, `summarise`) works on plain samples;
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
@@ -68,16 +69,27 @@ def kwh_by_day(
         if not math.isfinite(value):
             continue
         if previous is not None and value >= previous:
-            for name, start, end in days:
-                if start <= ts < end:
-                    totals[name] += value - previous
-                    break
+            name = _day_of(ts, days)
+            if name is not None:
+                totals[name] += value - previous
         previous = value
     return totals
 
 
+def _day_of(ts: float, days: Sequence[tuple[str, float, float]]) -> str | None:
+    i = bisect.bisect_right([start for _, start, _ in days], ts) - 1
+    return days[i][0] if 0 <= i < len(days) and ts < days[i][2] else None
+
+
 def mean_in(samples: Iterable[Sample], windows: Iterable[tuple[float, float]]) -> float | None:
-    values = [v for ts, v in samples if any(a <= ts < b for a, b in windows)]
+    """The mean of the samples inside any of the (sorted, disjoint) windows."""
+    spans = sorted(windows)
+    starts = [a for a, _ in spans]
+    values = []
+    for ts, v in samples:
+        i = bisect.bisect_right(starts, ts) - 1
+        if i >= 0 and ts < spans[i][1]:
+            values.append(v)
     return sum(values) / len(values) if values else None
 
 
@@ -95,9 +107,14 @@ def summarise(
 ) -> dict[str, Any]:
     """One meter's month: per day and in total (pure)."""
     kwh = kwh_by_day(energy, days)
+    by_day: dict[str, list[Sample]] = {name: [] for name, _, _ in days}
+    for ts, v in power:
+        name = _day_of(ts, days)
+        if name is not None:
+            by_day[name].append((ts, v))
     rows = []
     for name, start, end in days:
-        in_day = [(ts, v) for ts, v in power if start <= ts < end]
+        in_day = by_day[name]
         night = mean_in(in_day, night_windows([(name, start, end)]))
         rows.append(
             {
