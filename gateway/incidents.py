@@ -77,6 +77,7 @@ class IncidentsComponent(Component):
             d.id for d in self.site.devices.values() if d.template and d.template.id == "fire_panel"
         }
         self._next_follow = 0.0
+        self._pending_context: list[tuple[int, dict[str, Any]]] = []
         self.announced = 0
         self.errors = 0
         self._publish_pending()  # what a crash left between commit and publish
@@ -233,12 +234,22 @@ class IncidentsComponent(Component):
         except sqlite3.Error as exc:
             self.errors += 1
             log.error("incident journal: cannot read or mark rows (%s)", exc)
+        pending, self._pending_context = self._pending_context, []
+        for incident_id, context in pending:
+            self._apply(self.book.update_context(incident_id, context, self.clock()))
 
     def _follow(self, incident_id: int) -> None:
+        """Read in an incident another process wrote; a drill opened from the command line gets
+        the live context the command line could not know (the car's floor, the zones…)."""
         try:
-            self.book.restore([self.store.get(incident_id)])
+            incident = self.store.get(incident_id)
         except KeyError:
-            pass
+            return
+        known = incident_id in self.book.incidents
+        self.book.restore([incident])
+        if not known and incident.drill and incident.state == "open" and incident.device:
+            context = self._context(incident.playbook, incident.device)
+            self._pending_context.append((incident_id, context))
 
     def _announce(self, event: IncidentEvent) -> None:
         announcer = next((c for c in self.gateway.components if isinstance(c, Announcer)), None)

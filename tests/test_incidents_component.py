@@ -129,3 +129,37 @@ def test_a_failing_incident_hook_never_stands_in_the_alarms_way(tmp_path: Path) 
     assert str(gw.book.get("lift-1.entrapment").state) == "active_unack"
     assert component.errors == 1
     gw.store.close()
+
+
+NOTIFY = """
+notify:
+  drills: {drills}
+  channels: [{{id: hook, kind: webhook, url: "http://127.0.0.1:{port}/hook"}}]
+  escalation: {{critical: {{after: 10m, notify: [hook]}}, high: {{after: 0s, notify: [hook]}}}}
+"""
+
+
+def test_an_overdue_step_goes_to_the_trigger_prioritys_channels_a_drills_only_if_asked(
+    tmp_path: Path,
+) -> None:
+    for drills in (False, True):
+        folder = tmp_path / str(drills)
+        folder.mkdir()
+        path = site_file(folder)
+        path.write_text(
+            path.read_text() + NOTIFY.format(drills=str(drills).lower(), port=free_port())
+        )
+        clock = Clock()
+        gw = gateway(path, clock)
+        notify = next(c for c in gw.components if c.name == "notify")
+        incidents = incidents_of(gw)
+        incidents.drill("lift_entrapment", "lift-1", "wang")
+        gw.readings([Reading("lift-1", "alarm_button", True, Quality.GOOD, clock.wall())])
+        gw.process_queued()
+        clock.mono += 301  # the two 5-minute steps of both incidents are overdue
+        gw.tick_once()
+        queued = notify.stats()["hook"]["queued"]  # type: ignore[attr-defined]
+        # the real incident: two messages (its critical escalation has the hook, even though
+        # its first step is 10 min away); the drill's two only with notify.drills: true
+        assert queued == (4 if drills else 2), (drills, queued)
+        gw.store.close()

@@ -246,6 +246,9 @@ async def test_a_drill_from_the_command_line_is_published_and_followed(
         opened = await live.watcher.wait_for(lambda: live.incident_events("opened"), timeout=15)
         assert opened[0]["drill"] is True and opened[0]["incident"]["opened_by"] == "wang"
         iid = opened[0]["incident"]["id"]
+        assert opened[0]["incident"]["context"]["fire_pump_ready"] is None  # the CLI cannot know
+        updated = await live.watcher.wait_for(lambda: live.incident_events("updated"))
+        assert updated[0]["incident"]["context"]["fire_pump_ready"] is True  # the gateway does
         csrf = await login(c, "eddie")
         done = await c.post(
             f"/api/v1/incidents/{iid}/steps/confirm",
