@@ -244,15 +244,19 @@ def render_text(report: dict[str, Any]) -> str:
     for m in report["meters"]:
         rise = "" if m["night_rise_pct"] is None else f" ({m['night_rise_pct']:+.1f}% vs 4 weeks)"
         lines.append(
-            f"\n{m['meter']}: {m['kwh']:.1f} kWh, peak {_blank(m['peak_kw'])} kW, "
-            f"night baseload {_blank(m['night_kw'])} kW{rise}"
+            f"\n{m['meter']}: {m['kwh']:.1f} kWh, peak {_dash(m['peak_kw'])} kW, "
+            f"night baseload {_dash(m['night_kw'])} kW{rise}"
         )
         for row in m["days"]:
             if row["kwh"] or row["peak_kw"] is not None:
                 lines.append(
-                    f"  {row['day']}  {row['kwh']:>10.1f} kWh  peak {_blank(row['peak_kw'])} kW  "
-                    f"night {_blank(row['night_kw'])} kW"
+                    f"  {row['day']}  {row['kwh']:>10.1f} kWh  peak {_dash(row['peak_kw'])} kW  "
+                    f"night {_dash(row['night_kw'])} kW"
                 )
     if not report["meters"]:
         lines.append("no energy meters in this site")
     return "\n".join(lines) + "\n"
+
+
+def _dash(value: float | None) -> Any:
+    return "-" if value is None else value
