@@ -35,6 +35,9 @@ log = logging.getLogger("fgw.incidents")
 FOLLOW_EVERY = 1.0
 """Seconds between looks for rows another process (the command line) committed."""
 
+LIST_LIMIT = 500
+"""`state=all` lists at most this many incidents, the newest."""
+
 RESTORE_CLOSED_FOR = 86400.0
 """Closed incidents younger than this are kept in memory: their episodes never open another."""
 
@@ -138,8 +141,13 @@ class IncidentsComponent(Component):
     # ------------------------------------------------------------------ actions (API, CLI)
 
     def listing(self, state: str = "open") -> list[dict[str, Any]]:
-        """Open incidents (or all, newest first): open ones first, drills after real ones."""
-        incidents = self.book.open_incidents() if state == "open" else self.store.incidents()
+        """Open incidents (or the newest `LIST_LIMIT` of all): open ones first, drills after real
+        ones, newest first."""
+        incidents = (
+            self.book.open_incidents()
+            if state == "open"
+            else self.store.incidents(newest=LIST_LIMIT)
+        )
         incidents.sort(key=lambda i: (i.state != "open", i.drill, -i.opened_at))
         return [i.payload() for i in incidents]
 

@@ -115,10 +115,16 @@ class IncidentStore:
                 )
 
     def incidents(
-        self, *, state: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        *,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        newest: int | None = None,
     ) -> list[Incident]:
-        """Incidents, oldest first; filtered by state and by opening time in [since, until)."""
-        sql, args = "SELECT record FROM incidents WHERE record != '{}'", []
+        """Incidents, oldest first; filtered by state and by opening time in [since, until);
+        only the `newest` ones when given."""
+        sql, args = "SELECT id, record FROM incidents WHERE record != '{}'", []
         if state is not None:
             sql += " AND state = ?"
             args.append(state)
@@ -128,8 +134,11 @@ class IncidentStore:
         if until is not None:
             sql += " AND opened_at < ?"
             args.append(until)
+        if newest is not None:
+            sql = f"SELECT id, record FROM ({sql} ORDER BY id DESC LIMIT ?) WHERE 1"
+            args.append(newest)
         rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
-        return [Incident.from_record(json.loads(r[0])) for r in rows]
+        return [Incident.from_record(json.loads(r[1])) for r in rows]
 
     def get(self, incident_id: int) -> Incident:
         """Raises KeyError for an unknown id."""
