@@ -140,6 +140,15 @@ def _notify(gateway: Gateway) -> Component | None:
 COMPONENTS.append(_notify)  # alarm notifications and escalation (gateway/notify)
 
 
+def _incidents(gateway: Gateway) -> Component | None:
+    from gateway.incidents import build
+
+    return build(gateway)
+
+
+COMPONENTS.append(_incidents)  # playbooks, incidents and drills; sets gateway.incidents (§11)
+
+
 def build_components(gateway: Gateway) -> list[Component]:
     built = (factory(gateway) for factory in COMPONENTS)
     return [component for component in built if component is not None]

@@ -11,6 +11,7 @@ from simulators.fire import FirePanelSimulator
 from simulators.lift import LiftSimulator
 from simulators.meter import EnergyMeterSimulator
 from simulators.pump import BoosterPumpSimulator
+from simulators.water import LeakSensorSimulator, WaterTankSimulator
 
 SIMULATORS: dict[str, type[DeviceSimulator]] = {
     "booster_pump": BoosterPumpSimulator,
@@ -18,6 +19,8 @@ SIMULATORS: dict[str, type[DeviceSimulator]] = {
     "lift": LiftSimulator,
     "fire_panel": FirePanelSimulator,
     "access_door": AccessDoorSimulator,
+    "water_tank": WaterTankSimulator,
+    "leak_sensor": LeakSensorSimulator,
 }
 """Template id -> its simulator class. A template without an entry is served by `StaticSimulator`."""
 

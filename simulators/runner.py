@@ -25,6 +25,7 @@ from simulators.control import TOPIC_ROOT, handle_message, result_topic
 from simulators.door import AccessDoorSimulator
 from simulators.modbus_server import BusServer
 from simulators.registry import simulator_for
+from simulators.water import LeakSensorSimulator
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class SiteSimulator:
 
     def _collect_messages(self) -> None:
         for device_id, sim in self.devices.items():
-            if not isinstance(sim, AccessDoorSimulator):
+            if not isinstance(sim, AccessDoorSimulator | LeakSensorSimulator):
                 continue
             device = self.site.devices[device_id]
             if device.spec.mqtt is None:
@@ -186,7 +187,8 @@ class SiteSimulator:
             base = self.site.device_topic(device)  # under mqtt.device_base, as the gateway reads it
             for message in sim.take_outbox():
                 sub = message.subtopic
-                topic = sub[1:] if sub.startswith("/") else f"{base}/{sub}"
+                # an empty sub-topic is the device's own topic (the leak sensor)
+                topic = sub[1:] if sub.startswith("/") else f"{base}/{sub}".rstrip("/")
                 try:
                     self._outgoing.put_nowait((topic, json.dumps(message.payload), message.retain))
                 except asyncio.QueueFull:
@@ -209,7 +211,7 @@ class SiteSimulator:
                         log.info("%s: broker %s:%d is back", self.name, host, port)
                     lost = False
                     for sim in self.devices.values():
-                        if isinstance(sim, AccessDoorSimulator):
+                        if isinstance(sim, AccessDoorSimulator | LeakSensorSimulator):
                             sim.announce()
                     self.mqtt_ready.set()
                     async with asyncio.TaskGroup() as group:

@@ -27,7 +27,7 @@ def fgw(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def test_check_accepts_the_example_site() -> None:
     result = fgw("check", "examples/riverside.yaml")
     assert result.returncode == 0, result.stderr
-    assert "ok" in result.stdout and "9 devices" in result.stdout
+    assert "ok" in result.stdout and "11 devices" in result.stdout
 
 
 def test_check_lists_every_error_with_file_and_line(tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ def test_meter_offline_then_entrapment_and_fire_are_announced_with_during(plant:
         shown = plant.shown(alarm_id)
         assert shown["state"] == "active_unack" and shown["during"] == "meter-1.comm_loss"
         assert shown["suppressed_by"] is None and shown["life_safety"] is True
-        [event] = [e for e in plant.events if e["id"] == alarm_id and e["to"] == "active_unack"]
+        [event] = [e for e in plant.events if e.get("id") == alarm_id and e["to"] == "active_unack"]
         assert (
             event["during"] == "meter-1.comm_loss" and "during meter-1.comm_loss" in event["reason"]
         )
@@ -298,7 +298,7 @@ def test_alarms_left_suppressed_by_an_older_configuration_come_back_at_start(
         assert shown["state"] == "active_unack" and shown["episode"] == 1
         last = plant.gw.store.journal(ENTRAPMENT)[-1]
         assert (last.from_state, last.to_state, last.by) == ("suppressed", "active_unack", "system")
-        assert [e for e in plant.events if e["id"] == ENTRAPMENT and e["to"] == "active_unack"]
+        assert [e for e in plant.events if e.get("id") == ENTRAPMENT and e["to"] == "active_unack"]
     finally:
         plant.close()
 

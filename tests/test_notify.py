@@ -328,6 +328,7 @@ site: {{id: notify-test, name: 河畔花园, locale: zh-CN}}
 storage: {{path: ./state}}
 mqtt: {{host: 127.0.0.1, port: {mqtt}}}
 console: {{enabled: false}}
+playbooks: [{{id: fire, enabled: false}}]  # escalation alone: no overdue steps announced here
 modbus:
   - {{id: bus, transport: tcp, host: 127.0.0.1, port: {modbus}}}
 devices:

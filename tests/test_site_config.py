@@ -43,7 +43,10 @@ def test_golden_case(case: str) -> None:
 
 def test_every_template_loads_and_its_rules_parse() -> None:
     names = template_names()
-    assert names == ["access_door", "booster_pump", "energy_meter", "fire_panel", "lift"]
+    assert names == [
+        "access_door", "booster_pump", "energy_meter", "fire_panel", "leak_sensor", "lift",
+        "water_tank",
+    ]  # fmt: skip
     for name in names:
         template = load_template(name)
         assert template.points and template.rules and template.plans

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
 from gateway.accounts import Accounts
-from gateway.api import alarms, auth, devices, stream, tickets
+from gateway.api import alarms, auth, devices, incidents, operations, stream, tickets
 from gateway.api.deps import gateway_of, live_of
 from gateway.api.errors import ApiError, install_error_handlers
 from gateway.api.events import EventHub
@@ -85,7 +85,7 @@ def create_app(
     app.state.live = live
     app.state.session_hours = gateway.site.file.console.session_hours
     install_error_handlers(app)
-    for module in (auth, alarms, devices, tickets, stream):
+    for module in (auth, alarms, devices, tickets, incidents, operations, stream):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and a short health summary (no login)")

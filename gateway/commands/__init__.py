@@ -16,5 +16,7 @@ COMMAND_MODULES: list[str] = [
     "gateway.commands.report",  # fgw report alarms (alarm load, EEMUA 191)
     "gateway.commands.tickets",  # fgw tickets list|show|transition, fgw report maintenance
     "gateway.commands.accounts",  # fgw user …, fgw token … (console and API accounts)
+    "gateway.commands.incidents",  # fgw drill, fgw incidents list|show (PRODUCT §11)
+    "gateway.commands.operations",  # fgw report shift, fgw report energy (PRODUCT §11)
 ]
 """Modules adding subcommands, in the order they appear in `fgw --help`."""

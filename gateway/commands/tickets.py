@@ -209,8 +209,23 @@ def cmd_report_maintenance(args: argparse.Namespace) -> int:
         if args.csv:
             Path(args.csv).write_text(to_csv(report), encoding="utf-8")
         if args.html:
-            Path(args.html).write_text(to_html(report), encoding="utf-8")
+            Path(args.html).write_text(
+                _with_operations(to_html(report), site, args.month, start, end), encoding="utf-8"
+            )
         print(to_text(report), end="")
         return 0
     finally:
         store.close()
+
+
+def _with_operations(page: str, site: Any, month: str, start: float, end: float) -> str:
+    """The owners' page with energy, alarm load, incidents, drills and availability (§11)."""
+    from gateway.reports.monthly import operations_html, operations_section
+    from gateway.storage.sqlite import AlarmStore
+
+    alarms = AlarmStore(site.storage_dir)
+    try:
+        section = operations_section(site, month, start, end, alarms.connection)
+    finally:
+        alarms.close()
+    return page.replace("<div class=sign>", operations_html(section) + "<div class=sign>", 1)

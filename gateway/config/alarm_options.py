@@ -304,6 +304,7 @@ class NotifyConfig(_Strict):
 
     channels: list[ChannelConfig] = []
     escalation: EscalationConfig = EscalationConfig()
+    drills: bool = False  # a drill's messages (演练 / DRILL) go to the channels too (PRODUCT §11)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -28,6 +28,7 @@ from gateway.config.models import (
     Text,
     Urgency,
 )
+from gateway.config.playbooks import Playbook, resolve_playbooks
 from gateway.config.templates import load_template, template_names
 from gateway.config.validation import issues_from_validation
 from gateway.config.yamlsource import YamlDocument, load_yaml
@@ -91,6 +92,7 @@ class Site:
     devices: dict[str, Device]
     buses: dict[str, ModbusBus]
     warnings: list[ConfigIssue] = field(default_factory=list)
+    playbooks: dict[str, Playbook] = field(default_factory=dict)  # built-ins + site (§11)
 
     @property
     def id(self) -> str:
@@ -228,10 +230,17 @@ class _Resolver:
             first_index.setdefault(spec.id, i)
         for device in devices.values():
             self._check_rules(device, devices, first_index[device.id])
+        all_rules = [r for d in devices.values() for r in d.rules]
+        playbooks = resolve_playbooks(
+            self.file.playbooks,
+            {r.id for r in all_rules},
+            {r.alarm_id for r in all_rules},
+            self.error,
+        )
         if self.issues:
             raise SiteError(sorted(self.issues, key=lambda issue: issue.line or 0))
         self._safety_warnings()
-        return Site(Path(self.doc.path), self.file, devices, buses, self.warnings)
+        return Site(Path(self.doc.path), self.file, devices, buses, self.warnings, playbooks)
 
     # ------------------------------------------------------------------ buses and devices
 

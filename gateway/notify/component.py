@@ -18,7 +18,7 @@ import contextlib
 import logging
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +214,30 @@ class NotifyComponent(Component):
         if during:
             content["during"] = during
         return content
+
+    def announce(
+        self, priority: str, subject: str, text: str, body: Mapping[str, Any], *, drill: bool
+    ) -> int:
+        """One message, outside escalation (an incident's overdue step), to every channel of
+        `priority`'s escalation steps, once. A drill's goes nowhere unless `notify.drills` is true.
+
+        Durable like the alarms' notifications: one row per channel, keyed by incident and step,
+        so it is sent once across restarts; no acknowledgement makes it moot. Returns on how many
+        channels it was queued."""
+        if drill and not self.gateway.site.file.notify.drills:
+            return 0
+        steps = self.escalator.policy.get(priority) or ()
+        channels = [
+            c for c in dict.fromkeys(c for s in steps for c in s.notify) if c in self.senders
+        ]
+        incident = body.get("incident") or {}
+        incident_id = int(incident.get("id", 0) or 0)
+        key = f"incident:{incident_id}:{body.get('step') or ''}"
+        content = {**body, "subject": subject, "text": text}
+        self.store.add(
+            [NewRow(cid, key, incident_id, 0, 0, content) for cid in channels], self._wall()
+        )
+        return len(channels)
 
     # ------------------------------------------------------------------ sending
 

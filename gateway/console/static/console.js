@@ -232,6 +232,7 @@
       }
       if (state.view === "tickets") route();
     });
+    source.addEventListener("incident", (ev) => FGW.onIncident && FGW.onIncident(JSON.parse(ev.data)));
     source.addEventListener("resync", () => reloadAlarms());
     source.onerror = () => {
       live.className = "live off";
@@ -318,6 +319,7 @@
     h("option", { value: "all", text: t("alarms.filter.all") }));
     filter.value = state.alarmFilter;
     fill(view, 
+      h("div", { id: "incident-strip" }), // open incidents first (incidents.js)
       h("h1", { text: t("alarms.title") }),
       h("div", { class: "toolbar" }, h("label", { for: "alarm-filter", text: t("alarms.show") }), filter),
       h("div", { id: "notify-health", class: "banner", hidden: true }),
@@ -325,6 +327,7 @@
     );
     await reloadAlarms();
     renderAlarmList();
+    if (FGW.onAlarmsPage) await FGW.onAlarmsPage();
     await showNotifyHealth();
   }
 
@@ -754,6 +757,7 @@
       else if (name === "device") await viewDevice(view, parts[1]);
       else if (name === "assets") await viewAssets(view);
       else if (name === "trends") await viewTrends(view, parts[1], parts[2]);
+      else if (FGW.views[name]) await FGW.views[name](view, parts.slice(1));
       else await viewAlarms(view);
     } catch (err) {
       if (err.status !== 401) fill(view, h("p", { class: "error", id: "view-error", text: explain(err) }));
@@ -802,6 +806,11 @@
       if (err.status !== 401) showLogin(explain(err));
     }
   }
+
+  // pages in their own files (incidents.js, energy.js, handover.js) register in FGW.views
+  const FGW = window.FGW || (window.FGW = {});
+  FGW.views = FGW.views || {};
+  Object.assign(FGW, { api, t, h, fill, may, when, explain, state, route: () => route() });
 
   boot();
 })();

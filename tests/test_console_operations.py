@@ -1,0 +1,109 @@
+"""The console's incident, energy and handover pages (static/incidents.js, energy.js, handover.js)
+in Chromium, at a phone size in Chinese and a desk size in English; and their message catalogues."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.api.app import CONSOLE
+from tests.api_support import live_site
+from tests.support import Broker
+from tests.test_console_browser import browser, open_console, shot  # noqa: F401 - the fixture
+
+PAGES = ("incidents.js", "energy.js", "handover.js")
+
+
+def test_catalogues_cover_the_operations_pages() -> None:
+    zh = json.loads((CONSOLE / "i18n" / "zh-CN.json").read_text("utf-8"))
+    en = json.loads((CONSOLE / "i18n" / "en.json").read_text("utf-8"))
+    html = (CONSOLE / "static" / "index.html").read_text("utf-8")
+    for page in PAGES:
+        assert f'<script src="/static/{page}">' in html
+        js = (CONSOLE / "static" / page).read_text("utf-8")
+        used = {k for k in re.findall(r"\bt\(\"([\w.]+)\"", js) if not k.endswith(".")}
+        assert used and used <= set(zh) and used <= set(en), used - set(zh)
+    for key in ("nav.incidents", "nav.energy", "nav.handover", "incident.drill"):
+        assert zh[key] != en[key]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(150)
+async def test_incident_on_a_phone_in_chinese(browser: Any, broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+    async with live_site(broker.port, tmp_path, locale="zh-CN") as live:
+        page = await open_console(browser, live, "eddie", phone=True)
+        await live.inject("lift-1", fault="entrapment")
+        card = page.locator("#incident-strip [data-incident-id]")
+        await card.wait_for(timeout=15_000)
+        assert "电梯困人" in (await card.text_content() or "")
+        # open incidents come before the alarm list
+        first = await page.evaluate(
+            "document.querySelector('#incident-strip').compareDocumentPosition("
+            "document.querySelector('#alarm-list')) & Node.DOCUMENT_POSITION_FOLLOWING"
+        )
+        assert first
+        tick = card.locator('li[data-step="intercom"] button.tick')
+        box = await tick.bounding_box()
+        assert box is not None and box["width"] >= 44 and box["height"] >= 44  # a thumb's size
+        await tick.tap()
+        await page.locator('#incident-strip li[data-step="intercom"].done').wait_for(timeout=10_000)
+        # six minutes later on the gateway's clock the next step is overdue: red
+        live.gateway._wall = lambda: time.time() + 6 * 60  # type: ignore[method-assign]
+        late = page.locator('#incident-strip li[data-step="call_maintainer"].overdue')
+        await late.wait_for(timeout=15_000)
+        colour = await late.evaluate("el => getComputedStyle(el).backgroundColor")
+        assert colour == "rgb(253, 232, 232)"
+        assert "已超时" in (await late.text_content() or "")
+        await shot(page, "incident-phone", tmp_path)
+        # the incident's own page, with the close form; closing is refused while trapped
+        await page.locator("#incident-strip a.title").first.click()
+        await page.fill("#close-cause", "门锁回路故障")
+        await page.click("#close-incident")
+        await page.locator("#close-error").wait_for()
+        await page.wait_for_function(
+            "document.querySelector('#close-error').textContent.length > 0"
+        )
+        assert page.problems == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(150)
+async def test_energy_and_handover_at_a_desk_in_english(
+    browser: Any,  # noqa: F811
+    broker: Broker,
+    tmp_path: Path,
+) -> None:
+    async with live_site(broker.port, tmp_path, locale="en") as live:
+        page = await open_console(browser, live, "vera")
+        await page.wait_for_function("document.documentElement.lang === 'en'")
+        await live.inject("pump-2", fault="trip")
+        await page.goto(live.url + "/#/energy")
+        meter = page.locator('.card.energy[data-meter="meter-1"]')
+        await meter.wait_for(timeout=15_000)
+        assert "kWh this month" in (await meter.text_content() or "")
+        assert await meter.locator("svg.energy-chart rect").count() >= 28
+        await shot(page, "energy-desk", tmp_path)
+        await page.goto(live.url + "/#/handover")
+        await page.locator('[data-part="raised"]').wait_for(timeout=15_000)
+
+        async def pump_listed() -> bool:
+            await page.goto(live.url + "/#/handover")
+            await page.locator('[data-part="raised"]').wait_for()
+            return "pump-2.pump_fault" in (await page.text_content('[data-part="raised"]') or "")
+
+        for _ in range(30):
+            if await pump_listed():
+                break
+            await page.wait_for_timeout(500)
+        assert "Alarms raised in the shift" in (await page.text_content("#view") or "")
+        assert "pump-2.pump_fault" in (await page.text_content('[data-part="raised"]') or "")
+        await shot(page, "handover-desk", tmp_path)
+        await page.goto(live.url + "/#/incidents")
+        await page.locator("#no-incidents").wait_for(timeout=10_000)
+        assert await page.locator("#new-drill").count() == 0  # a viewer starts no drill
+        assert page.problems == []  # type: ignore[attr-defined]
