@@ -71,7 +71,14 @@ async def get_device(*, device_id: str, request: Request, _: Viewer) -> dict[str
         else:
             value, quality, ts = good.get(name), ("good" if name in good else None), None
         points.append(
-            {"point": name, "value": value, "unit": point.unit, "quality": quality, "ts": ts}
+            {
+                "point": name,
+                "title": point.title.model_dump() if point.title else None,
+                "value": value,
+                "unit": point.unit,
+                "quality": quality,
+                "ts": ts,
+            }
         )
     out["points"] = points
     out["asset"] = device.spec.asset.model_dump(mode="json")

@@ -52,6 +52,12 @@ class Text(Strict):
     zh: str
     en: str
 
+    @classmethod
+    def split(cls, text: str) -> Text:
+        """A site file's `"中文 / English"` (names, locations) as a `Text`; without " / ", both."""
+        zh, sep, en = text.partition(" / ")
+        return cls(zh=zh.strip(), en=en.strip()) if sep else cls(zh=text, en=text)
+
     @model_validator(mode="before")
     @classmethod
     def _from_string(cls, value: Any) -> Any:
@@ -93,6 +99,7 @@ class PointBase(Strict):
     scale: float = 1.0
     offset: float = 0.0
     doc: str = ""
+    title: Text | None = None  # what the console calls it, in both languages
 
     @field_validator("range")
     @classmethod
