@@ -11,6 +11,7 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)  # browser tests
 [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)  # zh-CN in screenshots
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || need+=(fonts-noto-cjk)  # real CJK bold
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

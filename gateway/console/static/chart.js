@@ -61,7 +61,8 @@
 
   /**
    * Draw `data` (`{points: [{t, v}], unit}`) from `start` to `end` (Dates) into an <svg>.
-   * opts: width (px), lang, timeZone, title, unit, texts: {noData, yes, no}.
+   * opts: width (px), lang, timeZone, zoneLabel, title, unit, kind (bool | text | number, from the
+   * device; guessed from the values when absent), texts: {noData, yes, no}.
    */
   function draw(data, start, end, opts) {
     const phone = opts.width < 560;
@@ -70,12 +71,15 @@
     const samples = (data.points || [])
       .map((p) => ({ t: new Date(p.t).getTime(), raw: p.v }))
       .filter((p) => Number.isFinite(p.t) && p.raw !== null && p.raw !== undefined);
-    const kind = samples.length && samples.every((s) => typeof s.raw === "boolean") ? "bool"
+    // the point's kind from the device (history may store a bool as 0/1), else from the values
+    const kind = opts.kind === "bool" ? "bool" : opts.kind === "text" ? "state"
+      : opts.kind === "number" ? "number"
+      : samples.length && samples.every((s) => typeof s.raw === "boolean") ? "bool"
       : samples.length && samples.every((s) => typeof s.raw === "string") ? "state" : "number";
     let states = [];
     if (kind === "state") states = [...new Set(samples.map((s) => s.raw))].sort();
     for (const s of samples) {
-      s.v = kind === "bool" ? (s.raw ? 1 : 0) : kind === "state" ? states.indexOf(s.raw) : Number(s.raw);
+      s.v = kind === "bool" ? (s.raw && s.raw !== "false" ? 1 : 0) : kind === "state" ? states.indexOf(s.raw) : Number(s.raw);
     }
     const points = samples.filter((s) => Number.isFinite(s.v));
     const label = (v) => (kind === "bool" ? (v ? opts.texts.yes : opts.texts.no) : kind === "state" ? states[v] : v);

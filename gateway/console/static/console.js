@@ -305,7 +305,7 @@
     setTimeout(() => document.body.classList.remove("flash"), 3500);
     beep();
     const banner = document.getElementById("banner");
-    banner.textContent = t("alarm.new_critical", { message: message(alarm), device: alarm.device });
+    banner.textContent = t("alarm.new_critical", { message: message(alarm), device: [inLang(alarm.device_name), alarm.device].filter(Boolean).join(" · ") });
     banner.hidden = false;
     setTimeout(() => { banner.hidden = true; }, 15000);
   }
@@ -643,7 +643,8 @@
     // the device's chart: its first numeric point that is not a counter, over the last hour
     const numeric = d.points.filter((p) => typeof p.value === "number" && !/hours|starts|trips|cycles|energy/.test(p.point));
     const chartPoint = h("select", { id: "device-chart-point" },
-      ...(numeric.length ? numeric : d.points).map((p) => h("option", { value: p.point, text: pointTitle(p) + (p.unit ? " (" + p.unit + ")" : "") })));
+      ...d.points.map((p) => h("option", { value: p.point, text: pointTitle(p) + (p.unit ? " (" + p.unit + ")" : "") })));
+    if (numeric.length) chartPoint.value = numeric[0].point;
     const chart = h("div", { id: "device-chart", class: "chart-box" });
     async function drawDeviceChart() {
       const p = d.points.find((q) => q.point === chartPoint.value);
@@ -652,7 +653,7 @@
       try {
         const data = await api("GET", "/api/v1/points/" + encodeURIComponent(d.id) + "/" + encodeURIComponent(p.point) +
           "/history?from=" + encodeURIComponent(start.toISOString()) + "&to=" + encodeURIComponent(end.toISOString()) + "&max_points=400");
-        drawChart(chart, data, start, end, pointTitle(p), p.unit);
+        drawChart(chart, data, start, end, pointTitle(p), p.unit, p.kind);
       } catch (err) {
         chart.replaceChildren(h("p", { class: "muted", text: explain(err) }));
       }
@@ -734,7 +735,7 @@
       try {
         const data = await api("GET", "/api/v1/points/" + encodeURIComponent(deviceSel.value) + "/" + encodeURIComponent(pointSel.value) + "/history" + qs);
         const p = points.find((q) => q.point === pointSel.value) || { point: pointSel.value, unit: data.unit };
-        drawChart(plot, data, start, end, pointTitle(p), p.unit || data.unit);
+        drawChart(plot, data, start, end, pointTitle(p), p.unit || data.unit, p.kind);
       } catch (err) {
         plot.replaceChildren(h("p", { class: "muted", id: "trend-error", text: explain(err) }));
       }
@@ -755,10 +756,10 @@
     await draw();
   }
 
-  function drawChart(box, data, start, end, title, unit) {
+  function drawChart(box, data, start, end, title, unit, kind) {
     box.replaceChildren(window.FgwChart.draw(data, start, end, {
       width: box.clientWidth || 360, lang: state.lang, timeZone: siteZone(), zoneLabel: zoneLabel(),
-      title, unit, texts: { noData: t("trends.no_data"), yes: t("value.true"), no: t("value.false") },
+      title, unit, kind, texts: { noData: t("trends.no_data"), yes: t("value.true"), no: t("value.false") },
     }));
   }
 
