@@ -67,7 +67,7 @@ async def chart_facts(page: Any, selector: str) -> dict[str, Any]:
     """Sizes as drawn on screen (CSS px), the kind, and the value tick labels of a chart."""
     return await page.eval_on_selector(  # type: ignore[no-any-return]
         selector,
-        """svg => {
+        r"""svg => {
             const texts = [...svg.querySelectorAll('text')];
             const shown = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
             return {
@@ -80,6 +80,11 @@ async def chart_facts(page: Any, selector: str) -> dict[str, Any]:
                 zone: (svg.querySelector('text.zone') || {}).textContent,
                 title: (svg.querySelector('text.title') || {}).textContent,
                 width: svg.getBoundingClientRect().width,
+                inside: [...(svg.querySelector('polyline')?.getAttribute('points') || '')
+                    .trim().split(/\s+/).filter(Boolean)]
+                    .map(p => Number(p.split(',')[1]))
+                    .every(y => y >= Number(svg.dataset.top) - 0.5
+                        && y <= Number(svg.dataset.bottom) + 0.5),
             };
         }""",
     )
@@ -192,6 +197,7 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             assert facts["kind"] == "number" and facts["points"] >= 3
             assert facts["smallest"] >= 11, facts
             assert one_two_five(facts["yticks"]), facts["yticks"]
+            assert facts["inside"], "a value is drawn outside the axis"
             assert facts["zone"] == "UTC+8"
             assert "(bar)" in facts["title"]
         assert "出口压力" in (await chart_facts(desk, "#trend-plot svg"))["title"]
@@ -213,6 +219,7 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             assert facts["kind"] == "bool", facts
             assert facts["smallest"] >= 11, facts
             assert len(facts["yticks"]) == 2
+            assert facts["inside"], "a state is drawn outside the axis"
         assert (await chart_facts(phone, "#device-chart svg"))["yticks"] == ["no", "yes"]
         await desk.evaluate("window.scrollTo(0, 0)")
         await shot(desk, "night-device-zh", tmp_path)

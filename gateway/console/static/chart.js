@@ -24,10 +24,11 @@
     const raw = (hi - lo) / Math.max(1, count);
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || 10 * mag;
-    const first = Math.floor(lo / step) * step;
+    // from the step at or below `lo` to the step at or above `hi`: every value inside the axis
+    const first = Math.floor(lo / step + 1e-9) * step;
+    const last = Math.ceil(hi / step - 1e-9) * step;
     const ticks = [];
-    for (let v = first; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toFixed(12)));
-    if (ticks[0] > lo) ticks.unshift(ticks[0] - step);
+    for (let v = first; v <= last + step * 1e-9; v += step) ticks.push(Number(v.toFixed(12)));
     return { ticks, step };
   }
 
@@ -115,6 +116,8 @@
     }
     const x = (tm) => L + ((tm - t0) / Math.max(1, t1 - t0)) * (W - L - R);
     const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+    root.dataset.top = String(T);
+    root.dataset.bottom = String(H - B);
     for (const v of yTicks) {
       root.append(el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
       root.append(el("text", { x: L - 6, y: y(v) + font * 0.35, "text-anchor": "end", class: "ytick" },
