@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,17 +58,20 @@ class Demo:
 
 
 def read_until(process: subprocess.Popen[str], lines: list[str], done: Callable[[], bool]) -> None:
-    """Collect the process's output lines until `done()`, or fail after 60 s."""
+    """Collect the process's output lines (a reader thread) until `done()`, or fail after 90 s."""
     assert process.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + 60
+    stdout = process.stdout
+
+    def read() -> None:
+        for line in iter(stdout.readline, ""):
+            lines.append(line)
+
+    threading.Thread(target=read, name="readme-tour.demo-output", daemon=True).start()
+    deadline = time.monotonic() + 90
     while not done():
         assert process.poll() is None, "the demo stopped:\n" + "".join(lines)
         assert time.monotonic() < deadline, "the demo did not start:\n" + "".join(lines)
-        if sel.select(timeout=0.5):
-            lines.append(process.stdout.readline())
-    sel.close()
+        time.sleep(0.1)
 
 
 @pytest.fixture
