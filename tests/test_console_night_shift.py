@@ -90,6 +90,21 @@ async def chart_facts(page: Any, selector: str) -> dict[str, Any]:
     )
 
 
+async def platform_fonts(page: Any, selector: str) -> list[dict[str, Any]]:
+    """The fonts Chromium really drew the element's text with (a real bold face, not a
+    synthesized one, has "Bold" in its PostScript name)."""
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("DOM.enable")
+    await cdp.send("CSS.enable")
+    root = await cdp.send("DOM.getDocument")
+    node = await cdp.send(
+        "DOM.querySelector", {"nodeId": root["root"]["nodeId"], "selector": selector}
+    )
+    fonts = await cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})
+    await cdp.detach()
+    return list(fonts["fonts"])
+
+
 def one_two_five(labels: list[str]) -> bool:
     values = [float(v) for v in labels]
     steps = {round(b - a, 9) for a, b in itertools.pairwise(values)}
@@ -159,6 +174,8 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
         assert await desk.locator(f'[data-alarm-id="{FIRE}"]').get_attribute("data-state") == (
             "active_unack"
         )
+        fonts = await platform_fonts(desk, f'[data-alarm-id="{FIRE}"] .device-name')
+        assert any("CJK" in f["familyName"] and "Bold" in f["postScriptName"] for f in fonts), fonts
         await shot(desk, "night-alarms-zh", tmp_path)
         await shot(phone, "night-alarms-phone-en", tmp_path)
 

@@ -272,7 +272,7 @@
     source.addEventListener("ticket", (ev) => {
       const event = JSON.parse(ev.data);
       if (event.action === "work_overran") {
-        showBanner(t("ticket.work_overran", { id: event.id, title: (event.ticket && event.ticket.title) || "" }));
+        showBanner(t("ticket.work_overran", { id: event.id, title: event.ticket ? ticketTitle(event.ticket) : "" }));
       }
       if (state.view === "tickets") route();
     });
