@@ -176,6 +176,13 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
         )
         fonts = await platform_fonts(desk, f'[data-alarm-id="{FIRE}"] .device-name')
         assert any("CJK" in f["familyName"] and "Bold" in f["postScriptName"] for f in fonts), fonts
+        # how long keeps counting on an open page, without a new event
+        since = await card_text(phone, TRAPPED, ".since")
+        await phone.wait_for_function(
+            "([sel, text]) => document.querySelector(sel).textContent !== text",
+            arg=[f'[data-alarm-id="{TRAPPED}"] .since', since],
+            timeout=25_000,
+        )
         await shot(desk, "night-alarms-zh", tmp_path)
         await shot(phone, "night-alarms-phone-en", tmp_path)
 

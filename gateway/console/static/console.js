@@ -381,6 +381,21 @@
     box.replaceChildren(...alarms.map(alarmCard));
   }
 
+  // "active for …" keeps counting: update the text in place (re-creating the cards would restart
+  // their animations and move whatever the user is about to tap)
+  function refreshSince() {
+    for (const el of document.querySelectorAll("[data-alarm-id] .since")) {
+      const alarm = state.alarms.get(el.closest("[data-alarm-id]").dataset.alarmId);
+      if (alarm) el.textContent = sinceText(alarm);
+    }
+  }
+
+  function sinceText(alarm) {
+    return alarm.condition_active === false && alarm.cleared_at
+      ? t("alarm.cleared_ago", { time: ago(alarm.cleared_at) })
+      : t("alarm.active_for", { time: lasting(alarm.raised_at) });
+  }
+
   function alarmCard(alarm) {
     const unack = UNACKED.includes(alarm.state);
     const actions = h("div", { class: "actions" });
@@ -414,10 +429,7 @@
       h("span", { class: "advice-text", text: inLang(alarm.advice) })) : null,
     h("div", { class: "meta" },
       h("span", { class: "state " + alarm.state, text: t("state." + alarm.state) }), " · ",
-      h("span", { class: "since", title: when(alarm.raised_at),
-        text: alarm.condition_active === false && alarm.cleared_at
-          ? t("alarm.cleared_ago", { time: ago(alarm.cleared_at) })
-          : t("alarm.active_for", { time: lasting(alarm.raised_at) }) }), " · ",
+      h("span", { class: "since", title: when(alarm.raised_at), text: sinceText(alarm) }), " · ",
       h("span", { class: "device", text: alarm.device }),
       alarm.acked_by ? " · " + t("alarm.acked_by", { user: alarm.acked_by }) : "",
       alarm.state === "shelved" && alarm.shelved_until ? " · " + t("alarm.shelved_until", { time: when(alarm.shelved_until) }) : ""),
@@ -811,6 +823,7 @@
     // devices and trends change without events: refresh them now and then
     state.refreshTimer = setInterval(() => {
       if (state.view === "devices" && document.getElementById("modal").hidden) route();
+      refreshSince();
     }, 10000);
   }
 
