@@ -30,6 +30,8 @@ Life safety first (PRODUCT §9): a *life-safety* alarm (fire, entrapment, loss o
 `suppressed` — a change that says so is followed as active and its cause kept in `during` — and never
 taken out of service; it is shelved only if its rule says `shelvable: true`. `during` changing alone
 is published as a transition whose `from` and `to` are the same state, and survives a restart.
+So is a new message of an alarm that stays active (its rule's `follows` points changed: a second fire
+zone): the episode, the state and the acknowledgement stay as they are.
 `reinstate` (after `restore`) brings back alarms an older configuration left hidden: life-safety ones
 suppressed or out of service, and shelved ones whose rule is no longer shelvable.
 """
@@ -306,6 +308,7 @@ class AlarmBook:
             suppressed, during = False, change.cause or during
         during_changed = (during or None) != alarm.during
         alarm.during = during or None
+        shown = (alarm.message_zh, alarm.message_en)
         if change.values and change.active:
             # the message tells what happened: rendered while the condition holds, kept on return
             # to normal ("fire in zones 4", not "fire in zones 0" once it is out)
@@ -322,7 +325,16 @@ class AlarmBook:
             self._follow_hidden(alarm, change.active, at)
             self._show(alarm, at)
         self._render(alarm)
-        return self._transition(alarm, before, at, SYSTEM, change.reason, same=during_changed)
+        reworded = (
+            self._rules[alarm.id].follows != ()
+            and change.active
+            and before in (AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK)
+            and alarm.state == before
+            and shown != (alarm.message_zh, alarm.message_en)
+        )
+        return self._transition(
+            alarm, before, at, SYSTEM, change.reason, same=during_changed or reworded
+        )
 
     def take_silent(self) -> list[Alarm]:
         """Alarms changed without a transition since the last call (a condition that moved under
@@ -593,9 +605,12 @@ class AlarmBook:
         rule = self._rules.get(alarm.id)
         if rule is None:
             return
-        alarm.message_zh = render(rule.message.zh, alarm.values)
-        alarm.message_en = render(rule.message.en, alarm.values)
-        alarm.message = render(pick(rule.message, self.locale), alarm.values)
+        zh = {n: name.zh for n, name in rule.zones}
+        en = {n: name.en for n, name in rule.zones}
+        alarm.message_zh = render(rule.message.zh, alarm.values, zh)
+        alarm.message_en = render(rule.message.en, alarm.values, en)
+        names = {n: pick(name, self.locale) for n, name in rule.zones}
+        alarm.message = render(pick(rule.message, self.locale), alarm.values, names)
 
     def _transition(
         self, alarm: Alarm, before: AlarmState, at: float, by: str, reason: str, same: bool = False

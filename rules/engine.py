@@ -53,6 +53,9 @@ Why it is shaped like this:
   active under a cause (a dead supply up the chain, or its own device's comm_loss, which freezes it
   as it was), it is reported with `during` = that alarm id instead; a change of `during` alone is
   reported too, and `during` is "" once the cause is gone or the rule is inactive.
+- A rule that `follows` points (`message_follows: [zones]`) and is active is reported again, still
+  active, when one of them changes value (a second fire zone): its message must say so. Such points
+  are named by the rule's `when`, so a change evaluates the rule anyway.
 
 - Restarts: `take_timer_changes()` hands out the on/off-delays that started or ended since the last
   call (as wall-clock start times, for the store); `restore_timers()` takes them back after a restart.
@@ -166,8 +169,8 @@ class _RuleState:
     device) is copied here, so an evaluation does not also reach the `Rule`."""
 
     __slots__ = ("active", "alarm_id", "bit", "clear_for", "clear_since", "deadband", "deadline",
-                 "dev", "during", "expr", "for_", "order", "pending_since", "reported", "root",
-                 "rule", "safe", "state")  # fmt: skip
+                 "dev", "during", "expr", "follows", "for_", "order", "pending_since", "reported",
+                 "root", "rule", "safe", "shown", "state")  # fmt: skip
 
     def __init__(
         self, rule: Rule, expr: Expression | None, order: int, dev: _Device, shared: dict
@@ -192,6 +195,8 @@ class _RuleState:
         self.reported: tuple[bool, bool] = (False, False)  # (active, suppressed) as last reported
         self.safe = rule.life_safety  # never suppressed: reported with `during` instead
         self.during = ""  # as last reported
+        self.follows = rule.follows  # points whose change while active is reported
+        self.shown: tuple[Value | None, ...] = ()  # their values as last reported
         self.bit = 0  # this rule's bit in `dev.busy` (set once it has its place in `dev.states`)
 
     @property
@@ -687,6 +692,10 @@ class RuleEngine:
             self._report(rs, ts, "condition true" if active else "condition cleared", out)
             if rs.root:
                 self._resync_dependents(dev.id, ts, out)
+        elif active and rs.follows and rs.reported[0]:
+            shown = tuple(dev.values.get(p) for p in rs.follows)
+            if shown != rs.shown:
+                self._report(rs, now + self._wall_offset, "values changed", out, update=True)
 
     def _schedule(self, rs: _RuleState) -> None:
         candidates = []
@@ -730,18 +739,28 @@ class RuleEngine:
             queue.extend(self._depends_on.get(up, ()))
         return ""
 
-    def _report(self, rs: _RuleState, ts: float, reason: str, out: list[ConditionChange]) -> None:
+    def _report(
+        self,
+        rs: _RuleState,
+        ts: float,
+        reason: str,
+        out: list[ConditionChange],
+        update: bool = False,
+    ) -> None:
+        """Report the rule's condition if it changed (or `update`: its followed values did)."""
         rule = rs.rule
         cause = self._cause(rule.device, rule.id)
         if rs.safe:
             suppressed, during = False, cause if rs.active else ""
         else:
             suppressed, during = bool(cause) and (rs.active or rs.reported[1]), ""
-        if (rs.active, suppressed) == rs.reported and during == rs.during:
+        if (rs.active, suppressed) == rs.reported and during == rs.during and not update:
             return
         rs.reported = (rs.active, suppressed)
         rs.during = during
         values = dict(self._values[rule.device])
+        if rs.follows:
+            rs.shown = tuple(values.get(p) for p in rs.follows)
         value = self._shown_value(rs)
         if suppressed:
             reason = f"{reason}; suppressed by {cause}"

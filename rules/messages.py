@@ -4,6 +4,9 @@ Messages are written by people in site files (`"Tank level low: {level:.0f}%"`);
 missing, of another type than the format expects (`{zones:.0f}` on a string) or a template that is
 broken must still give a readable message, never an exception in the alarm path. Only plain point
 names are substituted: `{x.attr}` or `{x[0]}` render as `?` (the site loader refuses them anyway).
+
+The spec `bits` decodes a bitmask as the numbers of its set bits, 1-based (`{zones:bits}` of 0b10100
+is `3, 5`), each followed by its name in parentheses when `names` has one (`3 (B1 garage), 5`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ UNKNOWN = "?"
 _FORMATTER = string.Formatter()
 
 
-def render(template: str, values: Mapping[str, Value | None]) -> str:
-    """Format `template` like `str.format_map(values)`, with `?` for anything it cannot show."""
+def render(
+    template: str, values: Mapping[str, Value | None], names: Mapping[int, str] | None = None
+) -> str:
+    """Format `template` like `str.format_map(values)`, with `?` for anything it cannot show;
+    `names` names the bits of `{x:bits}`."""
     try:
         parts = list(_FORMATTER.parse(template))
     except ValueError:  # unbalanced braces: show the text as written
@@ -37,8 +43,21 @@ def render(template: str, values: Mapping[str, Value | None]) -> str:
             value = repr(value)
         elif conversion in ("s", "a"):
             value = str(value) if conversion == "s" else ascii(value)
-        out.append(_format(value, spec or ""))
+        if spec == "bits" and not conversion:
+            out.append(bits(value, names or {}))
+        else:
+            out.append(_format(value, spec or ""))
     return "".join(out)
+
+
+def bits(value: Value, names: Mapping[int, str]) -> str:
+    """The set bits of an integer, 1-based and named where `names` says (`?` for none or not an int)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return UNKNOWN
+    numbers = [n for n in range(1, value.bit_length() + 1) if value >> (n - 1) & 1]
+    return ", ".join(f"{n} ({names[n]})" if names.get(n) else str(n) for n in numbers)
 
 
 def _format(value: Value, spec: str) -> str:

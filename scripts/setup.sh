@@ -27,6 +27,7 @@ testbed_packages=(
   "victoria-metrics victoria-metrics"                    # stands in for InfluxDB (v2 write API)
   "chromium chromium"                                    # the console's browser tests
   "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc fonts-wqy-zenhei"  # zh-CN in screenshots
+  "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc fonts-noto-cjk"  # a real CJK bold
 )
 
 wanted=("${service_packages[@]}")

@@ -168,11 +168,12 @@ def _rules(rules: list[RuleSpec]) -> list[str]:
                 "yes" if shelvable_of(safe, r.shelvable) else "no",
                 r.ticket or "",
                 message,
+                f"{r.advice.en} / {r.advice.zh}" if r.advice else "",
             ]
         )
     header = [
         "rule", "when", "for", "clear for", "priority", "life-safety", "shelvable", "ticket",
-        "message",
+        "message", "what to do",
     ]  # fmt: skip
     return _table(header, rows)
 

@@ -98,9 +98,15 @@ class LiveSite:
 
 
 @contextlib.asynccontextmanager
-async def live_site(mqtt_port: int, folder: Path, locale: str = "en") -> AsyncIterator[LiveSite]:
-    """Simulators and a running gateway whose console serves on a free loopback port."""
-    site = load_site(console_site(folder, mqtt_port, locale))
+async def live_site(
+    mqtt_port: int, folder: Path, locale: str = "en", edit: Callable[[str], str] | None = None
+) -> AsyncIterator[LiveSite]:
+    """Simulators and a running gateway whose console serves on a free loopback port; `edit`
+    rewrites the site file's text first."""
+    path = console_site(folder, mqtt_port, locale)
+    if edit is not None:
+        path.write_text(edit(path.read_text()))
+    site = load_site(path)
     async with (
         SiteSimulator(site, "127.0.0.1", mqtt_port, seed=11),
         watching(mqtt_port, site.topic_prefix) as watcher,

@@ -71,7 +71,15 @@ async def get_device(*, device_id: str, request: Request, _: Viewer) -> dict[str
         else:
             value, quality, ts = good.get(name), ("good" if name in good else None), None
         points.append(
-            {"point": name, "value": value, "unit": point.unit, "quality": quality, "ts": ts}
+            {
+                "point": name,
+                "title": point.title.model_dump() if point.title else None,
+                "kind": point_kind(point),
+                "value": value,
+                "unit": point.unit,
+                "quality": quality,
+                "ts": ts,
+            }
         )
     out["points"] = points
     out["asset"] = device.spec.asset.model_dump(mode="json")
@@ -80,6 +88,13 @@ async def get_device(*, device_id: str, request: Request, _: Viewer) -> dict[str
         [alarm_view(gateway, a.id) for a in gateway.book.non_normal() if a.device == device.id]
     )
     return out
+
+
+def point_kind(point: Any) -> str:
+    """How a chart draws the point: `bool` and `text` as steps, `number` as a line."""
+    if point.type == "bool" or getattr(point, "bit", None) is not None:
+        return "bool"
+    return "text" if point.type == "string" else "number"
 
 
 def _parse_time(text: str | None, default: datetime, name: str) -> datetime:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.api.errors import ApiError
+from gateway.config.models import Text
 from rules.alarms import iso
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
     """The alarm's public payload plus what the console needs to offer the right actions."""
     alarm = gateway.book.get(alarm_id)
     view = alarm.payload()
+    view.update(alarm_context(gateway, alarm.device, alarm.id))
     view.update(
         {
             "shelvable": alarm.shelvable,
@@ -73,6 +75,25 @@ def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
         }
     )
     return view
+
+
+def alarm_context(gateway: Gateway, device_id: str, alarm_id: str) -> dict[str, Any]:
+    """What the person on duty reads first: the device's name and place, and what to do, in
+    both languages (`{"zh", "en"}`; a site file's "中文 / English" is split)."""
+    device = gateway.site.devices.get(device_id)
+    name = Text.split(device.spec.name or device_id) if device else Text.split(device_id)
+    place = (
+        Text.split(device.spec.asset.location) if device and device.spec.asset.location else None
+    )
+    try:
+        advice = gateway.book.rule(alarm_id).advice
+    except KeyError:
+        advice = None
+    return {
+        "device_name": name.model_dump(),
+        "location": place.model_dump() if place else None,
+        "advice": advice.model_dump() if advice else None,
+    }
 
 
 def _plain(stats: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import csv
 import sys
 import time
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from gateway.commands import SITE_HELP
 
@@ -99,7 +100,8 @@ def cmd_report_alarms(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(load, sys.stdout)
     else:
-        sys.stdout.write(format_table(load, site.id, args.since, options.flood.alarms))
+        zone = ZoneInfo(site.file.site.timezone)
+        sys.stdout.write(format_table(load, site.id, args.since, options.flood.alarms, zone))
     return 0
 
 
@@ -107,8 +109,14 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600.0:.1f} h" if seconds >= 3600 else f"{seconds / 60.0:.0f} min"
 
 
-def format_table(load: AlarmLoad, site_id: str, since: str, flood_alarms: int) -> str:
-    from rules.alarms import iso
+def format_table(
+    load: AlarmLoad, site_id: str, since: str, flood_alarms: int, zone: ZoneInfo | None = None
+) -> str:
+    """The load for people, times in the site's zone (`zone`; UTC without) with the zone shown."""
+    from gateway.timefmt import local_time
+
+    def iso(moment: float | None) -> str:
+        return local_time(moment, zone or ZoneInfo("UTC"))
 
     lines = [
         f"Alarm load of {site_id}, last {since}: {iso(load.since)} .. {iso(load.until)}",

@@ -74,13 +74,23 @@ def _ticket_id(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _line(ticket: dict[str, Any]) -> str:
+def _zone(site: Any) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(site.file.site.timezone)
+
+
+def _line(ticket: dict[str, Any], zone: Any) -> str:
+    """One ticket for people: times in the site's zone (`--json` keeps ISO 8601 UTC)."""
+    from gateway.timefmt import local_time
+
     flag = " OVERDUE" if ticket["overdue"] else ""
     who = ticket["assignee"] or "-"
     count = f" ×{ticket['count']}" if ticket["count"] > 1 else ""
     return (
         f"#{ticket['id']:<5} {ticket['status']:<11} {ticket['urgency']:<9} {ticket['kind']:<10} "
-        f"{ticket['device']:<12} due {ticket['due']}{flag}  {who}  {ticket['title']}{count}"
+        f"{ticket['device']:<12} due {local_time(ticket['due'], zone)}{flag}  {who}  "
+        f"{ticket['title']}{count}"
     )
 
 
@@ -92,7 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from rules.maintenance.tickets import ACTIVE, parse_status
 
-    _site, store = _open(args.site)
+    site, store = _open(args.site)
     try:
         statuses = None
         if args.status == "active":
@@ -107,7 +117,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         tickets = store.tickets(status=statuses, device=args.device)
         for ticket in tickets:
             data = ticket.to_dict(now)
-            print(json.dumps(data, ensure_ascii=False) if args.json else _line(data))
+            print(json.dumps(data, ensure_ascii=False) if args.json else _line(data, _zone(site)))
         if not tickets and not args.json:
             print("no tickets", file=sys.stderr)
         return 0
@@ -130,7 +140,10 @@ def _find(store: Any, raw_id: str, command: str) -> Any:
 def cmd_show(args: argparse.Namespace) -> int:
     import time
 
-    _site, store = _open(args.site)
+    from gateway.timefmt import local_time
+
+    site, store = _open(args.site)
+    zone = _zone(site)
     try:
         ticket = _find(store, args.id, "show")
         if ticket is None:
@@ -139,13 +152,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(data, ensure_ascii=False, indent=2))
             return 0
-        print(_line(data))
+        print(_line(data, zone))
         print(f"  origin: {json.dumps(data['origin'], ensure_ascii=False)}")
-        print(f"  created {data['created_at']}, respond by {data['response_due']}")
+        created, respond = (
+            local_time(data["created_at"], zone),
+            local_time(data["response_due"], zone),
+        )
+        print(f"  created {created}, respond by {respond}")
         for entry in data["timeline"]:
             change = f"{entry['from'] or ''} -> {entry['to']}" if entry["to"] else ""
             print(
-                f"  {entry['at']}  {entry['by']:<10} {entry['action']:<22} {change}  {entry['note']}"
+                f"  {local_time(entry['at'], zone, seconds=True)}  {entry['by']:<10} "
+                f"{entry['action']:<22} {change}  {entry['note']}"
             )
         return 0
     finally:
@@ -158,7 +176,7 @@ def cmd_transition(args: argparse.Namespace) -> int:
     from gateway.storage.tickets import Change
     from rules.maintenance.tickets import TicketStatus, TicketTransitionRefused
 
-    _site, store = _open(args.site)
+    site, store = _open(args.site)
     try:
         ticket = _find(store, args.id, "transition")
         if ticket is None:
@@ -178,7 +196,7 @@ def cmd_transition(args: argparse.Namespace) -> int:
             print(f"fgw tickets transition: {exc}", file=sys.stderr)
             return 2
         store.commit(Change(tickets=[(ticket, [entry])]), now)
-        print(_line(ticket.to_dict(now)))
+        print(_line(ticket.to_dict(now), _zone(site)))
         return 0
     finally:
         store.close()

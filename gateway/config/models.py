@@ -52,6 +52,12 @@ class Text(Strict):
     zh: str
     en: str
 
+    @classmethod
+    def split(cls, text: str) -> Text:
+        """A site file's `"中文 / English"` (names, locations) as a `Text`; without " / ", both."""
+        zh, sep, en = text.partition(" / ")
+        return cls(zh=zh.strip(), en=en.strip()) if sep else cls(zh=text, en=text)
+
     @model_validator(mode="before")
     @classmethod
     def _from_string(cls, value: Any) -> Any:
@@ -93,6 +99,7 @@ class PointBase(Strict):
     scale: float = 1.0
     offset: float = 0.0
     doc: str = ""
+    title: Text | None = None  # what the console calls it, in both languages
 
     @field_validator("range")
     @classmethod
@@ -207,6 +214,8 @@ class RuleSpec(Strict):
     life_safety: bool | None = None  # default: true for a critical rule (PRODUCT §9)
     ticket: Urgency | None = None
     enabled: bool = True
+    advice: Text | None = None  # one line: what the person on duty should do first
+    message_follows: list[str] = []  # points whose change while active updates the message
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -217,6 +226,7 @@ class CommLossSpec(Strict):
     priority: Priority = "high"
     life_safety: bool | None = None  # default: true when critical
     shelvable: bool | None = None
+    advice: Text | None = None  # default: check the device's power and cable
 
 
 class CountPlan(Strict):
@@ -502,6 +512,25 @@ class DeviceSpec(Strict):
     asset: Asset = Asset()
     points: dict[str, Point] = {}
     workarounds: Workarounds = Workarounds()
+    zones: dict[int, Text] = {}  # a fire panel's zone names, by zone number (1-16)
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zone_names(cls, value: Any) -> Any:
+        """`{1: "B1 车库 / B1 garage"}`: a plain name is split at " / " into zh and en."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for number, name in value.items():
+            if isinstance(number, str) and number.isdigit():
+                number = int(number)
+            if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 16:
+                raise ValueError(f"zone {number!r}: zones are numbered 1..16")
+            if isinstance(name, str) and " / " in name:
+                zh, en = name.split(" / ", 1)
+                name = {"zh": zh.strip(), "en": en.strip()}
+            out[number] = name
+        return out
 
     @model_validator(mode="after")
     def _one_connection(self) -> DeviceSpec:

@@ -36,6 +36,10 @@ from rules.expr import ExpressionError, parse_expression
 
 COMM_LOSS = "comm_loss"
 """The rule every device has: no answer for N polls or T seconds (PRODUCT §3)."""
+COMM_LOSS_ADVICE = Text(
+    zh="检查设备供电、通讯线和网关到设备的连接",
+    en="Check the device's power, its cable and the link to it",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ class Rule:
     shelvable: bool = True
     ticket: Urgency | None = None
     life_safety: bool = False  # never suppressed, muted by work or shelved by default (§9)
+    advice: Text | None = None  # what to do first, shown beside the alarm
+    follows: tuple[str, ...] = ()  # points whose change while active re-renders the message
+    zones: tuple[tuple[int, Text], ...] = ()  # the device's zone names, for `{zones:bits}`
 
     @property
     def alarm_id(self) -> str:
@@ -145,7 +152,9 @@ def device_topic(base: str, topic: str) -> str:
     return f"{base}/{topic}" if base else topic
 
 
-def template_rules(device_id: str, template: Template | None) -> list[Rule]:
+def template_rules(
+    device_id: str, template: Template | None, zones: tuple[tuple[int, Text], ...] = ()
+) -> list[Rule]:
     """The rules a device gets before site overrides: `comm_loss`, then its template's rules.
 
     The template's `comm_loss:` block sets the priority of its devices' comm_loss (a lift's and a
@@ -162,6 +171,7 @@ def template_rules(device_id: str, template: Template | None) -> list[Rule]:
             message=Text(zh="设备通讯中断", en="Device not answering (communication lost)"),
             shelvable=shelvable_of(comm_safe, comm.shelvable),
             life_safety=comm_safe,
+            advice=comm.advice or COMM_LOSS_ADVICE,
         )
     ]
     for spec in template.rules if template else []:
@@ -180,6 +190,9 @@ def template_rules(device_id: str, template: Template | None) -> list[Rule]:
                 shelvable=shelvable_of(safe, spec.shelvable),
                 ticket=spec.ticket,
                 life_safety=safe,
+                advice=spec.advice,
+                follows=tuple(spec.message_follows),
+                zones=zones,
             )
         )
     return rules
@@ -302,7 +315,9 @@ class _Resolver:
                 points[name] = point
             if not points:
                 self.error((*here, "points"), "a device without template needs points:")
-            rules = template_rules(spec.id, template)
+            if spec.zones and "zones" not in points:
+                self.error((*here, "zones"), "zone names need a device with a zones point")
+            rules = template_rules(spec.id, template, tuple(sorted(spec.zones.items())))
             plans = list(template.plans) if template else []
             devices[spec.id] = Device(spec, points, rules, plans, template)
         return devices
@@ -376,6 +391,10 @@ class _Resolver:
                 ticket=spec.ticket if "ticket" in spec.model_fields_set else
                 (base.ticket if base else None),
                 life_safety=safe,
+                advice=spec.advice if spec.advice is not None else (base.advice if base else None),
+                follows=tuple(spec.message_follows) if "message_follows" in spec.model_fields_set
+                else (base.follows if base else ()),
+                zones=tuple(sorted(device.spec.zones.items())),
             )  # fmt: skip
             device.rules[:] = [r for r in device.rules if r.id != spec.id]
             if spec.enabled:
@@ -453,6 +472,10 @@ class _Resolver:
                 elif name not in device.points:
                     known = ", ".join(sorted(device.points))
                     self.error(when_loc, f"{origin}{device.id} has no point {name!r} ({known})")
+            follows_loc: Loc = (*loc, "message_follows") if loc else when_loc
+            for point in rule.follows:
+                if point not in names:
+                    self.error(follows_loc, f"{origin}message_follows: {point!r} is not in when:")
             message_loc: Loc = (*loc, "message") if loc else when_loc
             for text in (rule.message.zh, rule.message.en):
                 problem = self._message_problem(text, device.points)

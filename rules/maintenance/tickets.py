@@ -210,6 +210,7 @@ class Ticket:
     mute_until: float | None = None  # when those alarms come back even if the work goes on
     response_overdue: bool = False  # announced once each
     resolution_overdue: bool = False
+    titles: dict[str, str] = field(default_factory=dict)  # {"zh", "en"} when known; older rows: {}
 
     # ------------------------------------------------------------------ changes
 
@@ -362,6 +363,8 @@ class Ticket:
             "kind": self.kind,
             "device": self.device,
             "title": self.title,
+            "title_zh": self.titles.get("zh"),  # None: only `title` is known (a ticket by hand)
+            "title_en": self.titles.get("en"),
             "urgency": self.urgency,
             "status": str(self.status),
             "assignee": self.assignee,
@@ -413,11 +416,13 @@ def new_ticket(
     due: float | None = None,
     note: str = "",
     episode: int | None = None,
+    titles: Mapping[str, str] | None = None,
 ) -> tuple[Ticket, TimelineEntry]:
     """A ticket in `open`, with its deadlines, and its first timeline entry.
 
     Args:
         due: the resolution deadline (preventive work: the plan's due time); default: the target.
+        titles: the title in both languages (`{"zh", "en"}`) when its origin has both.
 
     Raises:
         ValueError: unknown kind or urgency, empty title or device.
@@ -443,6 +448,7 @@ def new_ticket(
         origin=origin,
         origin_key=origin_key,
         last_episode=episode,
+        titles={k: v.strip() for k, v in (titles or {}).items() if k in ("zh", "en") and v.strip()},
     )
     ticket._touch(at, by, note)
     entry = TimelineEntry(

@@ -8,6 +8,7 @@
 
 (function () {
   const PRIORITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
+  const URGENCY_RANK = { emergency: 0, urgent: 1, normal: 2, low: 3 };
   const UNACKED = ["active_unack", "rtn_unack"];
   const BOARD = ["open", "assigned", "in_progress", "resolved"];
   const NEXT = {
@@ -74,11 +75,43 @@
     return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
   }
 
+  // every time a person reads is in the site's time zone, with the zone shown (UTC+8)
+  function siteZone() {
+    return (state.site && state.site.timezone) || undefined;
+  }
+
+  function zoneLabel() {
+    try {
+      const parts = new Intl.DateTimeFormat("en-GB", { timeZone: siteZone(), timeZoneName: "shortOffset" }).formatToParts(new Date());
+      const name = parts.find((p) => p.type === "timeZoneName");
+      return name ? name.value.replace("GMT", "UTC").replace(/^UTC$/, "UTC+0") : "";
+    } catch (e) {
+      return "";
+    }
+  }
+
   function when(iso) {
     if (!iso) return "–";
     const d = new Date(iso);
     if (isNaN(d)) return String(iso);
-    return d.toLocaleString(state.lang === "en" ? "en-GB" : "zh-CN", { hour12: false });
+    const opts = { hour12: false, timeZone: siteZone() };
+    return d.toLocaleString(state.lang === "en" ? "en-GB" : "zh-CN", opts) + " " + zoneLabel();
+  }
+
+  // how long: "12 min", "3 h 5 min", "2 d 3 h"
+  function lasting(iso) {
+    const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+    if (s < 60) return t("time.span_s", { n: s });
+    if (s < 3600) return t("time.span_m", { n: Math.floor(s / 60) });
+    if (s < 86400) return t("time.span_hm", { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+    return t("time.span_dh", { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
+  }
+
+  // a bilingual {zh, en} from the API, or an older plain text, in the reader's language
+  function inLang(text) {
+    if (text === null || text === undefined) return "";
+    if (typeof text === "string") return text;
+    return (state.lang === "en" ? text.en : text.zh) || text.zh || text.en || "";
   }
 
   function ago(iso) {
@@ -100,6 +133,17 @@
     if (!alarm.during) return "";
     const device = alarm.during.split(".")[0];
     return t(device === alarm.device ? "alarm.during_comm" : "alarm.during_supply", { device });
+  }
+
+  // a point's title in the reader's language (older servers: its name)
+  function pointTitle(p) {
+    return inLang(p.title) || p.point;
+  }
+
+  // a site file's "中文 / English" name or place, as {zh, en}
+  function splitName(text) {
+    const i = String(text || "").indexOf(" / ");
+    return i < 0 ? String(text || "") : { zh: text.slice(0, i).trim(), en: text.slice(i + 3).trim() };
   }
 
   function fmtValue(v) {
@@ -228,7 +272,7 @@
     source.addEventListener("ticket", (ev) => {
       const event = JSON.parse(ev.data);
       if (event.action === "work_overran") {
-        showBanner(t("ticket.work_overran", { id: event.id, title: (event.ticket && event.ticket.title) || "" }));
+        showBanner(t("ticket.work_overran", { id: event.id, title: event.ticket ? ticketTitle(event.ticket) : "" }));
       }
       if (state.view === "tickets") route();
     });
@@ -262,7 +306,7 @@
     setTimeout(() => document.body.classList.remove("flash"), 3500);
     beep();
     const banner = document.getElementById("banner");
-    banner.textContent = t("alarm.new_critical", { message: message(alarm), device: alarm.device });
+    banner.textContent = t("alarm.new_critical", { message: message(alarm), device: [inLang(alarm.device_name), alarm.device].filter(Boolean).join(" · ") });
     banner.hidden = false;
     setTimeout(() => { banner.hidden = true; }, 15000);
   }
@@ -356,6 +400,21 @@
     box.replaceChildren(...alarms.map(alarmCard));
   }
 
+  // "active for …" keeps counting: update the text in place (re-creating the cards would restart
+  // their animations and move whatever the user is about to tap)
+  function refreshSince() {
+    for (const el of document.querySelectorAll("[data-alarm-id] .since")) {
+      const alarm = state.alarms.get(el.closest("[data-alarm-id]").dataset.alarmId);
+      if (alarm) el.textContent = sinceText(alarm);
+    }
+  }
+
+  function sinceText(alarm) {
+    return alarm.condition_active === false && alarm.cleared_at
+      ? t("alarm.cleared_ago", { time: ago(alarm.cleared_at) })
+      : t("alarm.active_for", { time: lasting(alarm.raised_at) });
+  }
+
   function alarmCard(alarm) {
     const unack = UNACKED.includes(alarm.state);
     const actions = h("div", { class: "actions" });
@@ -380,12 +439,17 @@
     h("div", { class: "bar " + alarm.priority }),
     h("div", { class: "head" },
       h("span", { class: "badge " + alarm.priority, text: t("priority." + alarm.priority) }), " ",
+      h("span", { class: "device-name", text: inLang(alarm.device_name) || alarm.device }),
+      alarm.location ? h("span", { class: "location", text: " · " + inLang(alarm.location) }) : null),
+    h("div", { class: "what" },
       h("span", { class: "message", text: message(alarm) }),
       alarm.during ? h("span", { class: "during", text: " — " + duringText(alarm) }) : null),
+    alarm.advice ? h("div", { class: "advice" }, h("span", { class: "advice-label", text: t("alarm.advice") + " " }),
+      h("span", { class: "advice-text", text: inLang(alarm.advice) })) : null,
     h("div", { class: "meta" },
       h("span", { class: "state " + alarm.state, text: t("state." + alarm.state) }), " · ",
-      h("span", { class: "device", text: alarm.device }), " · ",
-      h("span", { text: t("alarm.raised") + " " + when(alarm.raised_at) }),
+      h("span", { class: "since", title: when(alarm.raised_at), text: sinceText(alarm) }), " · ",
+      h("span", { class: "device", text: alarm.device }),
       alarm.acked_by ? " · " + t("alarm.acked_by", { user: alarm.acked_by }) : "",
       alarm.state === "shelved" && alarm.shelved_until ? " · " + t("alarm.shelved_until", { time: when(alarm.shelved_until) }) : ""),
     actions);
@@ -493,6 +557,9 @@
       fill(view, h("h1", { text: t("tickets.title") }), h("p", { class: "muted", id: "tickets-unavailable", text: explain(err) }));
       return;
     }
+    // the most urgent first, then the soonest due: an emergency never sits below routine work
+    data.tickets.sort((a, b) => (URGENCY_RANK[a.urgency] ?? 9) - (URGENCY_RANK[b.urgency] ?? 9)
+      || String(a.due || "~").localeCompare(String(b.due || "~")) || a.id - b.id);
     const columns = BOARD.map((status) => {
       const tickets = data.tickets.filter((tk) => tk.status === status);
       return h("section", { class: "column", "data-status": status },
@@ -519,8 +586,8 @@
   function ticketCard(tk) {
     const overdue = isOverdue(tk);
     const next = NEXT[tk.status] || [];
-    return h("div", { class: "card ticket" + (overdue ? " overdue" : ""), "data-ticket-id": tk.id },
-      h("div", {}, h("strong", { text: tk.title })),
+    return h("div", { class: "card ticket" + (overdue ? " overdue" : ""), "data-ticket-id": tk.id, "data-urgency": tk.urgency },
+      h("div", {}, h("span", { class: "ticket-no", text: "#" + tk.id + " " }), h("strong", { class: "ticket-title", text: ticketTitle(tk) })),
       h("div", { class: "muted" },
         h("span", { class: "urg-" + tk.urgency, text: t("urgency." + tk.urgency) }), " · ",
         tk.device, " · ", t("kind." + (tk.kind || "corrective"))),
@@ -535,11 +602,16 @@
         : null);
   }
 
+  // stored in both languages since tickets have title_zh/title_en; older ones have one title
+  function ticketTitle(tk) {
+    return (state.lang === "en" ? tk.title_en : tk.title_zh) || tk.title;
+  }
+
   function transitionDialog(tk) {
     const to = h("select", { id: "transition-to" }, ...(NEXT[tk.status] || []).map((s) => h("option", { value: s, text: t("status." + s) })));
     const assignee = h("input", { id: "transition-assignee", value: tk.assignee || (state.me ? state.me.name : ""), maxlength: 64 });
     const note = h("textarea", { id: "transition-note", rows: 3, maxlength: 2000 });
-    dialog(t("ticket.move_title", { title: tk.title }),
+    dialog(t("ticket.move_title", { title: "#" + tk.id + " " + ticketTitle(tk) }),
       [h("label", { for: "transition-to", text: t("ticket.to") }), to,
         h("label", { for: "transition-assignee", text: t("ticket.assignee") }), assignee,
         h("label", { for: "transition-note", text: t("ticket.note") }), note],
@@ -580,7 +652,7 @@
         const alarms = Object.entries(d.alarms || {}).map(([p, n]) => h("span", { class: "badge " + p, text: t("priority." + p) + " " + n }));
         return h("div", { class: "card device", "data-device-id": d.id },
           h("a", { href: "#/device/" + encodeURIComponent(d.id) },
-            h("div", {}, h("span", { class: "dot " + (hl.online ? "on" : "off") }), h("strong", { text: d.name }), " ", h("span", { class: "muted", text: d.id })),
+            h("div", {}, h("span", { class: "dot " + (hl.online ? "on" : "off") }), h("strong", { text: inLang(splitName(d.name)) }), " ", h("span", { class: "muted", text: d.id })),
             h("dl", { class: "kv" },
               h("dt", { text: t("device.status") }), h("dd", { class: "online", text: hl.online ? t("device.online") : t("device.offline") }),
               h("dt", { text: t("device.last_seen") }), h("dd", { text: ago(hl.last_seen) }),
@@ -594,14 +666,34 @@
   async function viewDevice(view, id) {
     const d = await api("GET", "/api/v1/devices/" + encodeURIComponent(id));
     const rows = d.points.map((p) => h("tr", { "data-point": p.point },
-      h("td", { "data-label": t("point.name") }, h("a", { href: "#/trends/" + encodeURIComponent(d.id) + "/" + encodeURIComponent(p.point), text: p.point })),
+      h("td", { "data-label": t("point.name") }, h("a", { href: "#/trends/" + encodeURIComponent(d.id) + "/" + encodeURIComponent(p.point), text: pointTitle(p) })),
       h("td", { "data-label": t("point.value"), class: "value q-" + (p.quality || ""), text: fmtValue(p.value) + (p.unit ? " " + p.unit : "") }),
       h("td", { "data-label": t("point.quality"), text: p.quality ? t("quality." + p.quality) : "–" }),
       h("td", { "data-label": t("point.time"), text: when(p.ts) })));
     const hl = d.health;
+    // the device's chart: its first numeric point that is not a counter, over the last hour
+    const numeric = d.points.filter((p) => typeof p.value === "number" && !/hours|starts|trips|cycles|energy/.test(p.point));
+    const chartPoint = h("select", { id: "device-chart-point" },
+      ...d.points.map((p) => h("option", { value: p.point, text: pointTitle(p) + (p.unit ? " (" + p.unit + ")" : "") })));
+    if (numeric.length) chartPoint.value = numeric[0].point;
+    const chart = h("div", { id: "device-chart", class: "chart-box" });
+    async function drawDeviceChart() {
+      const p = d.points.find((q) => q.point === chartPoint.value);
+      if (!p) return;
+      const end = new Date(), start = new Date(end.getTime() - 3600e3);
+      try {
+        const data = await api("GET", "/api/v1/points/" + encodeURIComponent(d.id) + "/" + encodeURIComponent(p.point) +
+          "/history?from=" + encodeURIComponent(start.toISOString()) + "&to=" + encodeURIComponent(end.toISOString()) + "&max_points=400");
+        drawChart(chart, data, start, end, pointTitle(p), p.unit, p.kind);
+      } catch (err) {
+        chart.replaceChildren(h("p", { class: "muted", text: explain(err) }));
+      }
+    }
+    chartPoint.addEventListener("change", drawDeviceChart);
     fill(view, 
       h("p", {}, h("a", { href: "#/devices", text: "← " + t("nav.devices") })),
-      h("h1", {}, h("span", { class: "dot " + (hl.online ? "on" : "off") }), d.name + " (" + d.id + ")"),
+      h("h1", {}, h("span", { class: "dot " + (hl.online ? "on" : "off") }), inLang(splitName(d.name)) + " (" + d.id + ")"),
+      d.asset && d.asset.location ? h("p", { class: "muted location" }, inLang(splitName(d.asset.location))) : null,
       h("dl", { class: "kv card" },
         h("dt", { text: t("device.template") }), h("dd", { text: d.template || "–" }),
         h("dt", { text: t("device.connection") }), h("dd", { text: d.connection }),
@@ -611,10 +703,14 @@
         h("dt", { text: t("device.last_error") }), h("dd", { text: hl.last_error || "–" })),
       d.active_alarms.length ? h("h2", { text: t("alarms.title") }) : null,
       ...d.active_alarms.map(alarmCard),
+      h("h2", { text: t("device.chart") }),
+      h("div", { class: "toolbar" }, h("label", { for: "device-chart-point", text: t("trends.point") }), chartPoint),
+      chart,
       h("h2", { text: t("device.readings") }),
       h("table", { class: "cards", id: "readings" },
         h("thead", {}, h("tr", {}, ...["name", "value", "quality", "time"].map((k) => h("th", { text: t("point." + k) })))),
         h("tbody", {}, ...rows)));
+    await drawDeviceChart();
   }
 
   async function viewAssets(view) {
@@ -623,6 +719,7 @@
     const cell = (a, k) => {
       if (k === "open_tickets") return String((a.open_tickets || []).length);
       if (k === "warranty_until" && a.warranty && a.warranty.expired) return (a[k] || "") + " " + t("asset.expired");
+      if ((k === "name" || k === "location") && a[k]) return inLang(splitName(a[k]));
       return a[k] || "–";
     };
     fill(view, h("h1", { text: t("assets.title") }),
@@ -647,10 +744,12 @@
     const custom = h("div", { class: "row2", hidden: true },
       h("div", {}, h("label", { for: "trend-from", text: t("range.from") }), from),
       h("div", {}, h("label", { for: "trend-to", text: t("range.to") }), to));
-    const plot = h("div", { id: "trend-plot" });
+    const plot = h("div", { id: "trend-plot", class: "chart-box" });
+    let points = [];
     async function fillPoints() {
       const d = await api("GET", "/api/v1/devices/" + encodeURIComponent(deviceSel.value));
-      pointSel.replaceChildren(...d.points.map((p) => h("option", { value: p.point, text: p.point + (p.unit ? " (" + p.unit + ")" : "") })));
+      points = d.points;
+      pointSel.replaceChildren(...d.points.map((p) => h("option", { value: p.point, text: pointTitle(p) + (p.unit ? " (" + p.unit + ")" : "") })));
       if (point && d.points.some((p) => p.point === point)) pointSel.value = point;
       point = null;
     }
@@ -666,7 +765,8 @@
       const qs = "?from=" + encodeURIComponent(start.toISOString()) + "&to=" + encodeURIComponent(end.toISOString()) + "&max_points=400";
       try {
         const data = await api("GET", "/api/v1/points/" + encodeURIComponent(deviceSel.value) + "/" + encodeURIComponent(pointSel.value) + "/history" + qs);
-        plot.replaceChildren(drawPlot(data, start, end));
+        const p = points.find((q) => q.point === pointSel.value) || { point: pointSel.value, unit: data.unit };
+        drawChart(plot, data, start, end, pointTitle(p), p.unit || data.unit, p.kind);
       } catch (err) {
         plot.replaceChildren(h("p", { class: "muted", id: "trend-error", text: explain(err) }));
       }
@@ -687,51 +787,11 @@
     await draw();
   }
 
-  function drawPlot(data, start, end) {
-    const W = 900, H = 320, L = 56, R = 14, T = 14, B = 36;
-    const samples = data.points
-      .map((p) => ({ t: new Date(p.t).getTime(), v: typeof p.v === "boolean" ? (p.v ? 1 : 0) : Number(p.v) }))
-      .filter((p) => Number.isFinite(p.t) && Number.isFinite(p.v));
-    const root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "plot", role: "img", "aria-label": data.device + "/" + data.point });
-    if (!samples.length) {
-      const text = svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" });
-      text.textContent = t("trends.no_data");
-      root.append(text);
-      return root;
-    }
-    // the axis starts at the first sample when the history is younger than the range asked for
-    const t0 = Math.max(start.getTime(), samples[0].t - 1000), t1 = end.getTime();
-    const short = t1 - t0 < 600e3;
-    let lo = Math.min(...samples.map((s) => s.v)), hi = Math.max(...samples.map((s) => s.v));
-    if (lo === hi) { lo -= 1; hi += 1; }
-    const pad = (hi - lo) * 0.08;
-    lo -= pad; hi += pad;
-    const x = (tm) => L + ((tm - t0) / Math.max(1, t1 - t0)) * (W - L - R);
-    const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
-    for (let i = 0; i <= 4; i++) {
-      const v = lo + ((hi - lo) * i) / 4;
-      root.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
-      const label = svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" });
-      label.textContent = Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2);
-      root.append(label);
-    }
-    for (let i = 0; i <= 4; i++) {
-      const tm = t0 + ((t1 - t0) * i) / 4;
-      const label = svg("text", { x: x(tm), y: H - 12, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" });
-      label.textContent = new Date(tm).toLocaleTimeString(state.lang === "en" ? "en-GB" : "zh-CN", { hour12: false, hour: "2-digit", minute: "2-digit", second: short ? "2-digit" : undefined });
-      root.append(label);
-    }
-    root.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
-    root.append(svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }));
-    root.append(svg("polyline", { class: "line", points: samples.map((s) => x(s.t).toFixed(1) + "," + y(s.v).toFixed(1)).join(" ") }));
-    if (samples.length <= 150) {
-      for (const s of samples) root.append(svg("circle", { class: "pt", cx: x(s.t).toFixed(1), cy: y(s.v).toFixed(1), r: 2.5 }));
-    }
-    const unit = svg("text", { x: L + 4, y: T + 10 });
-    unit.textContent = data.unit || "";
-    root.append(unit);
-    root.dataset.points = String(samples.length);
-    return root;
+  function drawChart(box, data, start, end, title, unit, kind) {
+    box.replaceChildren(window.FgwChart.draw(data, start, end, {
+      width: box.clientWidth || 360, lang: state.lang, timeZone: siteZone(), zoneLabel: zoneLabel(),
+      title, unit, kind, texts: { noData: t("trends.no_data"), yes: t("value.true"), no: t("value.false") },
+    }));
   }
 
   // ---------------------------------------------------------------- routing
@@ -783,6 +843,7 @@
     // devices and trends change without events: refresh them now and then
     state.refreshTimer = setInterval(() => {
       if (state.view === "devices" && document.getElementById("modal").hidden) route();
+      refreshSince();
     }, 10000);
   }
 
