@@ -70,6 +70,7 @@ def ensure_peer(folder: Path | None = None, timeout: float = 1200.0) -> Peer:
         print(f"peers: installing {PEER_PACKAGE} and {PEER_PYMODBUS} into {venv}", flush=True)
         result = subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+             "--timeout", "30", "--retries", "1",
              PEER_PACKAGE, PEER_PYMODBUS, *PEER_EXTRAS],
             capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip

@@ -65,12 +65,14 @@ class Plan:
     doors: int
     ingest_rates: tuple[int, ...]
     ingest_seconds: float
+    tail: float = 1.5
+    """Seconds after a window for what was polled in it and is still on its way."""
 
 
 PLANS = {
     "full": Plan((100, 1000), 180, 20, 2, 40, 30, 30, 20, (250, 500, 1000, 2000, 4000), 10),
     "quick": Plan((100,), 20, 10, 1, 20, 10, 15, 10, (200, 1000), 4),
-    "tiny": Plan((4,), 1.5, 1, 1, 4, 2, 2, 2, (50,), 0.5),
+    "tiny": Plan((4,), 1.5, 1, 1, 4, 2, 2, 2, (50,), 0.5, tail=0.5),
 }
 
 
@@ -177,7 +179,7 @@ def polling(name: str, devices: int, plan: Plan, out: Path, peer: Peer | None) -
                         rss.append(tree_rss(process.pid))
                     cpu1, t1, w1 = tree_cpu(process.pid), time.monotonic(), time.time()
                     load = load_average()
-                    time.sleep(1.5)  # what was polled in the window and is still on its way
+                    time.sleep(plan.tail)
                     exited = process.poll()
             finally:
                 data = uplink.take()
@@ -222,7 +224,7 @@ def dead_unit(name: str, plan: Plan, out: Path, peer: Peer | None) -> dict[str, 
                     time.sleep(plan.seconds)
                     t1, w1 = time.monotonic(), time.time()
                     load = load_average()
-                    time.sleep(1.5)
+                    time.sleep(plan.tail)
                     exited = process.poll()
             finally:
                 data = uplink.take()
@@ -271,7 +273,7 @@ def outage(name: str, plan: Plan, out: Path, peer: Peer | None) -> dict[str, Any
                     time.sleep(plan.after)
                     w1 = time.time()
                     load = load_average()
-                    time.sleep(1.5)
+                    time.sleep(plan.tail)
                     exited = process.poll()
             finally:
                 data = uplink.take()
