@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import platform
 import shutil
 import subprocess
 import threading
@@ -66,11 +68,15 @@ class Plan:
     ingest_rates: tuple[int, ...]
     ingest_seconds: float
     tail: float = 1.5
+    dead_seconds: float | None = None
+    """The dead-unit window (default: `seconds`)."""
     """Seconds after a window for what was polled in it and is still on its way."""
 
 
 PLANS = {
-    "full": Plan((100, 1000), 180, 20, 2, 40, 30, 30, 20, (250, 500, 1000, 2000, 4000), 10),
+    "full": Plan(
+        (100, 1000), 180, 20, 2, 40, 30, 30, 20, (250, 500, 1000, 2000, 4000), 10, dead_seconds=60
+    ),
     "quick": Plan((100,), 20, 10, 1, 20, 10, 15, 10, (200, 1000), 4),
     "tiny": Plan((4,), 1.5, 1, 1, 4, 2, 2, 2, (50,), 0.5, tail=0.5),
 }
@@ -221,7 +227,7 @@ def dead_unit(name: str, plan: Plan, out: Path, peer: Peer | None) -> dict[str, 
                     time.sleep(plan.settle / 2)
                     uplink.take()
                     t0, w0 = time.monotonic(), time.time()
-                    time.sleep(plan.seconds)
+                    time.sleep(plan.dead_seconds or plan.seconds)
                     t1, w1 = time.monotonic(), time.time()
                     load = load_average()
                     time.sleep(plan.tail)
@@ -427,6 +433,21 @@ def ratios(rows: Sequence[dict[str, Any]]) -> None:
               flush=True)  # fmt: skip
 
 
+def meta(peer: Peer, plan: Plan) -> dict[str, Any]:
+    """Date, machine and versions, kept with the figures."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), "?")  # fmt: skip
+    memory = Path("/proc/meminfo").read_text().split()[1]
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu": cpu, "cores": os.cpu_count(),
+        "memory_gb": round(int(memory) / 2**20, 1), "python": platform.python_version(),
+        "facility_gateway": commit, "thingsboard_gateway": peer.version,
+        "peer_pymodbus": peer.pymodbus, "peer_paho": peer.paho, "plan": plan.__dict__,
+    }  # fmt: skip
+
+
 def alternate(rounds: int) -> Iterator[tuple[int, str]]:
     """(round, gateway): one after the other, the order flipped every round."""
     for n in range(rounds):
@@ -458,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = set(scenarios) - {"polling", "dead", "outage", "ingest"}
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    out = args.out or work_folder() / "peers" / time.strftime("%Y%m%d-%H%M%S")
+    out = (args.out or work_folder() / "peers" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     try:
         peer = ensure_peer()
@@ -467,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"# bench.peers — {time.strftime('%Y-%m-%d %H:%M')}, load {load_average()}; "
           f"thingsboard-gateway {peer.version} (pymodbus {peer.pymodbus}); output {out}",
           flush=True)  # fmt: skip
-    results: dict[str, list[dict[str, Any]]] = {s: [] for s in scenarios}
+    results: dict[str, Any] = {"meta": meta(peer, plan), **{s: [] for s in scenarios}}
     steps: dict[str, Callable[[str, Path], list[dict[str, Any]]]] = {
         "polling": lambda g, f: [polling(g, n, plan, f, peer) for n in plan.devices],
         "dead": lambda g, f: [dead_unit(g, plan, f, peer)],
