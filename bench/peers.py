@@ -2,6 +2,7 @@
 
     python -m bench.peers [--quick | --tiny] [--scenarios polling,dead,outage,ingest]
                           [--devices 100,1000] [--seconds 180] [--rounds 2] [--out DIR]
+    python -m bench.peers --report DIR/results.json     # markdown tables of a run
 
 The peer (`thingsboard-gateway` 3.8 from PyPI) is installed into its own venv under the bench's
 work folder (`bench.peer_venv`) and configured from the same site file (`bench.peer_config`); its
@@ -44,6 +45,7 @@ import paho.mqtt.client as mqtt
 
 from bench.peer_config import write_peer_config
 from bench.peer_measure import jitter_ms, polls_in, rates, tree_cpu, tree_rss
+from bench.peer_report import markdown
 from bench.peer_uplink import MqttCut, Uplink
 from bench.peer_venv import Peer, PeerUnavailable, ensure_peer, peer_env, work_folder
 from bench.sites import UNITS_PER_BUS, estate_yaml
@@ -465,7 +467,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, help="measured window of polling and dead")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--out", type=Path, help="output folder (configs, logs, results.json)")
+    parser.add_argument("--report", type=Path, help="print a results.json as markdown tables")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(args.report.read_text())))
+        return
     plan = PLANS["tiny" if args.tiny else "quick" if args.quick else "full"]
     overrides: dict[str, Any] = {}
     if args.devices:

@@ -49,6 +49,11 @@ def test_tiny_run_prints_every_scenario_for_both(
                         .read_text())  # fmt: skip
     assert config["thingsboard"]["host"] == "127.0.0.1"
     assert config["thingsboard"]["remoteConfiguration"] is False
+    peers.main(["--report", str(tmp_path / "results.json")])
+    report = capsys.readouterr().out
+    for scenario in ("polling", "dead", "outage", "ingest"):
+        assert f"### {scenario}" in report
+    assert "| 4 | ThingsBoard IoT Gateway |" in report and "CPU per value polled" in report
     run = tmp_path / "round-1" / "polling-4-peer"
     slaves = json.loads((run / "peer" / "modbus.json").read_text())["master"]["slaves"]
     site = load_site(run / "site.yaml")  # the same devices and points as the site file
