@@ -20,15 +20,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def polling(rows: Sequence[dict[str, Any]]) -> list[str]:
-    header = ["devices", "gateway", "CPU % of a core", "µs CPU per value", "RSS MB (peak)",
-              "values/s", "device rate median / min", "jitter p50 / p99 ms", "missed polls",
-              "load"]  # fmt: skip
+    header = ["devices", "gateway", "CPU % of a core", "µs CPU per value delivered",
+              "RSS MB start → end", "values/s delivered", "device rate median / min",
+              "jitter p50 / p99 ms", "missed polls", "simulator CPU %", "load"]  # fmt: skip
     body = [[f"{r['devices']:,}", NAMES[r["gateway"]], f"{r['cpu_pct']:.1f}",
-             f"{r['cpu_us_per_value']:.0f}", f"{r['rss_mb_end']:.1f} ({r['rss_mb_peak']:.1f})",
+             f"{r['cpu_us_per_value']:.0f}", f"{r['rss_mb_start']:.0f} → {r['rss_mb_end']:.0f}",
              f"{r['values_per_s']:,.0f}",
              f"{r['device_rate_median']:.2f} / {r['device_rate_min']:.2f}",
              f"{r['jitter_p50_ms']:.0f} / {r['jitter_p99_ms']:.0f}", f"{r['missed_polls']:,}",
-             r["load"]]
+             f"{r['sim_cpu_pct']:.0f}" if "sim_cpu_pct" in r else "–", r["load"]]
             for r in sorted(rows, key=lambda r: r["devices"])]  # fmt: skip
     return _table(header, body)
 

@@ -173,19 +173,21 @@ def polling(name: str, devices: int, plan: Plan, out: Path, peer: Peer | None) -
         sim_path, site_path = site_pair(folder, devices, port, port)
         site = load_site(site_path)
         points = points_of(site)
-        with simulators(sim_path, [b.port for b in site.buses.values()]):  # type: ignore[misc]
+        with simulators(sim_path, [b.port for b in site.buses.values()]) as sim:  # type: ignore[misc]
             uplink = Uplink(port, PREFIX)
             try:
                 with gateway(name, site_path, site, port, folder, peer) as process:
                     first = wait_first_polls(uplink, devices, plan.settle + 30)
                     time.sleep(plan.settle)
                     uplink.take()
+                    sim0 = tree_cpu(sim.pid)
                     cpu0, t0, w0 = tree_cpu(process.pid), time.monotonic(), time.time()
                     rss = [tree_rss(process.pid)]
                     while (left := t0 + plan.seconds - time.monotonic()) > 0:
                         time.sleep(min(5.0, left))
                         rss.append(tree_rss(process.pid))
                     cpu1, t1, w1 = tree_cpu(process.pid), time.monotonic(), time.time()
+                    sim1 = tree_cpu(sim.pid)
                     load = load_average()
                     time.sleep(plan.tail)
                     exited = process.poll()
@@ -207,7 +209,7 @@ def polling(name: str, devices: int, plan: Plan, out: Path, peer: Peer | None) -
         "values_per_s": values, "cpu_us_per_value": 1e6 * cpu / values if values else None,
         "device_rate_median": median(per_device), "device_rate_min": min(per_device),
         "jitter_p50_ms": p50, "jitter_p99_ms": p99, "missed_polls": missed,
-        "first_polls_s": first, "load": load,
+        "first_polls_s": first, "sim_cpu_pct": 100 * (sim1 - sim0) / window, "load": load,
     }  # fmt: skip
 
 
