@@ -10,6 +10,7 @@ quiet `logs.json`. What the peer's settings cannot say the same way is returned 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,21 @@ def modbus_point(name: str, point: ModbusPoint) -> dict[str, Any]:
     return entry
 
 
+BYTE_SWAPPED = ("BA", "BADC", "DCBA", "BADCFEHG", "HGFEDCBA")
+"""Orders the peer could only follow with byteOrder LITTLE for the whole slave."""
+
+
+def _word_order(point: ModbusPoint) -> str:
+    """The peer's wordOrder for a point: ABCD/ABCDEFGH (the default) BIG, word-swapped LITTLE."""
+    return "LITTLE" if point.order in ("CDAB", "GHEFCDAB") else "BIG"
+
+
+def slave_word_order(points: Iterable[ModbusPoint]) -> str:
+    """The wordOrder most of a device's multi-register points need (BIG when there are none)."""
+    wide = [_word_order(p) for p in points if p.register_count > 1 and p.type != "string"]
+    return max(("BIG", "LITTLE"), key=wide.count)
+
+
 def modbus_config(site: Site, notes: list[str]) -> dict[str, Any]:
     slaves = []
     orders = set()
@@ -55,13 +71,17 @@ def modbus_config(site: Site, notes: list[str]) -> dict[str, Any]:
             notes.append(f"{device_id}: bus {bus.id} is {bus.transport}; only tcp is generated")
             continue
         points = {n: p for n, p in device.points.items() if isinstance(p, ModbusPoint)}
-        orders |= {p.order for p in points.values() if p.order not in (None, "ABCD", "AB")}
+        word_order = slave_word_order(points.values())
+        orders |= {f"{device_id}.{n} ({p.order or 'big-endian'})" for n, p in points.items()
+                   if p.order in BYTE_SWAPPED
+                   or (p.register_count > 1 and p.table in ("holding", "input")
+                       and p.type != "string" and _word_order(p) != word_order)}  # fmt: skip
         slaves.append({
             "host": bus.host, "port": bus.port, "type": "tcp", "method": "socket",
             "unitId": ref.unit, "deviceName": device_id,
             "deviceType": device.spec.template or "default",
             "timeout": device.spec.timeout or bus.timeout, "retries": bus.retries,
-            "byteOrder": "BIG", "wordOrder": "BIG",
+            "byteOrder": "BIG", "wordOrder": word_order,
             "pollPeriod": round(device.spec.poll * 1000),
             "attributes": [],
             "timeseries": [modbus_point(n, p) for n, p in points.items()],
@@ -69,8 +89,8 @@ def modbus_config(site: Site, notes: list[str]) -> dict[str, Any]:
         })  # fmt: skip
     if orders:
         notes.append(
-            f"word orders {sorted(orders)} are per point in the site; the peer's byteOrder/"
-            "wordOrder are per slave (BIG/BIG here), so those points decode differently there"
+            "byte/word order is per slave in the peer, per point in the site; these points have "
+            f"another order than their slave's and decode differently there: {', '.join(sorted(orders))}"
         )
     return {"master": {"slaves": slaves}}
 

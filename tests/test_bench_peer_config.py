@@ -45,8 +45,11 @@ def test_every_modbus_point_becomes_one_request_of_the_same_register(tmp_path: P
                                                                  point.register_count)  # fmt: skip
             assert entry.get("bit") == point.bit
             assert entry.get("multiplier", 1.0) == point.scale
-    # run_hours is CDAB in the pump's template; the peer's orders are per slave: said, not hidden
-    assert any("CDAB" in note for note in notes)
+    # the meter's floats are CDAB: its slave takes that word order; the points that differ from
+    # their slave's order (the pump's CDAB run-hour counter) are said, not hidden
+    orders = {s["deviceName"]: s["wordOrder"] for s in slaves}
+    assert orders["energy-meter-2"] == "LITTLE" and orders["booster-pump-1"] == "BIG"
+    assert any("booster-pump-1.run_hours (CDAB)" in note for note in notes)
 
 
 def test_platform_on_loopback_remote_configuration_off_doors_mapped(tmp_path: Path) -> None:
