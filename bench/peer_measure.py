@@ -71,6 +71,13 @@ def jitter_ms(polls: dict[str, list[float]], period: float) -> tuple[float, floa
     return percentile(deviations, 0.5), percentile(deviations, 0.99), missed
 
 
+def ratio(a: float | None, b: float | None) -> float:
+    """a / b, NaN where either is missing or b is 0 (a tiny window can count no CPU tick)."""
+    if a is None or b is None or b == 0:
+        return float("nan")
+    return a / b
+
+
 def summary(values: Sequence[float]) -> str:
     if not values:
         return "none"

@@ -9,9 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bench.peer_measure import ratio
 from bench.support import median
 
 NAMES = {"fgw": "Facility Gateway", "peer": "ThingsBoard IoT Gateway"}
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _num(value: float | None, spec: str) -> str:
+    """A figure, or a dash where there is none (no value delivered: no CPU per value)."""
+    return "–" if value is None else format(value, spec)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -24,7 +34,7 @@ def polling(rows: Sequence[dict[str, Any]]) -> list[str]:
               "RSS MB start → end", "values/s delivered", "device rate median / min",
               "jitter p50 / p99 ms", "missed polls", "simulator CPU %", "load"]  # fmt: skip
     body = [[f"{r['devices']:,}", NAMES[r["gateway"]], f"{r['cpu_pct']:.1f}",
-             f"{r['cpu_us_per_value']:.0f}", f"{r['rss_mb_start']:.0f} → {r['rss_mb_end']:.0f}",
+             _num(r["cpu_us_per_value"], ".0f"), f"{r['rss_mb_start']:.0f} → {r['rss_mb_end']:.0f}",
              f"{r['values_per_s']:,.0f}",
              f"{r['device_rate_median']:.2f} / {r['device_rate_min']:.2f}",
              f"{r['jitter_p50_ms']:.0f} / {r['jitter_p99_ms']:.0f}", f"{r['missed_polls']:,}",
@@ -39,11 +49,11 @@ def ratios(rows: Sequence[dict[str, Any]]) -> list[str]:
         by = {g: [r for r in rows if r["gateway"] == g and r["devices"] == devices] for g in NAMES}
         if not all(by.values()):
             continue
-        cpu = {g: median([r["cpu_us_per_value"] for r in by[g]]) for g in NAMES}
+        cpu = {g: median([_nan(r["cpu_us_per_value"]) for r in by[g]]) for g in NAMES}
         rss = {g: median([r["rss_mb_peak"] for r in by[g]]) for g in NAMES}
         out.append(f"- {devices:,} devices: CPU per value polled, ThingsBoard / ours "
-                   f"**{cpu['peer'] / cpu['fgw']:.1f}×** (goal ≥ 3); peak RSS ours / ThingsBoard "
-                   f"**{rss['fgw'] / rss['peer']:.2f}** (goal ≤ 1)")  # fmt: skip
+                   f"**{ratio(cpu['peer'], cpu['fgw']):.1f}×** (goal ≥ 3); peak RSS ours / "
+                   f"ThingsBoard **{ratio(rss['fgw'], rss['peer']):.2f}** (goal ≤ 1)")  # fmt: skip
     return out
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from bench.peer_config import write_peer_config
-from bench.peer_measure import jitter_ms, polls_in, rates, tree_cpu, tree_rss
+from bench.peer_measure import jitter_ms, polls_in, rates, ratio, tree_cpu, tree_rss
 from bench.peer_report import markdown
 from bench.peer_uplink import MqttCut, Uplink
 from bench.peer_venv import Peer, PeerUnavailable, ensure_peer, peer_env, work_folder
@@ -432,8 +432,8 @@ def ratios(rows: Sequence[dict[str, Any]]) -> None:
             continue
         cpu = {g: median([r["cpu_us_per_value"] or float("nan") for r in by[g]]) for g in GATEWAYS}
         rss = {g: median([r["rss_mb_peak"] for r in by[g]]) for g in GATEWAYS}
-        print(f"  {devices} devices: CPU per value polled, peer/ours {cpu['peer'] / cpu['fgw']:.2f} "
-              f"(goal >= 3); peak RSS ours/peer {rss['fgw'] / rss['peer']:.2f} (goal <= 1)",
+        print(f"  {devices} devices: CPU per value polled, peer/ours {ratio(cpu['peer'], cpu['fgw']):.2f} "
+              f"(goal >= 3); peak RSS ours/peer {ratio(rss['fgw'], rss['peer']):.2f} (goal <= 1)",
               flush=True)  # fmt: skip
 
 

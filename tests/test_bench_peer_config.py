@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.peer_config import write_peer_config
 from bench.peer_measure import jitter_ms, polls_in, rates
+from bench.peer_report import markdown
 from bench.peer_uplink import Delivered
 from bench.peers import doors_yaml
 from bench.sites import estate_yaml
@@ -80,3 +81,15 @@ def test_rates_and_jitter_come_from_the_polls_own_times() -> None:
     p50, p99, missed = jitter_ms(polls, 1.0)
     assert missed == 1
     assert round(p50) == 20 and round(p99) == 1000
+
+
+def test_report_of_a_run_where_nothing_was_counted_prints_dashes_not_errors() -> None:
+    """A tiny window on a busy machine can count no CPU tick and no delivered value."""
+    row = {"gateway": "fgw", "devices": 4, "cpu_pct": 0.0, "rss_mb_start": 50.0,
+           "rss_mb_end": 50.0, "rss_mb_peak": 50.0, "values_per_s": 0.0,
+           "cpu_us_per_value": None, "device_rate_median": 0.0, "device_rate_min": 0.0,
+           "jitter_p50_ms": float("nan"), "jitter_p99_ms": float("nan"), "missed_polls": 0,
+           "load": "7.5"}  # fmt: skip
+    text = markdown({"polling": [row, {**row, "gateway": "peer", "cpu_us_per_value": 0.0}]})
+    assert "| 4 | Facility Gateway | 0.0 | – |" in text
+    assert "ThingsBoard / ours **nan×**" in text
