@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark suite, from a fresh clone: installs what it needs (scripts/setup.sh), then runs every
 # bench in bench/ with its defaults and prints each figure beside its ceiling from the same run.
-#   ./scripts/bench.sh            full suite (about 25 minutes: the footprint of the default site runs 10)
-#   ./scripts/bench.sh --quick    every bench in a short configuration (about 2 minutes)
+#   ./scripts/bench.sh            full suite (about 75 minutes: the footprint of the default site runs 10,
+#                                 the comparison with ThingsBoard IoT Gateway about 50)
+#   ./scripts/bench.sh --quick    every bench in a short configuration (about 7 minutes, 5 of them
+#                                 bench.peers, which installs the peer into .bench/peer-venv once)
 # Figures are noisy on a shared machine: each bench prints the 1-minute load average with them.
 # Never run by CI; see docs/performance.md for the figures and how they were taken.
 set -euo pipefail
@@ -19,6 +21,7 @@ if [ "${1:-}" = "--quick" ]; then
   $py -m bench.export --polls 10000 --repeat 1
   $py -m bench.footprint --devices 200 --seconds 20 --settle 5
   $py -m bench.fire_latency --rounds 3
+  $py -m bench.peers --quick                          # beside ThingsBoard IoT Gateway (installs it)
 else
   uptime
   $py -m bench.rules
@@ -29,4 +32,5 @@ else
   $py -m bench.fire_latency
   $py -m bench.footprint --readings off               # the default site, 10 minutes
   $py -m bench.footprint --readings on --seconds 60   # readings published: start to first poll
+  $py -m bench.peers                                  # beside ThingsBoard IoT Gateway, about 50 minutes
 fi
