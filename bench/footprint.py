@@ -5,7 +5,9 @@
 1,000 simulated devices (the four Modbus templates in turn: 10,000 points) over five TCP buses
 (five servers on five ports, like five plant rooms' Modbus gateways), served by `fgw sim` in its
 own process; a private Mosquitto; and `fgw run`. Only the gateway process is measured, from /proc:
-CPU time over the window as % of one core, resident memory every 10 s (start, end, peak).
+CPU time over the window as % of one core, resident memory every 10 s (start, end, peak), and the
+bytes it wrote to storage over the window (`write_bytes` of /proc/PID/io) per second, per value
+polled (the points times the polls of the window) and per day.
 
 Two configurations, one after the other (`--readings off|on|both`, default both):
 
@@ -16,13 +18,15 @@ Two configurations, one after the other (`--readings off|on|both`, default both)
   option), counted from MQTT as it arrives; this run also times `fgw run` to its first published
   poll.
 
-`--seconds 30` gives a short run.
+`--seconds 30` gives a short run. `--tree DIR` runs the gateway from another source tree (e.g. an
+export of an earlier commit) with this bench, to compare old and new in one run, in turn.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import tempfile
@@ -44,6 +48,7 @@ from bench.support import (
     rss_mb,
     simulators,
     stop,
+    write_bytes,
 )
 from gateway.config.site import load_site
 
@@ -86,7 +91,7 @@ class ReadingsCounter:
 
 def run(
     devices: int, seconds: float, settle: float, folder: Path, publish: bool = True,
-    profile: Path | None = None,
+    profile: Path | None = None, tree: Path | None = None,
 ) -> None:  # fmt: skip
     buses = -(-devices // UNITS_PER_BUS)
     ports = [free_port() for _ in range(buses)]
@@ -101,12 +106,16 @@ def run(
             counter = ReadingsCounter(mqtt_port, site.topic_prefix)
             log = (folder / "run.log").open("wb")
             started = time.monotonic()
+            env = dict(os.environ)
+            if tree is not None:
+                env["PYTHONPATH"] = str(tree)
             gateway = subprocess.Popen([*FGW, "run", str(path), "--log-level", "warning"],
-                                       stderr=log, stdout=log)  # fmt: skip
+                                       stderr=log, stdout=log, env=env, cwd=tree)  # fmt: skip
             try:
                 time.sleep(settle)
                 first = None if counter.first is None else counter.first - started
                 cpu0, t0, wall0 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
+                written0 = write_bytes(gateway.pid)
                 rss = [rss_mb(gateway.pid)]
                 counter.take()
                 if profile is not None:  # py-spy, sampling the gateway for the whole window
@@ -119,6 +128,7 @@ def run(
                     time.sleep(min(10.0, left))
                     rss.append(rss_mb(gateway.pid))
                 cpu1, t1, wall1 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
+                written1 = write_bytes(gateway.pid)
                 polls, values = counter.take()
                 exited = gateway.poll()
                 if profile is not None:
@@ -140,6 +150,11 @@ def run(
     print(f"  gateway RSS          : {rss[0]:.1f} MB at start -> {rss[-1]:.1f} MB at end, "
           f"peak {max(rss):.1f} MB  (goal <= 100 MB, no growth)")  # fmt: skip
     print(f"  RSS every 10 s       : {' '.join(f'{m:.1f}' for m in rss)}")
+    rate = (written1 - written0) / window
+    print(
+        f"  bytes written        : {rate / 1024:,.1f} KiB/s, {rate / points:.2f} bytes per value "
+        f"polled ({points:,} values/s), {rate * 86400 / 1e9:.2f} GB/day  (goal <= 8 B/value)"
+    )
     if stored is not None:
         print(f"  values stored        : {stored[1] / window:,.0f}/s in {stored[0] / window:,.0f} "
               f"rows/s (expected {points:,}/s; counted in the history file)")  # fmt: skip
@@ -193,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--no-publish", action="store_true", help="the same as --readings off")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the window to FILE")
+    parser.add_argument("--tree", type=Path, help="run the gateway from this source tree")
     args = parser.parse_args(argv)
     readings = "off" if args.no_publish else args.readings
     header("footprint")
@@ -203,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{profile.stem}-{'on' if publish else 'off'}{profile.suffix}"
             )
         with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
-            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile)
+            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile, args.tree)
 
 
 if __name__ == "__main__":
