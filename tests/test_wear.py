@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.model import Quality, Reading
 from gateway.wear import FAR_ABOVE, Usage, WearMeter, low_space, read_proc_written
 
 GIB = 1024**3
@@ -72,3 +73,54 @@ def test_without_proc_the_check_reports_what_it_can() -> None:
     assert wear.report(0.0) == {"status": "ok"}
     assert read_proc_written("/nonexistent/io") is None
     assert isinstance(read_proc_written(), int)  # this process, on Linux
+
+
+# ------------------------------------------------------------------------------ the alarm
+
+SITE = """
+site: {id: wear}
+storage: {path: ./state}
+console: {enabled: false}
+modbus: [{id: bus, transport: tcp, host: 127.0.0.1, port: 1502, timeout: 1s}]
+devices:
+  - {id: panel, template: fire_panel, modbus: {bus: bus, unit: 1}, poll: 1s}
+"""
+
+
+def test_a_wearing_storage_raises_a_low_alarm_that_clears_and_suppresses_nothing(
+    tmp_path: Path,
+) -> None:
+    from gateway.config.site import load_site
+    from gateway.service import Gateway
+    from gateway.wear_alarm import ALARM_ID, WearAlarm
+
+    (tmp_path / "site.yaml").write_text(SITE)
+    gateway = Gateway(load_site(tmp_path / "site.yaml"))
+    try:
+        disk = Disk()
+        gateway.monitor.wear = WearMeter(
+            tmp_path, 10, read_written=disk.read, usage=disk.usage_of, window=600
+        )
+        (alarm,) = [c for c in gateway.components if isinstance(c, WearAlarm)]
+        alarm.on_tick(1000.0, 0.0)  # all is well: nothing to raise
+        assert gateway.book.get(ALARM_ID).payload()["state"] == "normal"
+        disk.usage = Usage(32 * GIB, GIB)  # nearly full
+        alarm.on_tick(1060.0, 30.0)
+        assert gateway.book.get(ALARM_ID).payload()["state"] == "normal"  # once a minute
+        alarm.on_tick(1090.0, 60.0)
+        raised = gateway.book.get(ALARM_ID).payload()
+        assert (raised["state"], raised["priority"]) == ("active_unack", "low")
+        assert "nearly full" in raised["message"]
+        # the gateway's own alarm is nobody's root cause: a fire comes through as it would
+        gateway.readings([Reading("panel", "fire", True, Quality.GOOD, 1091.0)])
+        gateway.process_queued()
+        fire = gateway.book.get("panel.fire_alarm").payload()
+        assert (fire["state"], fire["priority"]) == ("active_unack", "critical")
+        disk.usage = Usage(32 * GIB, 20 * GIB)
+        alarm.on_tick(1150.0, 120.0)
+        assert gateway.book.get(ALARM_ID).payload()["state"] == "rtn_unack"
+        journal = gateway.journal(ALARM_ID)  # journaled like any alarm
+        assert [row["to"] for row in journal] == ["active_unack", "rtn_unack"]
+    finally:
+        gateway.history.close()
+        gateway.store.close()
