@@ -217,3 +217,68 @@ def test_every_reading_is_stored_without_a_deadband(tmp_path: Path, clock: Clock
     assert store.samples_stored == 50
     assert len(store.query("pump-1", "p", T0, T0 + 49)) == 50
     store.close()
+
+
+# ------------------------------------------------------------------------------ from the site
+
+SITE = """
+site: {id: bands}
+storage: {path: ./state}
+console: {enabled: false}
+modbus: [{id: bus, transport: tcp, host: 127.0.0.1, port: 1502, timeout: 1s}]
+history:
+  commit_interval: 5s
+  heartbeat: 15m
+  deadband_percent: 1
+  deadband: {meter-1.voltage_l1: 0.5, energy_meter.voltage_l2: 3, pump-1.flow: 0}
+devices:
+  - {id: meter-1, template: energy_meter, modbus: {bus: bus, unit: 1}}
+  - {id: meter-2, template: energy_meter, modbus: {bus: bus, unit: 2}}
+  - {id: pump-1, template: booster_pump, modbus: {bus: bus, unit: 3}}
+  - id: tank-1
+    modbus: {bus: bus, unit: 9}
+    points:
+      level: {register: holding, address: 0, type: uint16, scale: 0.1, unit: "%", range: [0, 100]}
+      spare: {register: holding, address: 1, type: uint16, deadband: 7}
+"""
+
+
+def test_the_site_file_the_template_and_the_type_give_each_point_its_deadband(
+    tmp_path: Path,
+) -> None:
+    from gateway.config.site import load_site
+    from gateway.storage.deadbands import site_deadbands
+
+    (tmp_path / "site.yaml").write_text(SITE)
+    site = load_site(tmp_path / "site.yaml")
+    band = site_deadbands(site)
+    assert band("meter-1", "voltage_l1") == 0.5  # device.point in the site file
+    assert band("meter-1", "voltage_l2") == band("meter-2", "voltage_l2") == 3  # template.point
+    assert band("meter-2", "voltage_l1") == 2.0  # the template's own
+    assert band("pump-1", "flow") == 0  # every change
+    assert band("tank-1", "level") == pytest.approx(1.0)  # 1 % of its range
+    assert band("tank-1", "spare") == 7  # the point's own
+    assert band("meter-1", "breaker_tripped") == 0.0  # a bit: every change
+    store = HistoryStore.for_site(site)
+    assert (store.commit_interval, store.heartbeat) == (5.0, 900.0)
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("history", "error"),
+    [
+        ("{commit_interval: 10m}", "commit_interval must be between 100ms and 5m"),
+        ("{heartbeat: 0s}", "heartbeat must be at least 1s"),
+        ("{deadband: {voltage: 1}}", "the key is device.point or template.point"),
+    ],
+)
+def test_bad_history_settings_are_named(tmp_path: Path, history: str, error: str) -> None:
+    from gateway.config.errors import SiteError
+    from gateway.config.site import load_site
+
+    (tmp_path / "site.yaml").write_text(
+        "site: {id: bad}\nstorage: {path: ./state}\nhistory: " + history + "\n"
+    )
+    with pytest.raises(SiteError) as caught:
+        load_site(tmp_path / "site.yaml")
+    assert error in str(caught.value) and "site.yaml:3" in str(caught.value)

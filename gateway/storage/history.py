@@ -115,6 +115,9 @@ MIN_RAW_KEPT = 3600.0
 """Stored samples younger than this are never pruned for space (aggregates go first)."""
 CACHE_KIB = 2048
 """The connection's page cache, KiB."""
+INGEST_INTERVAL = 1.0
+"""Seconds between the writer's folds of the readings waiting (between commits: memory stays
+small whatever the commit interval)."""
 CLOSE_TIMEOUT = 10.0
 """Seconds a stop may spend writing what is buffered."""
 MAX_BUFFERED = 200_000
@@ -195,6 +198,11 @@ class HistoryStore:
         self._open_scan: int | None = None  # the wall minute of the last scan for finished ones
         self._buffer: list[Sequence[Reading]] = []
         self._buffered = 0
+        # ingested, not yet committed: the samples to store and the minutes done
+        self._pending_samples: dict[int, list[Sample]] = {}
+        self._pending_minutes: dict[int, list[Minute]] = {}
+        self._pending_readings = 0
+        self._pending_batches = 0
         self._cond = threading.Condition()
         self._added = 0  # batches added, ever
         self._written = 0  # batches handled by the writer (committed or dropped), ever
@@ -296,17 +304,23 @@ class HistoryStore:
             self._db.close()
 
     def _writer(self) -> None:
+        next_commit = time.monotonic() + self.commit_interval
         while True:
             with self._cond:
-                deadline = time.monotonic() + self.commit_interval
                 while not (self._stopping or self._flush_requested):
-                    left = deadline - time.monotonic()
+                    left = min(INGEST_INTERVAL, next_commit - time.monotonic())
                     if left <= 0:
                         break
-                    self._cond.wait(left)  # paced: one transaction per interval, not per batch
+                    self._cond.wait(left)
+                flush = self._flush_requested
                 self._flush_requested = False
                 stopping = self._stopping
-            self.write_pending()
+            if flush or stopping or time.monotonic() >= next_commit:
+                # paced: one transaction per interval, not per batch
+                next_commit = time.monotonic() + self.commit_interval
+                self.write_pending()
+            else:
+                self._ingest()  # the readings waiting become samples and minutes: small
             now = self._wall()
             if now - self._last_prune >= self.prune_interval:
                 self._last_prune = now
@@ -319,34 +333,59 @@ class HistoryStore:
                 self.write_pending(finish=True)
                 return
 
+    def _ingest(self) -> None:
+        """Fold the batches waiting into samples to store and minutes done (no transaction)."""
+        with self._cond:
+            batches, self._buffer = self._buffer, []
+            self._buffered = 0
+        if not batches:
+            return
+        try:
+            with self._db_lock:
+                for batch in batches:
+                    self._pending_readings += len(batch)
+                    for r in batch:
+                        self._take(r, self._pending_samples, self._pending_minutes)
+        except sqlite3.Error as exc:  # a new point's series could not be written
+            self._failed(exc)
+            self.dropped += sum(map(len, batches))
+        finally:
+            self._pending_batches += len(batches)
+
     def write_pending(self, finish: bool = False) -> int:
         """Write everything buffered in one transaction (the writer calls this); readings handled.
 
         Args:
             finish: also write the minutes still open in memory (at a stop).
         """
-        with self._cond:
-            batches, self._buffer = self._buffer, []
-            self._buffered = 0
-        if not batches and not finish and not self._minute_turned():
-            return 0
+        self._ingest()
+        batches, readings = self._pending_batches, self._pending_readings
+        samples, done = self._pending_samples, self._pending_minutes
+        self._pending_batches = self._pending_readings = 0
+        self._pending_samples, self._pending_minutes = {}, {}
+        if not (samples or done or finish or self._minute_turned()):
+            self._handled(batches)
+            return readings
         try:
-            written = self._write(batches, finish)
+            wrote = self._write(samples, done, finish)
         except sqlite3.Error as exc:
             self._failed(exc)
-            self.dropped += sum(len(b) for b in batches)
-            written = 0
+            self.dropped += readings
+            readings = 0
         else:
-            if self.error is not None:
+            if self.error is not None and wrote:
                 log.info("history: writing again (%s)", self.path)
                 self.error = None
-            self.rows_written += written
+            self.rows_written += readings
             self.commits += 1
             self.last_commit = self._wall()
+        self._handled(batches)
+        return readings
+
+    def _handled(self, batches: int) -> None:
         with self._cond:
-            self._written += len(batches)
+            self._written += batches
             self._cond.notify_all()
-        return written
 
     def _failed(self, exc: sqlite3.Error) -> None:
         if self.error is None:
@@ -358,44 +397,37 @@ class HistoryStore:
     def _minute_turned(self) -> bool:
         return int(self._wall() // 60 * 60) != self._open_scan
 
-    def _write(self, batches: list[Sequence[Reading]], finish: bool) -> int:
-        samples: dict[int, list[Sample]] = {}
-        done: dict[int, list[Minute]] = {}
-        created: list[tuple[str, str]] = []
-        readings = 0
+    def _write(
+        self, samples: dict[int, list[Sample]], done: dict[int, list[Minute]], finish: bool
+    ) -> bool:
+        """Commit a block of `samples` and `done` minutes (and those the wall clock ended);
+        False when there was nothing to write."""
         with self._db_lock:
+            self._finished_minutes(done, finish)
+            if not (samples or done):
+                return False
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for batch in batches:
-                    readings += len(batch)
-                    for r in batch:
-                        self._take(r, samples, done, created)
-                self._finished_minutes(done, finish)
-                if samples or done:
-                    self._insert_block(samples, done)
+                self._insert_block(samples, done)
                 db.execute("COMMIT")
             except BaseException:
-                # series inserted by this transaction are gone: forget them and their state
-                for key in created:
-                    self._series.pop(key, None)
                 db.execute("ROLLBACK")
                 raise
         self.samples_stored += sum(map(len, samples.values()))
-        return readings
+        return True
 
     def _take(
         self,
         r: Reading,
         samples: dict[int, list[Sample]],
         done: dict[int, list[Minute]],
-        created: list[tuple[str, str]],
     ) -> None:
         """One reading: folded into its minute (a good number), stored when its filter keeps it."""
         key = (r.device, r.point)
         series = self._series.get(key)
         if series is None:
-            series = self._new_series(key, created)
+            series = self._new_series(key)
         ts, value = r.ts, r.value
         quality = QUALITY_CODE.get(r.quality, 1)
         cls = value.__class__
@@ -426,7 +458,8 @@ class HistoryStore:
         if series.filter.keep(ts, quality, value):
             samples.setdefault(series.sid, []).append((ts, quality, value))
 
-    def _new_series(self, key: tuple[str, str], created: list[tuple[str, str]]) -> _Series:
+    def _new_series(self, key: tuple[str, str]) -> _Series:
+        """A point first met since the start: its series row (written at once, if new)."""
         row = self._db.execute(
             "SELECT id FROM series WHERE device = ? AND point = ?", key
         ).fetchone()
@@ -434,7 +467,6 @@ class HistoryStore:
             row = self._db.execute(
                 "INSERT INTO series (device, point) VALUES (?, ?) RETURNING id", key
             ).fetchone()
-            created.append(key)
         series = _Series(int(row[0]), SeriesFilter(self.deadband(*key), self.heartbeat))
         self._series[key] = series
         return series
