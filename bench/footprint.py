@@ -162,8 +162,8 @@ def run(
               f"rows/s (expected {points:,}/s; counted in the history file)")  # fmt: skip
     elif (kept := stored_samples(site.storage_dir / "history.sqlite3", wall0, wall1)) is not None:
         samples, polled = kept
-        print(f"  values polled        : {polled / window:,.0f}/s (the minutes' counts, whole "
-              f"minutes of the window); stored {samples / window:,.0f}/s "
+        print(f"  values polled        : {polled / window:,.0f}/s (the minute aggregates' "
+              f"counts); stored {samples / window:,.0f}/s "
               f"({100 * samples / max(polled, 1):.1f} %)")  # fmt: skip
     else:
         print("  values stored        : not counted (no history file)")
@@ -203,8 +203,8 @@ def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None
 
 
 def stored_samples(path: Path, start: float, end: float) -> tuple[int, int] | None:
-    """Samples stored between `start` and `end`, and values polled in the whole minutes between
-    them scaled to the window (the minute aggregates count every polled number), in a history
+    """Samples stored between `start` and `end`, and values polled between them (the minute
+    aggregates count every polled number; a minute at an edge by its share inside), in a history
     file of the deadband layout; None for another."""
     if not path.exists():
         return None
@@ -226,16 +226,15 @@ def stored_samples(path: Path, start: float, end: float) -> tuple[int, int] | No
                 parts += [(section.records(sid), is_samples) for sid in ids]
     for blob_s, blob_m in chunks:
         parts.append((zlib.decompress(blob_s or blob_m), blob_s is not None))
-    samples = polled = 0
-    first, last = -(-start // 60) * 60, end // 60 * 60
+    samples, polled = 0, 0.0
     for part, is_samples in parts:
         if is_samples:
             samples += sum(1 for s in decode_samples(part) if start <= s[0] <= end)
-        else:
-            polled += sum(m[4] for m in decode_minutes(part) if first <= m[0] < last)
-    if last > first:
-        polled = round(polled * (end - start) / (last - first))
-    return samples, polled
+        else:  # a minute's count, by the share of the minute inside the window
+            for m in decode_minutes(part):
+                inside = min(m[0] + 60, end) - max(m[0], start)
+                polled += m[4] * max(0.0, inside) / 60
+    return samples, round(polled)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
