@@ -93,7 +93,7 @@ class ReadingsCounter:
 
 def run(
     devices: int, seconds: float, settle: float, folder: Path, publish: bool = True,
-    profile: Path | None = None, tree: Path | None = None,
+    profile: Path | None = None, tree: Path | None = None, commit: float | None = None,
 ) -> None:  # fmt: skip
     buses = -(-devices // UNITS_PER_BUS)
     ports = [free_port() for _ in range(buses)]
@@ -101,6 +101,7 @@ def run(
         path = folder / "site.yaml"
         path.write_text(
             estate_yaml(devices, mqtt_port=mqtt_port, modbus_ports=ports, publish_readings=publish)
+            + (f"history: {{commit_interval: {commit}s}}\n" if commit is not None else "")
         )
         site = load_site(path)
         points = sum(len(d.points) for d in site.devices.values())
@@ -140,6 +141,7 @@ def run(
                 stop(gateway)  # the history writes what it holds: the window's polls are all in
                 log.close()
         stored = stored_polls(site.storage_dir / "history.sqlite3", wall0, wall1)
+        compaction = compaction_cost(site.storage_dir)
     if exited is not None:
         raise SystemExit(f"fgw run exited with {exited}: see {folder / 'run.log'}")
     window = t1 - t0
@@ -167,6 +169,9 @@ def run(
               f"({100 * samples / max(polled, 1):.1f} %)")  # fmt: skip
     else:
         print("  values stored        : not counted (no history file)")
+    if compaction is not None:
+        print(f"  hourly compaction    : {compaction:.2f} bytes per value polled (the blocks of the "
+              f"run moved into hour chunks, measured in this process)")  # fmt: skip
     if publish:
         print(f"  polls published      : {polls / window:,.1f}/s, {values / window:,.0f} values/s "
               f"(expected {devices}/s, {points:,}/s)")  # fmt: skip
@@ -237,6 +242,23 @@ def stored_samples(path: Path, start: float, end: float) -> tuple[int, int] | No
     return samples, round(polled)
 
 
+def compaction_cost(folder: Path) -> float | None:
+    """Bytes written (/proc/self/io) per value polled to move a stopped gateway's blocks into hour
+    chunks, as its writer does once an hour: the part of the write rate a short window misses."""
+    from gateway.storage.history import HistoryStore
+
+    path = folder / "history.sqlite3"
+    counted = stored_samples(path, 0.0, time.time() + 3600)
+    if counted is None or not counted[1]:
+        return None
+    later = time.time() + 2 * 3600
+    store = HistoryStore(folder, wall=lambda: later)
+    before = write_bytes(os.getpid())
+    store.compact()
+    store.close()  # and the checkpoint of what it wrote
+    return (write_bytes(os.getpid()) - before) / counted[1]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000, help="10 points each")
@@ -251,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-publish", action="store_true", help="the same as --readings off")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the window to FILE")
     parser.add_argument("--tree", type=Path, help="run the gateway from this source tree")
+    parser.add_argument("--commit-interval", type=float, help="history.commit_interval, seconds")
     args = parser.parse_args(argv)
     readings = "off" if args.no_publish else args.readings
     header("footprint")
@@ -261,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{profile.stem}-{'on' if publish else 'off'}{profile.suffix}"
             )
         with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
-            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile, args.tree)
+            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile, args.tree,
+                args.commit_interval)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -203,6 +203,7 @@ class HistoryStore:
         self._pending_minutes: dict[int, list[Minute]] = {}
         self._pending_readings = 0
         self._pending_batches = 0
+        self._created: list[tuple[str, str]] = []  # series inserted by the ingest under way
         self._cond = threading.Condition()
         self._added = 0  # batches added, ever
         self._written = 0  # batches handled by the writer (committed or dropped), ever
@@ -342,14 +343,25 @@ class HistoryStore:
             return
         try:
             with self._db_lock:
-                for batch in batches:
-                    self._pending_readings += len(batch)
-                    for r in batch:
-                        self._take(r, self._pending_samples, self._pending_minutes)
+                # one transaction for the points first met (a start meets them all at once)
+                self._db.execute("BEGIN")
+                try:
+                    for batch in batches:
+                        self._pending_readings += len(batch)
+                        for r in batch:
+                            self._take(r, self._pending_samples, self._pending_minutes)
+                finally:
+                    self._db.execute("COMMIT")
         except sqlite3.Error as exc:  # a new point's series could not be written
             self._failed(exc)
             self.dropped += sum(map(len, batches))
+            with self._db_lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                for key in self._created:  # their rows are gone: met again, written again
+                    self._series.pop(key, None)
         finally:
+            self._created.clear()
             self._pending_batches += len(batches)
 
     def write_pending(self, finish: bool = False) -> int:
@@ -467,6 +479,7 @@ class HistoryStore:
             row = self._db.execute(
                 "INSERT INTO series (device, point) VALUES (?, ?) RETURNING id", key
             ).fetchone()
+            self._created.append(key)
         series = _Series(int(row[0]), SeriesFilter(self.deadband(*key), self.heartbeat))
         self._series[key] = series
         return series
