@@ -163,15 +163,16 @@ def run(
         print(f"  values stored        : {stored[1] / window:,.0f}/s in {stored[0] / window:,.0f} "
               f"rows/s (expected {points:,}/s; counted in the history file)")  # fmt: skip
     elif (kept := stored_samples(site.storage_dir / "history.sqlite3", wall0, wall1)) is not None:
-        samples, polled = kept
-        print(f"  values polled        : {polled / window:,.0f}/s (the minute aggregates' "
-              f"counts); stored {samples / window:,.0f}/s "
-              f"({100 * samples / max(polled, 1):.1f} %)")  # fmt: skip
+        samples, polled, covered = kept
+        rate = polled / covered if covered else float("nan")
+        print(f"  values stored        : {samples / window:,.0f}/s, "
+              f"{100 * samples / window / points:.1f} % of those polled; good numbers polled "
+              f"{rate:,.0f}/s in the window's whole minutes")  # fmt: skip
     else:
         print("  values stored        : not counted (no history file)")
     if compaction is not None:
-        print(f"  hourly compaction    : {compaction:.2f} bytes per value polled (the blocks of the "
-              f"run moved into hour chunks, measured in this process)")  # fmt: skip
+        print(f"  hourly compaction    : {compaction:.2f} bytes per value polled (an hour of the "
+              f"run's blocks moved into hour chunks, measured in this process)")  # fmt: skip
     if publish:
         print(f"  polls published      : {polls / window:,.1f}/s, {values / window:,.0f} values/s "
               f"(expected {devices}/s, {points:,}/s)")  # fmt: skip
@@ -207,10 +208,10 @@ def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None
     return int(polls), int(values)
 
 
-def stored_samples(path: Path, start: float, end: float) -> tuple[int, int] | None:
-    """Samples stored between `start` and `end`, and values polled between them (the minute
-    aggregates count every polled number; a minute at an edge by its share inside), in a history
-    file of the deadband layout; None for another."""
+def stored_samples(path: Path, start: float, end: float) -> tuple[int, int, float] | None:
+    """Samples stored between `start` and `end`; the values polled in the minutes wholly inside
+    them (the minute aggregates count every polled number) and those minutes' seconds; in a
+    history file of the deadband layout, None for another."""
     if not path.exists():
         return None
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -231,32 +232,54 @@ def stored_samples(path: Path, start: float, end: float) -> tuple[int, int] | No
                 parts += [(section.records(sid), is_samples) for sid in ids]
     for blob_s, blob_m in chunks:
         parts.append((zlib.decompress(blob_s or blob_m), blob_s is not None))
-    samples, polled = 0, 0.0
+    samples = polled = 0
+    minutes: set[int] = set()
     for part, is_samples in parts:
         if is_samples:
             samples += sum(1 for s in decode_samples(part) if start <= s[0] <= end)
-        else:  # a minute's count, by the share of the minute inside the window
+        else:
             for m in decode_minutes(part):
-                inside = min(m[0] + 60, end) - max(m[0], start)
-                polled += m[4] * max(0.0, inside) / 60
-    return samples, round(polled)
+                if start <= m[0] and m[0] + 60 <= end:
+                    polled += m[4]
+                    minutes.add(m[0])
+    return samples, polled, 60.0 * len(minutes)
 
 
-def compaction_cost(folder: Path) -> float | None:
-    """Bytes written (/proc/self/io) per value polled to move a stopped gateway's blocks into hour
-    chunks, as its writer does once an hour: the part of the write rate a short window misses."""
+def compaction_cost(folder: Path, hour: float = 3600.0) -> float | None:
+    """Bytes written (/proc/self/io) per value polled to move an hour of blocks into hour chunks, as
+    the writer does once an hour: the part of the write rate a short window misses. The run's
+    blocks are repeated to fill an hour (in a copy of its file), so each chunk row carries an
+    hour, as it does in service."""
+    import shutil
+
     from gateway.storage.history import HistoryStore
 
-    path = folder / "history.sqlite3"
-    counted = stored_samples(path, 0.0, time.time() + 3600)
+    counted = stored_samples(folder / "history.sqlite3", 0.0, time.time() + 3600)
     if counted is None or not counted[1]:
-        return None
+        return None  # (the minutes of a stopped gateway are all written: all are whole)
+    copy = folder / "compaction"
+    copy.mkdir()
+    src = sqlite3.connect(folder / "history.sqlite3")
+    dst = sqlite3.connect(copy / "history.sqlite3")
+    src.backup(dst)
+    src.close()
+    (t0, t1) = dst.execute("SELECT min(t0), max(t1) FROM block").fetchone()
+    times = max(1, round(hour / max(1.0, t1 - t0)))
+    rows = dst.execute("SELECT hour, t0, t1, samples, minutes FROM block").fetchall()
+    for _ in range(times - 1):
+        dst.executemany(
+            "INSERT INTO block (hour, t0, t1, samples, minutes) VALUES (?, ?, ?, ?, ?)", rows
+        )
+    dst.commit()
+    dst.close()
     later = time.time() + 2 * 3600
-    store = HistoryStore(folder, wall=lambda: later)
+    store = HistoryStore(copy, wall=lambda: later)
     before = write_bytes(os.getpid())
     store.compact()
     store.close()  # and the checkpoint of what it wrote
-    return (write_bytes(os.getpid()) - before) / counted[1]
+    written = write_bytes(os.getpid()) - before
+    shutil.rmtree(copy)
+    return written / (counted[1] * times)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
