@@ -282,3 +282,25 @@ def test_bad_history_settings_are_named(tmp_path: Path, history: str, error: str
     with pytest.raises(SiteError) as caught:
         load_site(tmp_path / "site.yaml")
     assert error in str(caught.value) and "site.yaml:3" in str(caught.value)
+
+
+def test_an_hour_is_compacted_a_slice_of_series_at_a_time(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.storage.history as history
+
+    monkeypatch.setattr(history, "COMPACT_SLICE", 2)
+    store = HistoryStore(tmp_path, wall=clock)
+    for i in range(120):
+        clock.now = T0 + i + 0.5
+        store.add(
+            [Reading("pump-1", f"p{k}", float(i * k), Quality.GOOD, T0 + i) for k in range(5)]
+        )
+        store.write_pending()
+    before = {k: store.query("pump-1", f"p{k}", T0, T0 + 119) for k in range(5)}
+    clock.now = T0 + 2 * 3600
+    assert store.compact() == 10  # five points: their samples and their minutes
+    assert store._db.execute("SELECT count(*) FROM block").fetchone()[0] == 0
+    for k in range(5):
+        assert store.query("pump-1", f"p{k}", T0, T0 + 119) == before[k]
+    store.close()

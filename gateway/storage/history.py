@@ -113,7 +113,7 @@ COMMIT_INTERVAL = 10.0
 """Seconds between the writer's commits by default: what a power cut may lose of the readings."""
 MIN_RAW_KEPT = 3600.0
 """Stored samples younger than this are never pruned for space (aggregates go first)."""
-CACHE_KIB = 2048
+CACHE_KIB = 1024
 """The connection's page cache, KiB."""
 INGEST_INTERVAL = 1.0
 """Seconds between the writer's folds of the readings waiting (between commits: memory stays
@@ -123,6 +123,8 @@ CLOSE_TIMEOUT = 10.0
 MAX_BUFFERED = 200_000
 """Readings waiting for the writer at most; beyond this the oldest batches are dropped (counted)."""
 HOUR = 3600
+COMPACT_SLICE = 1000
+"""Series compacted per pass over an hour's blocks (bounds the memory of a compaction)."""
 LATE = 3600.0
 """Seconds a chunk's readings may be older than its hour (the commit's): queries look this far."""
 _FLOAT_RANGE = 1.7e308
@@ -544,6 +546,17 @@ class HistoryStore:
         return written
 
     def _compact_hour(self, hour: int) -> int:
+        """Move one hour's blocks into chunk rows, `COMPACT_SLICE` series at a time: an hour of
+        a large site does not sit in memory at once (its blocks are read once per slice)."""
+        db = self._db
+        (top,) = db.execute("SELECT max(id) FROM series").fetchone()
+        written = 0
+        for low in range(0, (top or 0) + 1, COMPACT_SLICE):
+            written += self._compact_slice(hour, low, low + COMPACT_SLICE)
+        db.execute("DELETE FROM block WHERE hour = ?", (hour,))
+        return written
+
+    def _compact_slice(self, hour: int, low: int, high: int) -> int:
         db = self._db
         samples: dict[int, list[bytes]] = {}
         minutes: dict[int, list[bytes]] = {}
@@ -555,7 +568,8 @@ class HistoryStore:
                     continue
                 section = Section(blob)
                 for sid in section.series():
-                    into.setdefault(sid, []).append(section.records(sid))
+                    if low <= sid < high:
+                        into.setdefault(sid, []).append(section.records(sid))
         for table, records in (("sample_chunk", samples), ("minute_chunk", minutes)):
             for sid in sorted(records):
                 data = b"".join(records[sid])
@@ -568,7 +582,6 @@ class HistoryStore:
                     f"INSERT OR REPLACE INTO {table} (hour, series, data) VALUES (?, ?, ?)",
                     (hour, sid, zlib.compress(data, 6)),
                 )
-        db.execute("DELETE FROM block WHERE hour = ?", (hour,))
         return len(samples) + len(minutes)
 
     # ------------------------------------------------------------------------------ pruning
