@@ -139,6 +139,28 @@ def _every_reading(_device: str, _point: str) -> float | None:
     return None
 
 
+class _Done:
+    """Minutes done, encoded as they end (a row each is ~30 bytes, not a tuple of floats)."""
+
+    __slots__ = ("first", "last", "records")
+
+    def __init__(self) -> None:
+        self.records: dict[int, bytearray] = {}
+        self.first = math.inf
+        self.last = -math.inf
+
+    def add(self, sid: int, row: Minute) -> None:
+        record = self.records.get(sid)
+        if record is None:
+            record = self.records[sid] = bytearray()
+        record += encode_minutes((row,))
+        self.first = min(self.first, row[0])
+        self.last = max(self.last, row[0])
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+
 class _Series:
     """One point as the writer knows it: its id, what it stored last, its open minute."""
 
@@ -204,7 +226,7 @@ class HistoryStore:
         self._buffered = 0
         # ingested, not yet committed: the samples to store and the minutes done
         self._pending_samples: dict[int, list[Sample]] = {}
-        self._pending_minutes: dict[int, list[Minute]] = {}
+        self._pending_minutes = _Done()
         self._pending_readings = 0
         self._pending_batches = 0
         self._created: list[tuple[str, str]] = []  # series inserted by the ingest under way
@@ -378,7 +400,7 @@ class HistoryStore:
         batches, readings = self._pending_batches, self._pending_readings
         samples, done = self._pending_samples, self._pending_minutes
         self._pending_batches = self._pending_readings = 0
-        self._pending_samples, self._pending_minutes = {}, {}
+        self._pending_samples, self._pending_minutes = {}, _Done()
         if not (samples or done or finish or self._minute_turned()):
             self._handled(batches)
             return readings
@@ -413,9 +435,7 @@ class HistoryStore:
     def _minute_turned(self) -> bool:
         return int(self._wall() // 60 * 60) != self._open_scan
 
-    def _write(
-        self, samples: dict[int, list[Sample]], done: dict[int, list[Minute]], finish: bool
-    ) -> bool:
+    def _write(self, samples: dict[int, list[Sample]], done: _Done, finish: bool) -> bool:
         """Commit a block of `samples` and `done` minutes (and those the wall clock ended);
         False when there was nothing to write."""
         with self._db_lock:
@@ -437,7 +457,7 @@ class HistoryStore:
         self,
         r: Reading,
         samples: dict[int, list[Sample]],
-        done: dict[int, list[Minute]],
+        done: _Done,
     ) -> None:
         """One reading: folded into its minute (a good number), stored when its filter keeps it."""
         key = (r.device, r.point)
@@ -463,14 +483,14 @@ class HistoryStore:
             fold = series.fold
             if fold is None or fold.minute < minute:
                 if fold is not None:
-                    done.setdefault(series.sid, []).append(fold.row())
+                    done.add(series.sid, fold.row())
                 fold = series.fold = MinuteFold(minute)
             if fold.minute == minute:
                 fold.add(ts, float(value))
             else:  # older than the open minute: a minute of its own, merged when read
                 late = MinuteFold(minute)
                 late.add(ts, float(value))
-                done.setdefault(series.sid, []).append(late.row())
+                done.add(series.sid, late.row())
         if series.filter.keep(ts, quality, value):
             samples.setdefault(series.sid, []).append((ts, quality, value))
 
@@ -488,7 +508,7 @@ class HistoryStore:
         self._series[key] = series
         return series
 
-    def _finished_minutes(self, done: dict[int, list[Minute]], finish: bool) -> None:
+    def _finished_minutes(self, done: _Done, finish: bool) -> None:
         """Move the minutes that are over (by the wall clock), or all at a stop, into `done`."""
         now_minute = int(self._wall() // 60 * 60)
         if not finish and now_minute == self._open_scan:
@@ -497,15 +517,13 @@ class HistoryStore:
         for series in self._series.values():
             fold = series.fold
             if fold is not None and (finish or fold.minute < now_minute):
-                done.setdefault(series.sid, []).append(fold.row())
+                done.add(series.sid, fold.row())
                 series.fold = None
 
-    def _insert_block(
-        self, samples: dict[int, list[Sample]], done: dict[int, list[Minute]]
-    ) -> None:
+    def _insert_block(self, samples: dict[int, list[Sample]], done: _Done) -> None:
         times = [s[0] for rows in samples.values() for s in rows]
-        times += [m[0] + 60 for rows in done.values() for m in rows]
-        times += [m[0] for rows in done.values() for m in rows]
+        if done:
+            times += [done.first, done.last + 60]
         hour = int(self._wall() // HOUR * HOUR)
         self._db.execute(
             "INSERT INTO block (hour, t0, t1, samples, minutes) VALUES (?, ?, ?, ?, ?)",
@@ -516,9 +534,7 @@ class HistoryStore:
                 pack_section({sid: encode_samples(rows) for sid, rows in samples.items()})
                 if samples
                 else None,
-                pack_section({sid: encode_minutes(rows) for sid, rows in done.items()})
-                if done
-                else None,
+                pack_section(done.records) if done else None,
             ),
         )
 
