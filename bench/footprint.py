@@ -140,7 +140,6 @@ def run(
                 counter.close()
                 # the history writes what it holds: the window's polls are all in
                 total = stop_counting_writes(gateway)
-                lifetime = time.monotonic() - started
                 log.close()
         stored = stored_polls(site.storage_dir / "history.sqlite3", wall0, wall1)
         compaction = compaction_cost(site.storage_dir)
@@ -162,9 +161,9 @@ def run(
         f"polled ({points:,} values/s), {rate * 86400 / 1e9:.2f} GB/day  (goal <= 8 B/value)"
     )
     if total is not None:
-        print(f"  ... start to exit    : {total / lifetime / points:.2f} bytes per value polled "
-              f"({total / 2**20:.1f} MiB in {lifetime:.0f} s: start, window, the stop's last "
-              f"commit and checkpoint)")  # fmt: skip
+        print(f"  ... window to exit   : {(total - written0) / window / points:.2f} bytes per value "
+              f"polled (the window and the stop's last commit and checkpoint, which copies the "
+              f"WAL of the run into the file)")  # fmt: skip
     if stored is not None:
         print(f"  values stored        : {stored[1] / window:,.0f}/s in {stored[0] / window:,.0f} "
               f"rows/s (expected {points:,}/s; counted in the history file)")  # fmt: skip
