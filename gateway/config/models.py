@@ -328,7 +328,7 @@ class HistoryConfig(Strict):
     raw_window: Duration = 48 * 3600.0
     aggregate_window: Duration = 365 * 86400.0
     max_mb: float = Field(default=1024.0, ge=1)
-    commit_interval: Duration = 10.0  # what a power cut may lose of the readings
+    commit_interval: Duration = 30.0  # what a power cut may lose of the readings
     heartbeat: Duration = 600.0  # an unmoved point is stored at least this often
     deadband_percent: float = Field(default=0.1, ge=0, le=100)  # of a point's range, by default
     deadband: dict[str, float] = {}  # `device.point` or `template.point` -> deadband (>= 0)

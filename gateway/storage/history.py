@@ -109,7 +109,7 @@ QUALITY_NAME = {code: str(quality) for quality, code in QUALITY_CODE.items()}
 RAW_WINDOW = 48 * 3600.0
 AGGREGATE_WINDOW = 365 * 86400.0
 MAX_BYTES = 1024 * 1024 * 1024
-COMMIT_INTERVAL = 10.0
+COMMIT_INTERVAL = 30.0
 """Seconds between the writer's commits by default: what a power cut may lose of the readings."""
 MIN_RAW_KEPT = 3600.0
 """Stored samples younger than this are never pruned for space (aggregates go first)."""
