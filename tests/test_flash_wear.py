@@ -92,7 +92,7 @@ async def test_a_minute_of_fgw_run_writes_few_bytes_per_value(tmp_path: Path) ->
         async with SiteSimulator(site, mqtt=False, seed=3):
             gateway = start_gateway(site, log)
             history = site.storage_dir / "history.sqlite3"
-            await until(lambda: rows(history, "SELECT 1 FROM block LIMIT 1"), 30, "first commit")
+            await until(lambda: rows(history, "SELECT 1 FROM block LIMIT 1"), 90, "first commit")
             written0, wall0 = write_bytes(gateway.pid), time.time()
             await asyncio.sleep(60)  # the measured window: what the gateway does, not a wait
             written1, wall1 = write_bytes(gateway.pid), time.time()
