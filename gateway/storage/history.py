@@ -467,32 +467,55 @@ class HistoryStore:
         ts, value = r.ts, r.value
         quality = QUALITY_CODE.get(r.quality, 1)
         cls = value.__class__
-        if cls is bool:
-            value = int(value)
-        elif cls is float and value != value:
-            value = None
+        if cls is float:
+            if value != value:
+                value, number = None, False
+            else:
+                number = -_FLOAT_RANGE < value < _FLOAT_RANGE
+        elif cls is int:
+            number = -_FLOAT_RANGE < value < _FLOAT_RANGE
+        elif cls is bool:
+            value, number = int(value), True
+        else:
+            number = False
         if ts > series.seen:
             series.seen = ts
-        if (
-            quality == 0
-            and value is not None
-            and cls in _NUMBERS
-            and -_FLOAT_RANGE < value < _FLOAT_RANGE
-        ):
-            minute = int(ts // 60 * 60)
+        if number and quality == 0:
             fold = series.fold
-            if fold is None or fold.minute < minute:
-                if fold is not None:
-                    done.add(series.sid, fold.row())
-                fold = series.fold = MinuteFold(minute)
-            if fold.minute == minute:
-                fold.add(ts, float(value))
-            else:  # older than the open minute: a minute of its own, merged when read
-                late = MinuteFold(minute)
-                late.add(ts, float(value))
-                done.add(series.sid, late.row())
-        if series.filter.keep(ts, quality, value):
+            if fold is not None and fold.minute <= ts < fold.minute + 60:
+                fold.add(ts, value)  # the usual reading: its minute is open
+            else:
+                self._fold_other(series, ts, value, done)
+        filt = series.filter
+        band = filt.deadband
+        last = filt.value
+        if (  # the usual reading of a number within its deadband: not stored (`SeriesFilter`)
+            number
+            and band is not None
+            and quality == filt.quality
+            and last.__class__ in _NUMBERS
+            and filt.ts is not None
+            and abs(ts - filt.ts) < filt.heartbeat
+            and abs(value - last) <= band
+        ):
+            return
+        if filt.keep(ts, quality, value):
             samples.setdefault(series.sid, []).append((ts, quality, value))
+
+    @staticmethod
+    def _fold_other(series: _Series, ts: float, value: float, done: _Done) -> None:
+        """A number outside its series' open minute: a new minute, or a late one of its own."""
+        minute = int(ts // 60 * 60)
+        fold = series.fold
+        if fold is None or fold.minute < minute:
+            if fold is not None:
+                done.add(series.sid, fold.row())
+            fold = series.fold = MinuteFold(minute)
+            fold.add(ts, float(value))
+        else:  # older than the open minute: a minute of its own, merged when read
+            late = MinuteFold(minute)
+            late.add(ts, float(value))
+            done.add(series.sid, late.row())
 
     def _new_series(self, key: tuple[str, str]) -> _Series:
         """A point first met since the start: its series row (written at once, if new)."""
