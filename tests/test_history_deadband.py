@@ -304,3 +304,19 @@ def test_an_hour_is_compacted_a_slice_of_series_at_a_time(
     for k in range(5):
         assert store.query("pump-1", f"p{k}", T0, T0 + 119) == before[k]
     store.close()
+
+
+def test_the_writer_folds_readings_each_second_between_commits(tmp_path: Path) -> None:
+    import time as clock_time
+
+    store = HistoryStore(tmp_path, commit_interval=60.0, deadband=lambda d, p: 0.5)
+    store.start()
+    try:
+        store.add([Reading("pump-1", "p", 1.0, Quality.GOOD, T0)])
+        deadline = clock_time.monotonic() + 10
+        while store._buffered and clock_time.monotonic() < deadline:
+            clock_time.sleep(0.05)  # a condition, not a fixed wait: the writer's next fold
+        assert store._buffered == 0  # folded (readings do not wait for the commit in memory)
+        assert store.commits == 0  # and not committed before its interval
+    finally:
+        store.close()

@@ -334,8 +334,9 @@ class HistoryStore:
         next_commit = time.monotonic() + self.commit_interval
         while True:
             with self._cond:
+                wake = min(time.monotonic() + INGEST_INTERVAL, next_commit)
                 while not (self._stopping or self._flush_requested):
-                    left = min(INGEST_INTERVAL, next_commit - time.monotonic())
+                    left = wake - time.monotonic()
                     if left <= 0:
                         break
                     self._cond.wait(left)
