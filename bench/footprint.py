@@ -5,7 +5,9 @@
 1,000 simulated devices (the four Modbus templates in turn: 10,000 points) over five TCP buses
 (five servers on five ports, like five plant rooms' Modbus gateways), served by `fgw sim` in its
 own process; a private Mosquitto; and `fgw run`. Only the gateway process is measured, from /proc:
-CPU time over the window as % of one core, resident memory every 10 s (start, end, peak).
+CPU time over the window as % of one core, resident memory every 10 s (start, end, peak), and the
+bytes it wrote to storage over the window (`write_bytes` of /proc/PID/io) per second, per value
+polled (the points times the polls of the window) and per day.
 
 Two configurations, one after the other (`--readings off|on|both`, default both):
 
@@ -16,18 +18,21 @@ Two configurations, one after the other (`--readings off|on|both`, default both)
   option), counted from MQTT as it arrives; this run also times `fgw run` to its first published
   poll.
 
-`--seconds 30` gives a short run.
+`--seconds 30` gives a short run. `--tree DIR` runs the gateway from another source tree (e.g. an
+export of an earlier commit) with this bench, to compare old and new in one run, in turn.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,9 +48,11 @@ from bench.support import (
     load_average,
     rss_mb,
     simulators,
-    stop,
+    stop_counting_writes,
+    write_bytes,
 )
 from gateway.config.site import load_site
+from gateway.storage.series_codec import Section, decode_minutes, decode_samples
 
 
 class ReadingsCounter:
@@ -86,7 +93,7 @@ class ReadingsCounter:
 
 def run(
     devices: int, seconds: float, settle: float, folder: Path, publish: bool = True,
-    profile: Path | None = None,
+    profile: Path | None = None, tree: Path | None = None, commit: float | None = None,
 ) -> None:  # fmt: skip
     buses = -(-devices // UNITS_PER_BUS)
     ports = [free_port() for _ in range(buses)]
@@ -94,6 +101,7 @@ def run(
         path = folder / "site.yaml"
         path.write_text(
             estate_yaml(devices, mqtt_port=mqtt_port, modbus_ports=ports, publish_readings=publish)
+            + (f"history: {{commit_interval: {commit}s}}\n" if commit is not None else "")
         )
         site = load_site(path)
         points = sum(len(d.points) for d in site.devices.values())
@@ -101,12 +109,16 @@ def run(
             counter = ReadingsCounter(mqtt_port, site.topic_prefix)
             log = (folder / "run.log").open("wb")
             started = time.monotonic()
+            env = dict(os.environ)
+            if tree is not None:
+                env["PYTHONPATH"] = str(tree)
             gateway = subprocess.Popen([*FGW, "run", str(path), "--log-level", "warning"],
-                                       stderr=log, stdout=log)  # fmt: skip
+                                       stderr=log, stdout=log, env=env, cwd=tree)  # fmt: skip
             try:
                 time.sleep(settle)
                 first = None if counter.first is None else counter.first - started
                 cpu0, t0, wall0 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
+                written0 = write_bytes(gateway.pid)
                 rss = [rss_mb(gateway.pid)]
                 counter.take()
                 if profile is not None:  # py-spy, sampling the gateway for the whole window
@@ -119,15 +131,18 @@ def run(
                     time.sleep(min(10.0, left))
                     rss.append(rss_mb(gateway.pid))
                 cpu1, t1, wall1 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
+                written1 = write_bytes(gateway.pid)
                 polls, values = counter.take()
                 exited = gateway.poll()
                 if profile is not None:
                     spy.wait(30)
             finally:
                 counter.close()
-                stop(gateway)  # the history writes what it holds: the window's polls are all in
+                # the history writes what it holds: the window's polls are all in
+                total = stop_counting_writes(gateway)
                 log.close()
         stored = stored_polls(site.storage_dir / "history.sqlite3", wall0, wall1)
+        compaction = compaction_cost(site.storage_dir)
     if exited is not None:
         raise SystemExit(f"fgw run exited with {exited}: see {folder / 'run.log'}")
     window = t1 - t0
@@ -140,11 +155,29 @@ def run(
     print(f"  gateway RSS          : {rss[0]:.1f} MB at start -> {rss[-1]:.1f} MB at end, "
           f"peak {max(rss):.1f} MB  (goal <= 100 MB, no growth)")  # fmt: skip
     print(f"  RSS every 10 s       : {' '.join(f'{m:.1f}' for m in rss)}")
+    rate = (written1 - written0) / window
+    print(
+        f"  bytes written        : {rate / 1024:,.1f} KiB/s, {rate / points:.2f} bytes per value "
+        f"polled ({points:,} values/s), {rate * 86400 / 1e9:.2f} GB/day  (goal <= 8 B/value)"
+    )
+    if total is not None:
+        print(f"  ... window to exit   : {(total - written0) / window / points:.2f} bytes per value "
+              f"polled (the window and the stop's last commit and checkpoint, which copies the "
+              f"WAL of the run into the file)")  # fmt: skip
     if stored is not None:
         print(f"  values stored        : {stored[1] / window:,.0f}/s in {stored[0] / window:,.0f} "
               f"rows/s (expected {points:,}/s; counted in the history file)")  # fmt: skip
+    elif (kept := stored_samples(site.storage_dir / "history.sqlite3", wall0, wall1)) is not None:
+        samples, polled, covered = kept
+        rate = polled / covered if covered else float("nan")
+        print(f"  values stored        : {samples / window:,.0f}/s, "
+              f"{100 * samples / window / points:.1f} % of those polled; good numbers polled "
+              f"{rate:,.0f}/s in the window's whole minutes")  # fmt: skip
     else:
         print("  values stored        : not counted (no history file)")
+    if compaction is not None:
+        print(f"  hourly compaction    : {compaction:.2f} bytes per value polled (an hour of the "
+              f"run's blocks moved into hour chunks, measured in this process)")  # fmt: skip
     if publish:
         print(f"  polls published      : {polls / window:,.1f}/s, {values / window:,.0f} values/s "
               f"(expected {devices}/s, {points:,}/s)")  # fmt: skip
@@ -180,6 +213,80 @@ def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None
     return int(polls), int(values)
 
 
+def stored_samples(path: Path, start: float, end: float) -> tuple[int, int, float] | None:
+    """Samples stored between `start` and `end`; the values polled in the minutes wholly inside
+    them (the minute aggregates count every polled number) and those minutes' seconds; in a
+    history file of the deadband layout, None for another."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        blocks = db.execute("SELECT samples, minutes FROM block").fetchall()
+        chunks = db.execute("SELECT data, NULL FROM sample_chunk").fetchall()
+        chunks += db.execute("SELECT NULL, data FROM minute_chunk").fetchall()
+        ids = [sid for (sid,) in db.execute("SELECT id FROM series")]
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    parts: list[tuple[bytes, bool]] = []
+    for blob_s, blob_m in blocks:
+        for blob, is_samples in ((blob_s, True), (blob_m, False)):
+            if blob is not None:
+                section = Section(blob)
+                parts += [(section.records(sid), is_samples) for sid in ids]
+    for blob_s, blob_m in chunks:
+        parts.append((zlib.decompress(blob_s or blob_m), blob_s is not None))
+    samples = polled = 0
+    minutes: set[int] = set()
+    for part, is_samples in parts:
+        if is_samples:
+            samples += sum(1 for s in decode_samples(part) if start <= s[0] <= end)
+        else:
+            for m in decode_minutes(part):
+                if start <= m[0] and m[0] + 60 <= end:
+                    polled += m[4]
+                    minutes.add(m[0])
+    return samples, polled, 60.0 * len(minutes)
+
+
+def compaction_cost(folder: Path, hour: float = 3600.0) -> float | None:
+    """Bytes written (/proc/self/io) per value polled to move an hour of blocks into hour chunks, as
+    the writer does once an hour: the part of the write rate a short window misses. The run's
+    blocks are repeated to fill an hour (in a copy of its file), so each chunk row carries an
+    hour, as it does in service."""
+    import shutil
+
+    from gateway.storage.history import HistoryStore
+
+    counted = stored_samples(folder / "history.sqlite3", 0.0, time.time() + 3600)
+    if counted is None or not counted[1]:
+        return None  # (the minutes of a stopped gateway are all written: all are whole)
+    copy = folder / "compaction"
+    copy.mkdir()
+    src = sqlite3.connect(folder / "history.sqlite3")
+    dst = sqlite3.connect(copy / "history.sqlite3")
+    src.backup(dst)
+    src.close()
+    (t0, t1) = dst.execute("SELECT min(t0), max(t1) FROM block").fetchone()
+    times = max(1, round(hour / max(1.0, t1 - t0)))
+    rows = dst.execute("SELECT hour, t0, t1, samples, minutes FROM block").fetchall()
+    for _ in range(times - 1):
+        dst.executemany(
+            "INSERT INTO block (hour, t0, t1, samples, minutes) VALUES (?, ?, ?, ?, ?)", rows
+        )
+    dst.commit()
+    dst.close()
+    later = time.time() + 2 * 3600
+    store = HistoryStore(copy, wall=lambda: later)
+    before = write_bytes(os.getpid())
+    store.compact()
+    store.close()  # and the checkpoint of what it wrote
+    written = write_bytes(os.getpid()) - before
+    shutil.rmtree(copy)
+    return written / (counted[1] * times)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000, help="10 points each")
@@ -193,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--no-publish", action="store_true", help="the same as --readings off")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the window to FILE")
+    parser.add_argument("--tree", type=Path, help="run the gateway from this source tree")
+    parser.add_argument("--commit-interval", type=float, help="history.commit_interval, seconds")
     args = parser.parse_args(argv)
     readings = "off" if args.no_publish else args.readings
     header("footprint")
@@ -203,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{profile.stem}-{'on' if publish else 'off'}{profile.suffix}"
             )
         with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
-            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile)
+            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile, args.tree,
+                args.commit_interval)  # fmt: skip
 
 
 if __name__ == "__main__":

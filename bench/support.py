@@ -97,6 +97,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
+def write_bytes(pid: int) -> int:
+    """Bytes the process caused to be written to storage (`write_bytes` of /proc/PID/io: what
+    reached the block layer, page-cache write-back and fsyncs included)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stop_counting_writes(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int | None:
+    """SIGTERM a child we started and return its `write_bytes` at exit (read while it is a zombie,
+    so its last commit and checkpoint count); None if it had to be killed."""
+    if process.poll() is not None:
+        return None
+    process.terminate()
+    deadline = time.monotonic() + timeout
+    written = None
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            break
+        if state == "Z":
+            written = write_bytes(process.pid)
+            break
+        time.sleep(0.02)
+    stop(process)
+    return written
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -109,6 +109,15 @@ def _health(gateway: Gateway) -> Component | None:
 COMPONENTS.append(_health)  # samples progress for Gateway.health() (gateway/health.py)
 
 
+def _wear_alarm(gateway: Gateway) -> Component | None:
+    from gateway.wear_alarm import wear_alarm_component
+
+    return wear_alarm_component(gateway)
+
+
+COMPONENTS.append(_wear_alarm)  # a low alarm while the storage wears (gateway/wear_alarm.py)
+
+
 def _systemd(gateway: Gateway) -> Component | None:
     if not os.environ.get("NOTIFY_SOCKET"):
         return None  # not started by systemd with Type=notify

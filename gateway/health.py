@@ -7,7 +7,8 @@ on any device for `stall_intervals` intervals) or publishing stalled (the broker
 the outbox does not drain). The systemd notifier stops feeding the watchdog then, so systemd restarts
 the service. *degraded* means the gateway works but something needs a person: the broker or InfluxDB
 is unreachable (messages are queued), storage refuses writes (disk full), devices are offline, the
-engine dropped readings. A restart would not fix those, so they never starve the watchdog.
+engine dropped readings, the storage is nearly full or written far faster than expected (`wear`).
+A restart would not fix those, so they never starve the watchdog.
 
 Progress is measured by counters sampled over time (polls completed, messages acknowledged), on
 every tick and on every report, with an injectable monotonic clock.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.components import Component
+from gateway.wear import WearMeter, values_per_second
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -84,9 +86,11 @@ class HealthMonitor(Component):
         self._polls = _Progress()
         self._acks = _Progress()
         self._dropped = _Progress()
+        self.wear = WearMeter(gateway.site.storage_dir, values_per_second(gateway.site))
 
     def on_tick(self, wall: float, monotonic: float) -> None:
         self._sample(monotonic)
+        self.wear.sample(monotonic)
 
     def _sample(self, now: float) -> dict[str, float]:
         polls = 0
@@ -114,6 +118,7 @@ class HealthMonitor(Component):
             "storage": self._storage(),
             "devices": self._devices(),
             "engine": self._engine(quiet["dropped"]),
+            "wear": self.wear.report(now),
         }
         for component in self.gateway.components:
             if component.name in ("influx", "history", "notify"):

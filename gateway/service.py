@@ -40,6 +40,7 @@ from gateway.publisher import MqttPublisher
 from gateway.storage.history import HistoryStore
 from gateway.storage.sqlite import AlarmStore
 from gateway.tasks import cancel_and_wait
+from gateway.wear_alarm import wear_rules
 from rules.alarms import Alarm, AlarmBook, AlarmTransition, UnknownAlarm
 from rules.engine import ConditionChange, RuleEngine
 
@@ -95,7 +96,8 @@ class Gateway:
         self.engine = RuleEngine(
             rules, depends_on={d.id: list(d.spec.depends_on) for d in site.devices.values()}
         )
-        self.book = AlarmBook(rules, locale=site.file.site.locale)
+        # the book also knows the gateway's own alarms (not the engine: they suppress nothing)
+        self.book = AlarmBook([*rules, *wear_rules(site)], locale=site.file.site.locale)
         self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())
         # a restored active alarm must be able to clear: the engine starts from "inactive"
         self.engine.assume_active(self.book.active_condition_ids(), self.book.during())
@@ -261,6 +263,11 @@ class Gateway:
         for component in self.components:  # time, not an event: need not wait for deferred ones
             component.on_tick(wall, monotonic)
         self.store.checkpoint_if_due()
+
+    def system_condition(self, change: ConditionChange) -> None:
+        """A condition of the gateway itself (`gateway.wear_alarm`), through the same book, journal
+        and outbox as the rules' conditions."""
+        self._handle([change])
 
     def _handle(self, changes: Sequence[ConditionChange]) -> None:
         changes = self.alarming.filter(changes, self._monotonic(), self._wall())

@@ -44,7 +44,8 @@ def console_site(folder: Path, mqtt_port: int, locale: str = "en") -> Path:
     text = path.read_text().replace("locale: en", f"locale: {locale}")
     for device, extra in LEDGER.items():
         text = text.replace(f"{{id: {device}, ", f"{{id: {device}, {extra}, ", 1)
-    path.write_text(text + "console: {listen: '127.0.0.1:0'}\n")
+    # trends in these tests want readings within a second, not the default 10 s commit
+    path.write_text(text + "console: {listen: '127.0.0.1:0'}\nhistory: {commit_interval: 1s}\n")
     return path
 
 

@@ -486,6 +486,9 @@ async def test_metrics_in_prometheus_text(app: FastAPI) -> None:
         "fgw_engine_queue_depth",
         "fgw_mqtt_outbox_depth",
         "fgw_stream_clients",
+        "fgw_written_bytes_total",
+        "fgw_storage_free_bytes",
+        "fgw_storage_wear_warning",
     ):
         assert family in samples, family
     gateway: Gateway = app.state.gateway

@@ -64,6 +64,15 @@ def test_footprint(capsys: pytest.CaptureFixture[str]) -> None:
     out = _lines(capsys)
     assert re.search(rf"gateway CPU\s+: {NUMBER} % of one core", out), out
     assert re.search(rf"start -> first poll\s+: {NUMBER} s", out), out
+    assert re.search(rf"bytes written\s+: {NUMBER} KiB/s, {NUMBER} bytes per value", out), out
+
+
+def test_demo_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import demo_writes
+
+    demo_writes.main(["--seconds", "2", "--settle", "5"])
+    out = _lines(capsys)
+    assert re.search(rf"bytes written\s+: {NUMBER} KiB/s, {NUMBER} GB/day", out), out
 
 
 def test_fire_latency(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,6 +60,8 @@ def test_ok_while_polls_complete_and_the_outbox_drains(setup) -> None:  # type: 
     report = gateway.health()
     assert report["status"] == "ok", report
     assert set(report["checks"]) >= {"polling", "publishing", "storage", "devices", "history"}
+    wear = report["checks"]["wear"]  # bytes this process wrote, and its storage's room
+    assert wear["status"] == "ok" and wear["written_bytes"] >= 0 and wear["storage_free_bytes"] > 0
 
 
 def test_polling_stalled_is_unhealthy_and_recovers(setup) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ A fake wall clock drives the windows; the writer thread runs for real where its 
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,9 +104,10 @@ def test_older_than_the_raw_window_is_answered_from_aggregates(
 ) -> None:
     store.add([r("p", 1.0, T0 + 1), r("p", 3.0, T0 + 2)])
     store.flush()
-    clock.now = T0 + 2 * 3600  # raw window is 1 h
+    clock.now = T0 + 4 * 3600  # raw window is 1 h
+    assert store.compact() == 2  # the point's hour of samples, and of minutes
     deleted = store.prune()
-    assert deleted == {"raw": 2, "agg": 0}
+    assert deleted == {"raw": 1, "agg": 0}
     rows = store.query("pump-1", "p", T0, T0 + 59)
     assert rows == [{"ts": T0, "min": 1.0, "max": 3.0, "count": 2, "last": 3.0, "mean": 2.0}]
     clock.now = T0 + 31 * 86400
@@ -113,20 +115,30 @@ def test_older_than_the_raw_window_is_answered_from_aggregates(
     assert store.query("pump-1", "p", T0, T0 + 59) == []
 
 
+def _fill(store: HistoryStore, clock: Clock, minutes: range, points: int, step: int = 10) -> None:
+    """Noisy readings (they do not compress) committed minute by minute, hour chunks compacted."""
+    rng = random.Random(7)
+    for minute in minutes:
+        clock.now = T0 + minute * 60 + 60
+        store.add([r(f"p{i}", rng.random(), T0 + minute * 60 + s) for s in range(0, 60, step)
+                   for i in range(points)])  # fmt: skip
+        store.write_pending()
+        store.compact()
+
+
 def test_the_size_bound_drops_the_oldest_raw_rows_first(tmp_path: Path, clock: Clock) -> None:
-    store = HistoryStore(tmp_path, raw_window=10 * 86400, max_bytes=100_000, wall=clock)
-    for minute in range(200):
-        store.add([r(f"p{i}", float(i), T0 + minute * 60 + s) for s in range(0, 60, 10)
-                   for i in range(5)])  # fmt: skip
-    store.flush()
-    assert store._used_bytes() > 100_000
+    store = HistoryStore(tmp_path, raw_window=10 * 86400, max_bytes=160_000, wall=clock)
+    _fill(store, clock, range(200), points=5, step=5)
+    assert store._used_bytes() > 160_000
     deleted = store.prune(T0 + 200 * 60)
-    assert deleted["raw"] > 0 and store._used_bytes() <= 100_000
+    assert deleted["raw"] > 0 and store._used_bytes() <= 160_000
     raw = store.query("pump-1", "p0", T0, T0 + 200 * 60, max_points=10**6)
     assert raw and "value" in raw[0]
     assert raw[0]["ts"] > T0  # the oldest went first
-    assert raw[-1]["ts"] == T0 + 199 * 60 + 50  # the newest stayed
+    assert raw[-1]["ts"] == T0 + 199 * 60 + 55  # the newest stayed
     assert len(store.query("pump-1", "p0", T0, T0 + 200 * 60, max_points=200)) == 200
+    (minute,) = store.query("pump-1", "p0", T0, T0 + 59, max_points=1)
+    assert minute["count"] == 12  # the oldest minutes are still there
     store.close()
 
 
@@ -201,14 +213,14 @@ def test_aggregates_agree_with_a_brute_force_fold(
 def test_under_a_tight_bound_the_last_hour_of_raw_outlives_old_aggregates(
     tmp_path: Path, clock: Clock
 ) -> None:
-    store = HistoryStore(tmp_path, raw_window=86400, max_bytes=60_000, wall=clock)
-    for minute in range(0, 3 * 24 * 60, 3):  # three days of sparse minutes: many aggregates
-        store.add([r(f"p{i}", 1.0, T0 + minute * 60) for i in range(4)])
+    store = HistoryStore(tmp_path, raw_window=86400, max_bytes=150_000, wall=clock)
+    _fill(store, clock, range(0, 3 * 24 * 60, 3), points=8, step=60)  # 3 days of sparse minutes
     now = T0 + 3 * 86400
+    clock.now = now
     store.add([r("p0", 5.0, now - 60)])
     store.flush()
     store.prune(now)
-    assert store._used_bytes() <= 60_000
+    assert store._used_bytes() <= 150_000
     assert store.query("pump-1", "p0", now - 3600, now)[-1]["value"] == 5.0  # raw, last hour
     oldest = store.query("pump-1", "p0", T0, now, max_points=10**6)
     assert oldest[0]["ts"] > T0  # the oldest aggregates went for space
@@ -226,7 +238,9 @@ CREATE TABLE agg (series INTEGER NOT NULL, minute INTEGER NOT NULL, min REAL NOT
 """
 
 
-def test_a_file_of_the_first_layout_is_read_then_aged_out(tmp_path: Path, clock: Clock) -> None:
+def test_a_file_of_the_first_layout_keeps_its_minutes_and_drops_its_rows(
+    tmp_path: Path, clock: Clock
+) -> None:
     old = sqlite3.connect(tmp_path / "history.sqlite3")
     old.executescript(_FIRST_LAYOUT)
     old.execute("INSERT INTO series VALUES (1, 'pump-1', 'p')")
@@ -237,25 +251,21 @@ def test_a_file_of_the_first_layout_is_read_then_aged_out(tmp_path: Path, clock:
     old.commit()
     old.close()
     store = HistoryStore(tmp_path, raw_window=3600, wall=clock)  # an upgraded gateway starts
-    store.add([r("p", 4.0, T0 + 4), r("q", 5.0, T0 + 4)])
+    store.add([r("p", 4.0, T0 + 4), r("q", 5.0, T0 + 4), r("p", 2.0, T0 + 5)])
     store.flush()
     assert store.query("pump-1", "p", T0, T0 + 10) == [
-        {"ts": T0 + 1, "value": 1.5, "quality": "good"},
-        {"ts": T0 + 2, "value": None, "quality": "stale"},
-        {"ts": T0 + 3, "value": 9, "quality": "bad"},
         {"ts": T0 + 4, "value": 4.0, "quality": "good"},
+        {"ts": T0 + 5, "value": 2.0, "quality": "good"},
     ]
     (minute,) = store.query("pump-1", "p", T0, T0 + 59, max_points=1)
-    assert (minute["min"], minute["max"], minute["count"], minute["last"]) == (1.5, 4.0, 2, 4.0)
-    assert len(store.query("pump-1", "p", T0, T0 + 10, max_points=3)) == 1  # 4 raw > 3
-    clock.now = T0 + 3600 + 3.5  # the first layout's rows are past the raw window
-    assert store.prune()["raw"] == 3
-    assert [x["value"] for x in store.query("pump-1", "p", T0 + 3.5, T0 + 10)] == [4.0]
+    assert (minute["min"], minute["max"], minute["count"], minute["last"]) == (1.5, 4.0, 3, 2.0)
+    assert store.prune()["raw"] == 3  # the earlier layout's rows go at the first prune
     store.close()
     tables = sqlite3.connect(tmp_path / "history.sqlite3").execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'"
     )
-    assert "raw" not in {name for (name,) in tables}  # dropped once empty
+    names = {name for (name,) in tables}
+    assert "raw" not in names and "agg" in names  # its minutes stay until they age out
 
 
 def test_values_of_every_kind_come_back_as_they_went_in(store: HistoryStore) -> None:

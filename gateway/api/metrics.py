@@ -3,10 +3,12 @@
 Per device: polls, errors, online. Flow: readings total and per second, alarm transitions, alarms by
 state and by priority. Queues: readings waiting for the engine, MQTT outbox, live-stream clients.
 Notifications per channel: pending, given up, sent, failed tries.
+Storage wear: bytes written (total, a second, a day), free space, the wear warning.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -138,6 +140,26 @@ def render(gateway: Gateway, live: LiveState) -> str:
     )
     hub = live.hub
     depths = hub.queue_depths()
+    wear = gateway.monitor.wear.report(time.monotonic())
+    for name, kind, text, key in (
+        ("fgw_written_bytes_total", "counter", "Bytes the gateway wrote to storage (/proc/self/io).",
+         "written_bytes"),
+        ("fgw_write_bytes_per_second", "gauge", "Bytes written a second over the last 10 min.",
+         "write_bytes_per_second"),
+        ("fgw_write_bytes_per_day", "gauge", "The same rate, per day.", "write_bytes_per_day"),
+        ("fgw_storage_free_bytes", "gauge", "Free bytes of the storage folder's file system.",
+         "storage_free_bytes"),
+        ("fgw_storage_total_bytes", "gauge", "Size of the storage folder's file system.",
+         "storage_total_bytes"),
+    ):  # fmt: skip
+        if key in wear:
+            out.family(name, kind, text, [({}, float(wear[key]))])
+    out.family(
+        "fgw_storage_wear_warning",
+        "gauge",
+        "1 while the storage is nearly full or written far faster than expected.",
+        [({}, 0.0 if wear["status"] == "ok" else 1.0)],
+    )
     out.family("fgw_stream_clients", "gauge", "Open live streams.", [({}, float(len(depths)))])
     out.family(
         "fgw_stream_queue_depth_max",

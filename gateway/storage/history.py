@@ -1,64 +1,67 @@
-"""Local history: every reading for a while, then 1-minute aggregates for a year — in bounded space.
+"""Local history: each point's changes and exact minute aggregates, written in few, large pieces.
 
 The console's trends and `GET /api/v1/points/{device}/{point}/history` read from here; it needs no
 database server. Its own file, `<storage>/history.sqlite3`, keeps the alarm journal's file small and
 its writes (many, cheap) apart from the journal's (few, fsynced).
 
-    stream(id, device, points)                  the point names a device's polls deliver, in order
-    poll(stream, ts, vals, quals, times)        every poll, for `raw_window` (default 48 h)
-    agg(series, minute, min, max, sum, n, last) numeric good readings per minute, `aggregate_window`
+What is stored (`gateway.storage.deadband`): per point, a reading that moved beyond the point's
+deadband from the last stored one, changed quality, or comes `heartbeat` after the last stored one;
+and per point and minute the min, max, sum, count and last of *every* good number polled.
 
-Why one row per poll, not per reading: a gateway polling 10,000 points a second would insert
-10,000 rows and 10,000 index entries a second, each index entry on its own page of a
-`(series, ts)` index — the writer's CPU, the WAL and the page cache grew with the table. A poll's
-readings travel together, in the order of its stream's points: `vals` packs them in binary when all
-are numbers (a layout code per value, `d` or `q`, then the values) and is a JSON list otherwise;
-`quals` is one digit per reading, NULL when all are good; `ts` is the earliest reading's time and
-`times` each reading's own (packed doubles), NULL when they are all the same — a poll reads its
-blocks one after the other, so a row may spread over `ROW_SPAN` seconds at most. One row and one
-index entry carry a device's whole poll. A point's raw answer reads the streams of its device that
-hold it; its reading count is still exact (rows wholly inside the span are counted by the index,
-the few at its edges by their readings' own times).
+How it is laid out, for a flash card: a card wears by the pages rewritten, not by the bytes of
+payload, so nothing is written per point in place. The writer thread commits every
+`commit_interval` one row to `block` (everything of that interval, all points, in time order: the
+end of the file is the only page it touches), and once an hour moves the blocks of the hour past
+into `sample_chunk` and `minute_chunk`, one row per point and hour, keyed `(hour, series)` — again
+appended at the end. A query looks its point up hour by hour. Sections are zlib-compressed
+(`gateway.storage.series_codec`).
 
-Why aggregates are folded in memory: an upsert per point per commit dirtied a page of `agg` per
-point every second. The current minute of each point is kept in memory (the query adds it to what
-is on disk) and written once, when its minute is over, in the writer's next transaction. A stop
-writes it; an abrupt end (power cut) loses at most that minute's aggregates (the raw rows stay).
+    series(id, device, point)
+    block(id, hour, t0, t1, samples, minutes)     not yet compacted; `hour` of its commit
+    sample_chunk(hour, series, data)              the point's stored samples, for `raw_window`
+    minute_chunk(hour, series, data)              its minute aggregates, for `aggregate_window`
 
-Why a writer thread: the event loop must not wait on the disk. `add()` only appends to a buffer;
-the thread (`fgw[history].writer`) commits the buffer every `commit_interval` in one transaction —
-never a commit per row — and upserts finished minutes (merging min/max/sum/count, so restarts and
-late readings are fine). The same thread prunes in the background: rows older than their window,
-then the oldest rows while the file is over `max_bytes` (raw first, then aggregates), and gives
-freed pages back to the file system.
+A chunk `hour` is that of the commit, so a chunk holds readings up to `LATE` seconds older than
+its hour; queries look that far back. The current minute of each point is kept in memory (queries
+add it) and written at the first commit after it ends. A power cut loses at most what was not yet
+committed: the readings of the last `commit_interval` and the minutes still open.
 
-Upgrading: a history file of the first layout (`raw`, one row per reading) is kept readable as is —
-the query reads both, pruning ages its rows out and drops the table once it is empty. Nothing is
-rewritten at start, so an upgraded gateway starts as fast on a full file as on a new one.
+Upgrading from the layout with one row per poll (`poll`, `stream`, or `raw` before it): their
+minute aggregates (`agg`) stay readable and age out; their raw rows are dropped by the writer's
+first prune, so readings from before the upgrade are answered by minutes.
 
-A full disk does not stop the gateway: the failed batch is counted in `dropped`, `error` says why
-(the health check reports it), the failure is logged once and the recovery once.
+A full disk does not stop the gateway: the failed interval is counted in `dropped`, `error` says
+why (the health check reports it), the failure is logged once and the recovery once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import math
-import operator
 import sqlite3
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.components import Component
 from gateway.model import Quality, Reading
 from gateway.storage.db import open_database
+from gateway.storage.deadband import HEARTBEAT, MinuteFold, SeriesFilter, merge_minutes
+from gateway.storage.deadbands import site_deadbands
+from gateway.storage.series_codec import (
+    Minute,
+    Sample,
+    Section,
+    decode_minutes,
+    decode_samples,
+    encode_minutes,
+    encode_samples,
+    pack_section,
+)
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
@@ -73,98 +76,116 @@ CREATE TABLE IF NOT EXISTS series (
     point   TEXT NOT NULL,
     UNIQUE (device, point)
 );
-CREATE TABLE IF NOT EXISTS stream (
+CREATE TABLE IF NOT EXISTS block (
     id      INTEGER PRIMARY KEY,
-    device  TEXT NOT NULL,
-    points  TEXT NOT NULL,
-    UNIQUE (device, points)
+    hour    INTEGER NOT NULL,
+    t0      REAL NOT NULL,
+    t1      REAL NOT NULL,
+    samples BLOB,
+    minutes BLOB
 );
-CREATE TABLE IF NOT EXISTS poll (
-    stream  INTEGER NOT NULL,
-    ts      REAL NOT NULL,
-    vals    TEXT NOT NULL,
-    quals   TEXT,
-    times   BLOB
-);
-CREATE INDEX IF NOT EXISTS poll_by_stream ON poll (stream, ts);
-CREATE TABLE IF NOT EXISTS agg (
+CREATE TABLE IF NOT EXISTS sample_chunk (
+    hour    INTEGER NOT NULL,
     series  INTEGER NOT NULL,
-    minute  INTEGER NOT NULL,
-    min     REAL NOT NULL,
-    max     REAL NOT NULL,
-    sum     REAL NOT NULL,
-    n       INTEGER NOT NULL,
-    last    REAL NOT NULL,
-    last_ts REAL NOT NULL,
-    PRIMARY KEY (series, minute)
-) WITHOUT ROWID;
+    data    BLOB NOT NULL,
+    PRIMARY KEY (hour, series)
+);
+CREATE TABLE IF NOT EXISTS minute_chunk (
+    hour    INTEGER NOT NULL,
+    series  INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (hour, series)
+);
 """
 
-_UPSERT_AGG = """
-INSERT INTO agg (series, minute, min, max, sum, n, last, last_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (series, minute) DO UPDATE SET
-    min = min(agg.min, excluded.min),
-    max = max(agg.max, excluded.max),
-    sum = agg.sum + excluded.sum,
-    n = agg.n + excluded.n,
-    last = CASE WHEN excluded.last_ts >= agg.last_ts THEN excluded.last ELSE agg.last END,
-    last_ts = max(agg.last_ts, excluded.last_ts)
-"""
-
-_INSERT_POLL = "INSERT INTO poll (stream, ts, vals, quals, times) VALUES (?, ?, ?, ?, ?)"
-
-LEGACY_RAW = "raw"
-"""The first layout's table of raw readings (one row per reading): read and aged out, never written."""
+LEGACY_AGG = "agg"
+"""The earlier layouts' minute aggregates (one row per point and minute): read and aged out."""
+LEGACY_RAW = ("raw", "poll", "stream")
+"""The earlier layouts' raw rows: dropped by the first prune."""
 
 QUALITY_CODE = {Quality.GOOD: 0, Quality.BAD: 1, Quality.STALE: 2}
 QUALITY_NAME = {code: str(quality) for quality, code in QUALITY_CODE.items()}
-_QUALITY_DIGIT = {quality: str(code) for quality, code in QUALITY_CODE.items()}
 
 RAW_WINDOW = 48 * 3600.0
 AGGREGATE_WINDOW = 365 * 86400.0
 MAX_BYTES = 1024 * 1024 * 1024
+COMMIT_INTERVAL = 30.0
+"""Seconds between the writer's commits by default: what a power cut may lose of the readings."""
 MIN_RAW_KEPT = 3600.0
-"""Raw readings younger than this are never pruned for space (aggregates go first)."""
+"""Stored samples younger than this are never pruned for space (aggregates go first)."""
 CACHE_KIB = 1024
 """The connection's page cache, KiB."""
-AGG_PRUNE_STEP = 3600
-"""Seconds the aggregates' cutoff moves before they are pruned again."""
+INGEST_INTERVAL = 1.0
+"""Seconds between the writer's folds of the readings waiting (between commits: memory stays
+small whatever the commit interval)."""
 CLOSE_TIMEOUT = 10.0
 """Seconds a stop may spend writing what is buffered."""
 MAX_BUFFERED = 200_000
 """Readings waiting for the writer at most; beyond this the oldest batches are dropped (counted)."""
-ROW_SPAN = 2.0
-"""Seconds a row's readings may spread over (a poll reads its blocks one after the other, each
-with its own time); its `ts` is the earliest, `times` each reading's when they differ."""
-MAX_STREAMS_PER_DEVICE = 64
-"""Point combinations kept as streams per device; beyond, a batch is stored one point per row (an
-MQTT device whose messages carry ever new subsets of points must not grow the table without end)."""
+HOUR = 3600
+COMPACT_SLICE = 1000
+"""Series compacted per pass over an hour's blocks (bounds the memory of a compaction)."""
+LATE = 3600.0
+"""Seconds a chunk's readings may be older than its hour (the commit's): queries look this far."""
 _FLOAT_RANGE = 1.7e308
 """Integers beyond a float's range are stored but not aggregated (float() would overflow)."""
-
 _NUMBERS = frozenset((float, int, bool))
-# a reading's fields, for `map`: a whole poll's times, points, values read in C, not a comprehension
-_TS = operator.attrgetter("ts")
-_POINT = operator.attrgetter("point")
-_VALUE = operator.attrgetter("value")
-_QUALITY = operator.attrgetter("quality")
-_DEVICE = operator.attrgetter("device")
-_PACK_CODE = {float: b"d", int: b"q", bool: b"q"}
-_packings: dict[tuple[type, ...], tuple[bytes, struct.Struct] | None] = {}
-"""Per kinds of a poll's values: its layout codes and packer (None: not all numbers)."""
+
+DeadbandOf = Callable[[str, str], "float | None"]
+"""A point's deadband by `(device, point)`; None stores every reading of it."""
+
+
+def _every_reading(_device: str, _point: str) -> float | None:
+    return None
+
+
+class _Done:
+    """Minutes done, encoded as they end (a row each is ~30 bytes, not a tuple of floats)."""
+
+    __slots__ = ("first", "last", "records")
+
+    def __init__(self) -> None:
+        self.records: dict[int, bytearray] = {}
+        self.first = math.inf
+        self.last = -math.inf
+
+    def add(self, sid: int, row: Minute) -> None:
+        record = self.records.get(sid)
+        if record is None:
+            record = self.records[sid] = bytearray()
+        record += encode_minutes((row,))
+        self.first = min(self.first, row[0])
+        self.last = max(self.last, row[0])
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+
+class _Series:
+    """One point as the writer knows it: its id, what it stored last, its open minute."""
+
+    __slots__ = ("filter", "fold", "seen", "sid")
+
+    def __init__(self, sid: int, filt: SeriesFilter) -> None:
+        self.sid = sid
+        self.filter = filt
+        self.fold: MinuteFold | None = None
+        self.seen = -math.inf  # the newest reading's time
 
 
 class HistoryStore:
-    """Raw readings and 1-minute aggregates of one site, in `<folder>/history.sqlite3`.
+    """Stored samples and 1-minute aggregates of one site, in `<folder>/history.sqlite3`.
 
     Args:
         folder: the storage folder.
-        raw_window: seconds raw readings are kept.
+        raw_window: seconds stored samples are kept.
         aggregate_window: seconds 1-minute aggregates are kept.
         max_bytes: the bound on the file's used pages; the oldest rows go first when over it.
-        wall: the wall clock (for windows), injectable for tests.
+        wall: the wall clock (for windows, minutes and hours), injectable for tests.
         commit_interval: seconds between the writer's commits.
         prune_interval: seconds between the writer's prunes.
+        deadband: each point's deadband (`gateway.storage.deadband`); default: every reading.
+        heartbeat: seconds after which an unmoved reading is stored anyway.
     """
 
     def __init__(
@@ -175,8 +196,10 @@ class HistoryStore:
         aggregate_window: float = AGGREGATE_WINDOW,
         max_bytes: int = MAX_BYTES,
         wall: Callable[[], float] = time.time,
-        commit_interval: float = 1.0,
+        commit_interval: float = COMMIT_INTERVAL,
         prune_interval: float = 60.0,
+        deadband: DeadbandOf = _every_reading,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         self.folder = Path(folder)
         self.path = self.folder / "history.sqlite3"
@@ -185,34 +208,37 @@ class HistoryStore:
         self.max_bytes = max_bytes
         self.commit_interval = commit_interval
         self.prune_interval = prune_interval
+        self.deadband = deadband
+        self.heartbeat = heartbeat
         self._wall = wall
-        self._db, _ = open_database(
-            self.path, synchronous="NORMAL", fresh_pragmas=("auto_vacuum=INCREMENTAL",)
-        )
+        # FULL: each commit is on the card when it returns, so a power cut loses at most one
+        # commit interval (NORMAL would wait for the next checkpoint, minutes at a few KB/s)
+        self._db, _ = open_database(self.path, synchronous="FULL")
         self._db.execute("PRAGMA journal_size_limit=8388608")
-        # 1 MiB of page cache (SQLite's default is 2): each commit touches the last index page of
-        # every stream, more than either holds, so the larger cache saved no CPU, only memory
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(_SCHEMA)
-        self._legacy = self._has_table(LEGACY_RAW)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(poll)")}
-        if "times" not in columns:  # a file written before the column came (one time per row)
-            self._db.execute("ALTER TABLE poll ADD COLUMN times BLOB")
+        self._legacy_agg = self._has_table(LEGACY_AGG)
+        self._legacy_raw = any(self._has_table(name) for name in LEGACY_RAW)
         self._db_lock = threading.Lock()  # the writer thread and queries share the connection
-        self._streams: dict[tuple[str, tuple[str, ...]], tuple[int, tuple[int, ...]]] = {}
-        self._open: dict[int, _Minute] = {}  # stream -> its newest minute, not yet on disk
+        self._series: dict[tuple[str, str], _Series] = {}
         self._open_scan: int | None = None  # the wall minute of the last scan for finished ones
         self._buffer: list[Sequence[Reading]] = []
         self._buffered = 0
+        # ingested, not yet committed: the samples to store and the minutes done
+        self._pending_samples: dict[int, list[Sample]] = {}
+        self._pending_minutes = _Done()
+        self._pending_readings = 0
+        self._pending_batches = 0
+        self._created: list[tuple[str, str]] = []  # series inserted by the ingest under way
         self._cond = threading.Condition()
         self._added = 0  # batches added, ever
         self._written = 0  # batches handled by the writer (committed or dropped), ever
         self._stopping = False
         self._flush_requested = False
         self._thread: threading.Thread | None = None
-        self._last_prune = 0.0
-        self._agg_cutoff = -math.inf  # the cutoff of the last prune of aggregates
-        self.rows_written = 0
+        self._last_prune = -math.inf
+        self.rows_written = 0  # readings handled (stored or folded into a minute)
+        self.samples_stored = 0
         self.commits = 0
         self.dropped = 0
         self.error: str | None = None
@@ -226,6 +252,9 @@ class HistoryStore:
             raw_window=history.raw_window,
             aggregate_window=history.aggregate_window,
             max_bytes=int(history.max_mb * 1024 * 1024),
+            commit_interval=history.commit_interval,
+            heartbeat=history.heartbeat,
+            deadband=site_deadbands(site),
         )
 
     def _has_table(self, name: str) -> bool:
@@ -302,21 +331,29 @@ class HistoryStore:
             self._db.close()
 
     def _writer(self) -> None:
+        next_commit = time.monotonic() + self.commit_interval
         while True:
             with self._cond:
-                deadline = time.monotonic() + self.commit_interval
+                wake = min(time.monotonic() + INGEST_INTERVAL, next_commit)
                 while not (self._stopping or self._flush_requested):
-                    left = deadline - time.monotonic()
+                    left = wake - time.monotonic()
                     if left <= 0:
                         break
-                    self._cond.wait(left)  # paced: one transaction per interval, not per batch
+                    self._cond.wait(left)
+                flush = self._flush_requested
                 self._flush_requested = False
                 stopping = self._stopping
-            self.write_pending()
+            if flush or stopping or time.monotonic() >= next_commit:
+                # paced: one transaction per interval, not per batch
+                next_commit = time.monotonic() + self.commit_interval
+                self.write_pending()
+            else:
+                self._ingest()  # the readings waiting become samples and minutes: small
             now = self._wall()
             if now - self._last_prune >= self.prune_interval:
                 self._last_prune = now
                 try:
+                    self.compact(now)
                     self.prune(now)
                 except sqlite3.Error as exc:
                     self._failed(exc)
@@ -324,34 +361,70 @@ class HistoryStore:
                 self.write_pending(finish=True)
                 return
 
+    def _ingest(self) -> None:
+        """Fold the batches waiting into samples to store and minutes done (no transaction)."""
+        with self._cond:
+            batches, self._buffer = self._buffer, []
+            self._buffered = 0
+        if not batches:
+            return
+        try:
+            with self._db_lock:
+                # one transaction for the points first met (a start meets them all at once)
+                self._db.execute("BEGIN")
+                try:
+                    for batch in batches:
+                        self._pending_readings += len(batch)
+                        for r in batch:
+                            self._take(r, self._pending_samples, self._pending_minutes)
+                finally:
+                    self._db.execute("COMMIT")
+        except sqlite3.Error as exc:  # a new point's series could not be written
+            self._failed(exc)
+            self.dropped += sum(map(len, batches))
+            with self._db_lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                for key in self._created:  # their rows are gone: met again, written again
+                    self._series.pop(key, None)
+        finally:
+            self._created.clear()
+            self._pending_batches += len(batches)
+
     def write_pending(self, finish: bool = False) -> int:
-        """Write everything buffered in one transaction (the writer calls this); readings written.
+        """Write everything buffered in one transaction (the writer calls this); readings handled.
 
         Args:
             finish: also write the minutes still open in memory (at a stop).
         """
-        with self._cond:
-            batches, self._buffer = self._buffer, []
-            self._buffered = 0
-        if not batches and not finish and not self._minute_turned():
-            return 0
+        self._ingest()
+        batches, readings = self._pending_batches, self._pending_readings
+        samples, done = self._pending_samples, self._pending_minutes
+        self._pending_batches = self._pending_readings = 0
+        self._pending_samples, self._pending_minutes = {}, _Done()
+        if not (samples or done or finish or self._minute_turned()):
+            self._handled(batches)
+            return readings
         try:
-            written = self._write(batches, finish)
+            wrote = self._write(samples, done, finish)
         except sqlite3.Error as exc:
             self._failed(exc)
-            self.dropped += sum(len(b) for b in batches)
-            written = 0
+            self.dropped += readings
+            readings = 0
         else:
-            if self.error is not None:
+            if self.error is not None and wrote:
                 log.info("history: writing again (%s)", self.path)
                 self.error = None
-            self.rows_written += written
+            self.rows_written += readings
             self.commits += 1
             self.last_commit = self._wall()
+        self._handled(batches)
+        return readings
+
+    def _handled(self, batches: int) -> None:
         with self._cond:
-            self._written += len(batches)
+            self._written += batches
             self._cond.notify_all()
-        return written
 
     def _failed(self, exc: sqlite3.Error) -> None:
         if self.error is None:
@@ -363,156 +436,90 @@ class HistoryStore:
     def _minute_turned(self) -> bool:
         return int(self._wall() // 60 * 60) != self._open_scan
 
-    def _write(self, batches: list[Sequence[Reading]], finish: bool = False) -> int:
-        rows: list[tuple[int, float, str | bytes, str | None, bytes | None]] = []
-        done: list[tuple[Any, ...]] = []  # finished minutes, for the agg upsert
-        late: dict[tuple[int, int], list[float]] = {}  # readings older than their open minute
-        created: list[int] = []  # stream ids inserted by this transaction
-        readings = 0
+    def _write(self, samples: dict[int, list[Sample]], done: _Done, finish: bool) -> bool:
+        """Commit a block of `samples` and `done` minutes (and those the wall clock ended);
+        False when there was nothing to write."""
         with self._db_lock:
+            self._finished_minutes(done, finish)
+            if not (samples or done):
+                return False
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for batch in batches:
-                    for group in _polls(batch):
-                        readings += len(group)
-                        self._store_poll(group, rows, done, late, created)
-                if rows:
-                    db.executemany(_INSERT_POLL, rows)
-                done.extend((sid, minute, *a) for (sid, minute), a in late.items())
-                self._finished_minutes(done, finish)
-                if done:
-                    db.executemany(_UPSERT_AGG, done)
+                self._insert_block(samples, done)
                 db.execute("COMMIT")
             except BaseException:
-                # ids inserted in this transaction are gone: forget those streams and what was
-                # folded under them (the other streams and their minutes stay)
-                gone = set(created)
-                self._streams = {k: v for k, v in self._streams.items() if v[0] not in gone}
-                for stream_id in gone:
-                    self._open.pop(stream_id, None)
                 db.execute("ROLLBACK")
                 raise
-        return readings
+        self.samples_stored += sum(map(len, samples.values()))
+        return True
 
-    def _store_poll(
+    def _take(
         self,
-        group: Sequence[Reading],
-        rows: list[tuple[int, float, str | bytes, str | None, bytes | None]],
-        done: list[tuple[Any, ...]],
-        late: dict[tuple[int, int], list[float]],
-        created: list[int],
+        r: Reading,
+        samples: dict[int, list[Sample]],
+        done: _Done,
     ) -> None:
-        """One poll (a device's readings within `ROW_SPAN`): its row, and its values' minutes."""
-        first = group[0]
-        stream = self._stream(first.device, tuple(map(_POINT, group)), created)
-        if stream is None:  # a point twice, or too many combinations: one point per row
-            for r in group:
-                self._store_poll((r,), rows, done, late, created)
+        """One reading: folded into its minute (a good number), stored when its filter keeps it."""
+        key = (r.device, r.point)
+        series = self._series.get(key)
+        if series is None:
+            series = self._new_series(key)
+        ts, value = r.ts, r.value
+        quality = QUALITY_CODE.get(r.quality, 1)
+        cls = value.__class__
+        if cls is float:
+            if value != value:
+                value, number = None, False
+            else:
+                number = -_FLOAT_RANGE < value < _FLOAT_RANGE
+        elif cls is int:
+            number = -_FLOAT_RANGE < value < _FLOAT_RANGE
+        elif cls is bool:
+            value, number = int(value), True
+        else:
+            number = False
+        if ts > series.seen:
+            series.seen = ts
+        if number and quality == 0:
+            fold = series.fold
+            if fold is not None and fold.minute <= ts < fold.minute + 60:
+                fold.add(ts, value)  # the usual reading: its minute is open
+            else:
+                self._fold_other(series, ts, value, done)
+        filt = series.filter
+        band = filt.deadband
+        last = filt.value
+        if (  # the usual reading of a number within its deadband: not stored (`SeriesFilter`)
+            number
+            and band is not None
+            and quality == filt.quality
+            and last.__class__ in _NUMBERS
+            and filt.ts is not None
+            and abs(ts - filt.ts) < filt.heartbeat
+            and abs(value - last) <= band
+        ):
             return
-        stream_id, sids = stream
-        n = len(group)
-        times = list(map(_TS, group))
-        ts = min(times)
-        newest = max(times)
-        times_packed = None if newest == ts else _times_struct(n).pack(*times)
-        minute = int(ts // 60 * 60)
-        current = self._open.get(stream_id)
-        if current is not None and current.minute < minute:
-            done.extend(current.rows())
-            current = None
-        if current is None:
-            current = self._open[stream_id] = _Minute(minute, sids)
-        values = list(map(_VALUE, group))
-        packing = _packing(tuple(map(type, values)))
-        if packing is not None and list(map(_QUALITY, group)).count(Quality.GOOD) == n:
-            # the usual poll: good numbers only, packed in binary, folded a whole list at a time
-            # (integers and true/false as they are: a minute becomes floats when it is read)
-            layout, packer = packing
-            try:
-                packed = layout + packer.pack(*values)
-            except struct.error:  # an integer beyond 64 bits
-                packed = b""
-            total = sum(values)
-            if packed and total - total == 0:  # every value finite
-                rows.append((stream_id, ts, packed, None, times_packed))
-                if ts >= current.newest and int(newest // 60 * 60) == current.minute:
-                    current.add_all(values, times, newest)
-                else:
-                    self._fold_each(current, sids, group, values, late)
-                return
-        # anything else, reading by reading: NaN is stored as NULL (as SQLite stores it)
-        values = [int(v) if v.__class__ is bool else (None if v != v else v) for v in values]
-        quals = None
-        if [r.quality for r in group].count(Quality.GOOD) != n:
-            quals = "".join([_QUALITY_DIGIT.get(r.quality, "1") for r in group])
-        text = json.dumps(values, separators=(",", ":"), default=str)
-        rows.append((stream_id, ts, text, quals, times_packed))
-        self._fold_each(current, sids, group, values, late)
+        if filt.keep(ts, quality, value):
+            samples.setdefault(series.sid, []).append((ts, quality, value))
 
     @staticmethod
-    def _fold_each(
-        current: _Minute,
-        sids: tuple[int, ...],
-        group: Sequence[Reading],
-        values: list[Any],
-        late: dict[tuple[int, int], list[float]],
-    ) -> None:
-        """Fold a poll's numeric good values one by one (mixed qualities, text, late polls)."""
-        for i, (r, v) in enumerate(zip(group, values, strict=True)):
-            if r.quality != Quality.GOOD or v.__class__ not in _NUMBERS:
-                continue
-            if not -_FLOAT_RANGE < v < _FLOAT_RANGE:  # inf, NaN, beyond a float
-                continue
-            if int(r.ts // 60 * 60) == current.minute:
-                current.add_one(i, float(v), r.ts)
-            else:
-                _fold(late, sids[i], r.ts, float(v))
+    def _fold_other(series: _Series, ts: float, value: float, done: _Done) -> None:
+        """A number outside its series' open minute: a new minute, or a late one of its own."""
+        minute = int(ts // 60 * 60)
+        fold = series.fold
+        if fold is None or fold.minute < minute:
+            if fold is not None:
+                done.add(series.sid, fold.row())
+            fold = series.fold = MinuteFold(minute)
+            fold.add(ts, float(value))
+        else:  # older than the open minute: a minute of its own, merged when read
+            late = MinuteFold(minute)
+            late.add(ts, float(value))
+            done.add(series.sid, late.row())
 
-    def _finished_minutes(self, done: list[tuple[Any, ...]], finish: bool) -> None:
-        """Move the minutes that are over (by the wall clock), or all at a stop, into `done`."""
-        now_minute = int(self._wall() // 60 * 60)
-        if not finish and now_minute == self._open_scan:
-            return
-        self._open_scan = now_minute
-        open_ = self._open
-        over = [s for s, m in open_.items() if finish or m.minute < now_minute]
-        for stream_id in over:
-            done.extend(open_.pop(stream_id).rows())
-
-    def _stream(
-        self, device: str, points: tuple[str, ...], created: list[int]
-    ) -> tuple[int, tuple[int, ...]] | None:
-        """The stream id and series ids of `points` of `device`; None when the device has too many."""
-        key = (device, points)
-        stream = self._streams.get(key)
-        if stream is not None:
-            return stream
-        db = self._db
-        text = json.dumps(list(points))
-        row = db.execute(
-            "SELECT id FROM stream WHERE device = ? AND points = ?", (device, text)
-        ).fetchone()
-        if row is None:
-            if len(points) > 1:
-                (count,) = db.execute(
-                    "SELECT count(*) FROM stream WHERE device = ?", (device,)
-                ).fetchone()
-                if count >= MAX_STREAMS_PER_DEVICE:
-                    return None
-            if len(set(points)) < len(points):
-                return None
-            row = db.execute(
-                "INSERT INTO stream (device, points) VALUES (?, ?) RETURNING id", (device, text)
-            ).fetchone()
-            created.append(row[0])
-        stream = (row[0], tuple(self._series_id(device, p) for p in points))
-        self._streams[key] = stream
-        return stream
-
-    def _series_id(self, device: str, point: str) -> int:
-        """The point's series id (asked only when a stream is first met: not cached)."""
-        key = (device, point)
+    def _new_series(self, key: tuple[str, str]) -> _Series:
+        """A point first met since the start: its series row (written at once, if new)."""
         row = self._db.execute(
             "SELECT id FROM series WHERE device = ? AND point = ?", key
         ).fetchone()
@@ -520,7 +527,102 @@ class HistoryStore:
             row = self._db.execute(
                 "INSERT INTO series (device, point) VALUES (?, ?) RETURNING id", key
             ).fetchone()
-        return int(row[0])
+            self._created.append(key)
+        series = _Series(int(row[0]), SeriesFilter(self.deadband(*key), self.heartbeat))
+        self._series[key] = series
+        return series
+
+    def _finished_minutes(self, done: _Done, finish: bool) -> None:
+        """Move the minutes that are over (by the wall clock), or all at a stop, into `done`."""
+        now_minute = int(self._wall() // 60 * 60)
+        if not finish and now_minute == self._open_scan:
+            return
+        self._open_scan = now_minute
+        for series in self._series.values():
+            fold = series.fold
+            if fold is not None and (finish or fold.minute < now_minute):
+                done.add(series.sid, fold.row())
+                series.fold = None
+
+    def _insert_block(self, samples: dict[int, list[Sample]], done: _Done) -> None:
+        times = [s[0] for rows in samples.values() for s in rows]
+        if done:
+            times += [done.first, done.last + 60]
+        hour = int(self._wall() // HOUR * HOUR)
+        self._db.execute(
+            "INSERT INTO block (hour, t0, t1, samples, minutes) VALUES (?, ?, ?, ?, ?)",
+            (
+                hour,
+                min(times),
+                max(times),
+                pack_section({sid: encode_samples(rows) for sid, rows in samples.items()})
+                if samples
+                else None,
+                pack_section(done.records) if done else None,
+            ),
+        )
+
+    # ------------------------------------------------------------------------------ compacting
+
+    def compact(self, now: float | None = None) -> int:
+        """Move the blocks of hours past into one chunk row per point and hour; rows written."""
+        now = self._wall() if now is None else now
+        current = int(now // HOUR * HOUR)
+        written = 0
+        with self._db_lock:
+            db = self._db
+            hours = [h for (h,) in db.execute("SELECT DISTINCT hour FROM block WHERE hour < ?",
+                                              (current,))]  # fmt: skip
+            if not hours:
+                return 0
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for hour in hours:
+                    written += self._compact_hour(hour)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return written
+
+    def _compact_hour(self, hour: int) -> int:
+        """Move one hour's blocks into chunk rows, `COMPACT_SLICE` series at a time: an hour of
+        a large site does not sit in memory at once (its blocks are read once per slice)."""
+        db = self._db
+        (top,) = db.execute("SELECT max(id) FROM series").fetchone()
+        written = 0
+        for low in range(0, (top or 0) + 1, COMPACT_SLICE):
+            written += self._compact_slice(hour, low, low + COMPACT_SLICE)
+        db.execute("DELETE FROM block WHERE hour = ?", (hour,))
+        return written
+
+    def _compact_slice(self, hour: int, low: int, high: int) -> int:
+        db = self._db
+        samples: dict[int, list[bytes]] = {}
+        minutes: dict[int, list[bytes]] = {}
+        for blob_s, blob_m in db.execute(
+            "SELECT samples, minutes FROM block WHERE hour = ? ORDER BY id", (hour,)
+        ):
+            for blob, into in ((blob_s, samples), (blob_m, minutes)):
+                if blob is None:
+                    continue
+                section = Section(blob)
+                for sid in section.series():
+                    if low <= sid < high:
+                        into.setdefault(sid, []).append(section.records(sid))
+        for table, records in (("sample_chunk", samples), ("minute_chunk", minutes)):
+            for sid in sorted(records):
+                data = b"".join(records[sid])
+                old = db.execute(
+                    f"SELECT data FROM {table} WHERE hour = ? AND series = ?", (hour, sid)
+                ).fetchone()
+                if old is not None:  # blocks of this hour came after it was compacted (a clock)
+                    data = zlib.decompress(old[0]) + data
+                db.execute(
+                    f"INSERT OR REPLACE INTO {table} (hour, series, data) VALUES (?, ?, ?)",
+                    (hour, sid, zlib.compress(data, 6)),
+                )
+        return len(samples) + len(minutes)
 
     # ------------------------------------------------------------------------------ pruning
 
@@ -528,61 +630,59 @@ class HistoryStore:
         """Delete rows past their window, then the oldest rows while over `max_bytes`.
 
         Returns:
-            How many raw rows (polls; readings of the first layout) and aggregate rows were deleted.
+            How many sample rows (a point's hour; a reading of the earlier layouts) and aggregate
+            rows (a point's hour; a minute of the earlier layouts) were deleted.
         """
         now = self._wall() if now is None else now
         deleted = {"raw": 0, "agg": 0}
         with self._db_lock:
             db = self._db
-            cutoff = now - self.raw_window
-            for table in self._raw_tables():
-                deleted["raw"] += _delete_older(db, table, cutoff)
-            if (
-                self._legacy
-                and db.execute(f"SELECT 1 FROM {LEGACY_RAW} LIMIT 1").fetchone() is None
-            ):
-                db.execute(f"DROP TABLE {LEGACY_RAW}")  # the first layout has aged out
-                self._legacy = False
-            minute_cutoff = int(now - self.aggregate_window)
-            if not 0 <= minute_cutoff - self._agg_cutoff < AGG_PRUNE_STEP:
-                # a statement per series (each a range of the primary key), so once an hour:
-                # a year's window does not need the minute
-                self._agg_cutoff = minute_cutoff
-                for (sid,) in db.execute("SELECT id FROM series").fetchall():
-                    deleted["agg"] += db.execute(
-                        "DELETE FROM agg WHERE series = ? AND minute < ?", (sid, minute_cutoff)
-                    ).rowcount
-            # over the bound: the oldest raw rows (the last hour always stays), then the oldest
-            # minutes — a year of aggregates must not wipe out the raw readings of today
-            keep_raw = now - min(self.raw_window, MIN_RAW_KEPT)
-            for _ in range(100):
+            if self._legacy_raw:
+                for name in LEGACY_RAW:
+                    if self._has_table(name):
+                        deleted["raw"] += db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                        db.execute(f"DROP TABLE {name}")
+                self._legacy_raw = False
+            raw_hour = _hour_before(now - self.raw_window)
+            deleted["raw"] += db.execute(
+                "DELETE FROM sample_chunk WHERE hour < ?", (raw_hour,)
+            ).rowcount
+            agg_hour = _hour_before(now - self.aggregate_window)
+            deleted["agg"] += db.execute(
+                "DELETE FROM minute_chunk WHERE hour < ?", (agg_hour,)
+            ).rowcount
+            if self._legacy_agg:
+                deleted["agg"] += db.execute(
+                    f"DELETE FROM {LEGACY_AGG} WHERE minute < ?", (now - self.aggregate_window,)
+                ).rowcount
+            # over the bound: the oldest samples (the last hour always stays), then the oldest
+            # minutes — a year of aggregates must not wipe out the samples of today
+            keep_raw = _hour_before(now - min(self.raw_window, MIN_RAW_KEPT))
+            for _ in range(1000):
                 if self._used_bytes() <= self.max_bytes:
                     break
-                for table in self._raw_tables():
-                    (count,) = db.execute(
-                        f"SELECT count(*) FROM {table} WHERE ts < ?", (keep_raw,)
-                    ).fetchone()
-                    if count > 0:
-                        deleted["raw"] += db.execute(
-                            f"DELETE FROM {table} WHERE rowid IN "
-                            f"(SELECT rowid FROM {table} WHERE ts < ? ORDER BY rowid LIMIT ?)",
-                            (keep_raw, max(1, count // 10)),
-                        ).rowcount
-                        break
-                else:
-                    oldest = db.execute("SELECT min(minute) FROM agg").fetchone()[0]
-                    if oldest is None:
-                        break
-                    deleted["agg"] += db.execute(
-                        "DELETE FROM agg WHERE minute < ?", (oldest + 86400,)
+                oldest = db.execute(
+                    "SELECT min(hour) FROM sample_chunk WHERE hour < ?", (keep_raw,)
+                ).fetchone()[0]
+                if oldest is not None:
+                    deleted["raw"] += db.execute(
+                        "DELETE FROM sample_chunk WHERE hour = ?", (oldest,)
                     ).rowcount
-            if deleted["raw"] or deleted["agg"]:
-                db.execute("PRAGMA incremental_vacuum")
+                    continue
+                if self._legacy_agg:
+                    first = db.execute(f"SELECT min(minute) FROM {LEGACY_AGG}").fetchone()[0]
+                    if first is not None:
+                        deleted["agg"] += db.execute(
+                            f"DELETE FROM {LEGACY_AGG} WHERE minute < ?", (first + 86400,)
+                        ).rowcount
+                        continue
+                oldest = db.execute("SELECT min(hour) FROM minute_chunk").fetchone()[0]
+                if oldest is None:
+                    break
+                deleted["agg"] += db.execute(
+                    "DELETE FROM minute_chunk WHERE hour = ?", (oldest,)
+                ).rowcount
         return deleted
-
-    def _raw_tables(self) -> tuple[str, ...]:
-        """The tables of raw rows, the oldest first."""
-        return (LEGACY_RAW, "poll") if self._legacy else ("poll",)
 
     def _used_bytes(self) -> int:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
@@ -602,39 +702,34 @@ class HistoryStore:
     ) -> list[dict[str, Any]]:
         """One point's history between `start` and `end` (epoch seconds), oldest first.
 
-        Raw readings when the span lies inside the raw window and holds at most `max_points` of
-        them: `{"ts", "value", "quality"}`. Otherwise aggregates in buckets of whole minutes, as
-        many minutes per bucket as keep the answer within `max_points`:
+        Stored samples when the span lies inside the raw window and holds at most `max_points` of
+        them: `{"ts", "value", "quality"}`; each holds until the next (within the point's
+        deadband of every reading), and with a deadband the value held at `start` and up to the
+        last reading are given at those times. Otherwise aggregates in buckets of whole minutes,
+        as many minutes per bucket as keep the answer within `max_points`:
         `{"ts" (bucket start), "min", "mean", "max", "last", "count"}` (numeric good readings only).
         What the writer has not committed yet (at most `commit_interval` old) is not included.
         """
         if end < start or max_points < 1:
             return []
         with self._db_lock:
-            db = self._db
-            row = db.execute(
+            row = self._db.execute(
                 "SELECT id FROM series WHERE device = ? AND point = ?", (device, point)
             ).fetchone()
             if row is None:
                 return []
             sid = row[0]
-            places = self._places(device, point)
-            if start >= self._wall() - self.raw_window:
-                raw = self._raw(places, sid, start, end, max_points)
-                if raw is not None:
+            series = self._series.get((device, point))
+            now = self._wall()
+            if start >= now - self.raw_window:
+                raw = self._raw(sid, series, start, end, max_points)
+                # none older than the hour always kept: pruned for space, the minutes may have it
+                if raw is not None and (raw or start >= now - MIN_RAW_KEPT):
                     return raw
-            first_minute = math.floor(start / 60) * 60
-            minutes = db.execute(
-                "SELECT minute, min, max, sum, n, last, last_ts FROM agg "
-                "WHERE series = ? AND minute BETWEEN ? AND ? ORDER BY minute",
-                (sid, first_minute, end),
-            ).fetchall()
-            for stream_id, (i, _) in places.items():
-                current = self._open.get(stream_id)
-                if current is not None and first_minute <= current.minute <= end:
-                    open_row = current.row(i)
-                    if open_row is not None:
-                        minutes = _with_open_minute(minutes, open_row)
+            minutes = self._minutes(sid, start, end)
+            fold = series.fold if series is not None else None
+            if fold is not None and fold.n and math.floor(start / 60) * 60 <= fold.minute <= end:
+                minutes = merge_minutes([*minutes, fold.row()])
         bucket = 60 * max(1, math.ceil((end - start) / 60 / max_points))
         out: list[dict[str, Any]] = []
         for minute, lo, hi, total, n, last, _ in minutes:
@@ -653,272 +748,112 @@ class HistoryStore:
             b["mean"] = b.pop("_sum") / b["count"]
         return out
 
-    def _places(self, device: str, point: str) -> dict[int, tuple[int, int]]:
-        """The streams of `device` that hold `point`: the point's place, and the stream's size."""
-        places: dict[int, tuple[int, int]] = {}
-        for stream_id, points in self._db.execute(
-            "SELECT id, points FROM stream WHERE device = ?", (device,)
-        ):
-            names = json.loads(points)
-            if point in names:
-                places[stream_id] = names.index(point), len(names)
-        return places
-
-    def _raw(
-        self, where: dict[int, tuple[int, int]], sid: int, start: float, end: float, max_points: int
-    ) -> list[dict[str, Any]] | None:
-        """The point's raw readings in the span, or None when there are more than `max_points`.
-
-        Args:
-            where: the point's streams and its place in each (`_places`).
-            sid: the point's series (for the first layout's rows).
-        """
-        db = self._db
-        count = 0
-        if where:
-            streams = f"stream IN ({','.join('?' * len(where))})"
-            inner_end = end - ROW_SPAN  # a row starting in [start, inner_end] lies all inside
-            if inner_end >= start:
-                count += db.execute(
-                    f"SELECT count(*) FROM poll WHERE {streams} AND ts BETWEEN ? AND ?",
-                    (*where, start, inner_end),
-                ).fetchone()[0]
-            edges = [("ts > ? AND ts < ?", start - ROW_SPAN, start)]
-            if inner_end >= start:
-                edges.append(("ts > ? AND ts <= ?", inner_end, end))
-            else:
-                edges.append(("ts >= ? AND ts <= ?", start, end))
-            for between, lo, hi in edges:  # rows at the edges: the point's own time decides
-                for stream_id, ts, times in db.execute(
-                    f"SELECT stream, ts, times FROM poll WHERE {streams} AND {between}",
-                    (*where, lo, hi),
-                ):
-                    i, n = where[stream_id]
-                    if start <= _time_of(ts, times, i, n) <= end:
-                        count += 1
-        if self._legacy:
-            count += db.execute(
-                f"SELECT count(*) FROM {LEGACY_RAW} WHERE series = ? AND ts BETWEEN ? AND ?",
-                (sid, start, end),
-            ).fetchone()[0]
-        if count > max_points:
-            return None
-        out: list[dict[str, Any]] = []
-        if self._legacy:
-            for ts, value, q in db.execute(
-                f"SELECT ts, value, quality FROM {LEGACY_RAW} "
-                "WHERE series = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                (sid, start, end),
-            ):
-                out.append({"ts": ts, "value": value, "quality": QUALITY_NAME.get(q, "bad")})
-        if where:
-            for stream_id, ts, vals, quals, times in db.execute(
-                f"SELECT stream, ts, vals, quals, times FROM poll WHERE {streams} "
-                "AND ts > ? AND ts <= ? ORDER BY ts, rowid",
-                (*where, start - ROW_SPAN, end),
-            ):
-                i, n = where[stream_id]
-                t = _time_of(ts, times, i, n)
-                if start <= t <= end:
-                    quality = "good" if quals is None else QUALITY_NAME.get(int(quals[i]), "bad")
-                    out.append({"ts": t, "value": _unpack(vals, n)[i], "quality": quality})
-        out.sort(key=lambda x: x["ts"])  # stable: a poll's order (and the first layout's) on a tie
+    def _chunks(self, table: str, sid: int, start: float, end: float) -> list[bytes]:
+        """The point's chunk data (decompressed) of the hours that may hold [start, end]."""
+        out = []
+        first = int(start // HOUR * HOUR)
+        last = int((end + LATE) // HOUR * HOUR)
+        for hour in range(first, last + 1, HOUR):
+            row = self._db.execute(
+                f"SELECT data FROM {table} WHERE hour = ? AND series = ?", (hour, sid)
+            ).fetchone()
+            if row is not None:
+                out.append(zlib.decompress(row[0]))
         return out
 
+    def _blocks(self, column: str, sid: int, start: float, end: float) -> list[bytes]:
+        """The point's records in the blocks not yet compacted that overlap [start, end]."""
+        out = []
+        for (blob,) in self._db.execute(
+            f"SELECT {column} FROM block WHERE t1 >= ? AND t0 <= ? AND {column} IS NOT NULL "
+            "ORDER BY id",
+            (start, end),
+        ):
+            records = Section(blob).records(sid)
+            if records:
+                out.append(records)
+        return out
+
+    def _samples(self, sid: int, start: float, end: float) -> list[Sample]:
+        samples: list[Sample] = []
+        for data in self._chunks("sample_chunk", sid, start, end):
+            samples += decode_samples(data)
+        for data in self._blocks("samples", sid, start, end):
+            samples += decode_samples(data)
+        samples.sort(key=_sample_time)  # stable: a poll's order on a tie
+        return samples
+
+    def _raw(
+        self, sid: int, series: _Series | None, start: float, end: float, max_points: int
+    ) -> list[dict[str, Any]] | None:
+        """The point's stored samples in the span, or None when there are more than
+        `max_points`; with a deadband, the value held at `start` and at the last reading too."""
+        held = series is not None and series.filter.deadband is not None
+        lookback = max(self.heartbeat, LATE) if held else 0.0
+        samples = self._samples(sid, start - lookback, end)
+        inside = [s for s in samples if start <= s[0] <= end]
+        if len(inside) > max_points:
+            return None
+        out = [
+            {"ts": ts, "value": value, "quality": QUALITY_NAME.get(q, "bad")}
+            for ts, q, value in inside
+        ]
+        if not held or series is None:
+            return out
+        before = [s for s in samples if s[0] < start]
+        if before and (not inside or inside[0][0] > start) and len(out) < max_points:
+            _, q, value = before[-1]
+            out.insert(0, {"ts": start, "value": value, "quality": QUALITY_NAME.get(q, "bad")})
+        if out and len(out) < max_points:
+            last = out[-1]
+            until = min(end, series.seen)
+            if until > last["ts"] and self.last_commit is not None:
+                out.append({**last, "ts": until})
+        return out
+
+    def _minutes(self, sid: int, start: float, end: float) -> list[Minute]:
+        first_minute = math.floor(start / 60) * 60
+        rows: list[Minute] = []
+        for data in self._chunks("minute_chunk", sid, start, end):
+            rows += decode_minutes(data)
+        for data in self._blocks("minutes", sid, start, end):
+            rows += decode_minutes(data)
+        if self._legacy_agg:
+            rows += self._db.execute(
+                f"SELECT minute, min, max, sum, n, last, last_ts FROM {LEGACY_AGG} "
+                "WHERE series = ? AND minute BETWEEN ? AND ?",
+                (sid, first_minute, end),
+            ).fetchall()
+        return merge_minutes([m for m in rows if first_minute <= m[0] <= end])
+
     def stats(self) -> dict[str, Any]:
-        """For health and /metrics: written, dropped, buffered, error, last commit, file size."""
+        """For health and /metrics: handled, stored, dropped, buffered, error, last commit, size."""
         try:
             size = self.path.stat().st_size
         except OSError:
             size = 0
         return {
             "rows_written": self.rows_written,
+            "samples_stored": self.samples_stored,
             "commits": self.commits,
             "dropped": self.dropped,
             "buffered": self._buffered,
             "error": self.error,
             "last_commit": self.last_commit,
+            "commit_interval": self.commit_interval,
             "file_bytes": size,
             "writer_running": self._thread is not None and self._thread.is_alive(),
         }
 
 
-class _Minute:
-    """One stream's current minute: per point the min, max, sum, count and last good number.
-
-    Whole polls are folded a list at a time (`map` over the points, no loop in Python); a count
-    common to all points (`polls`) plus one per point for the readings folded one by one.
-    """
-
-    __slots__ = (
-        "counts",
-        "hi",
-        "last_ts",
-        "lasts",
-        "lo",
-        "minute",
-        "newest",
-        "polls",
-        "sids",
-        "sums",
-    )  # fmt: skip
-
-    def __init__(self, minute: int, sids: tuple[int, ...]) -> None:
-        n = len(sids)
-        self.minute = minute
-        self.sids = sids
-        self.lo = [math.inf] * n
-        self.hi = [-math.inf] * n
-        self.sums = [0.0] * n
-        self.polls = 0
-        self.counts = [0] * n
-        self.lasts: list[Any] = [math.nan] * n
-        self.last_ts = [-math.inf] * n
-        self.newest = -math.inf
-
-    def add_all(self, values: list[Any], times: list[float], newest: float) -> None:
-        """A poll of good finite numbers in this minute, no older than any folded so far."""
-        self.lo = [a if a < b else b for a, b in zip(self.lo, values, strict=True)]
-        self.hi = [a if a > b else b for a, b in zip(self.hi, values, strict=True)]
-        self.sums = list(map(operator.add, self.sums, values))
-        self.polls += 1
-        self.lasts = values
-        self.last_ts = times
-        self.newest = newest
-
-    def add_one(self, i: int, value: float, ts: float) -> None:
-        if value < self.lo[i]:
-            self.lo[i] = value
-        if value > self.hi[i]:
-            self.hi[i] = value
-        self.sums[i] += value
-        self.counts[i] += 1
-        if ts >= self.last_ts[i]:
-            self.lasts[i] = value
-            self.last_ts[i] = ts
-        if ts > self.newest:
-            self.newest = ts
-
-    def row(self, i: int) -> tuple[Any, ...] | None:
-        """Point `i`'s minute as `(minute, min, max, sum, n, last, last_ts)`; None if empty."""
-        n = self.polls + self.counts[i]
-        if not n:
-            return None
-        return (self.minute, float(self.lo[i]), float(self.hi[i]), float(self.sums[i]), n,
-                float(self.lasts[i]), self.last_ts[i])  # fmt: skip
-
-    def rows(self) -> Iterator[tuple[Any, ...]]:
-        """The agg rows to upsert: `(series, minute, min, max, sum, n, last, last_ts)`."""
-        for i, sid in enumerate(self.sids):
-            row = self.row(i)
-            if row is not None:
-                yield (sid, *row)
+def _sample_time(sample: Sample) -> float:
+    return sample[0]
 
 
-def _packing(kinds: tuple[type, ...]) -> tuple[bytes, struct.Struct] | None:
-    """The layout and packer of a poll of numbers (`d` a float, `q` an integer), cached per kinds."""
-    try:
-        return _packings[kinds]
-    except KeyError:
-        pass
-    packing = None
-    if all(kind in _NUMBERS for kind in kinds):
-        layout = b"".join(_PACK_CODE[kind] for kind in kinds)
-        packing = layout, struct.Struct(b"<" + layout)
-    if len(_packings) >= 1024:  # kinds vary little (a device's points keep their types)
-        _packings.clear()
-    _packings[kinds] = packing
-    return packing
-
-
-@functools.lru_cache(maxsize=256)
-def _times_struct(n: int) -> struct.Struct:
-    """The packer of `n` readings' times."""
-    return struct.Struct(f"<{n}d")
-
-
-def _time_of(ts: float, times: bytes | None, i: int, n: int) -> float:
-    """The time of a row's `i`-th reading: the row's own, or the `i`-th of `times`."""
-    return ts if times is None else float(_times_struct(n).unpack(times)[i])
-
-
-def _unpack(vals: str | bytes, n: int) -> list[Any] | tuple[Any, ...]:
-    """A poll's values: JSON text, or `n` layout codes then the values packed (a poll of numbers)."""
-    if isinstance(vals, str):
-        return json.loads(vals)  # type: ignore[no-any-return]
-    return struct.unpack(b"<" + vals[:n], vals[n:])
-
-
-def _polls(batch: Sequence[Reading]) -> Iterator[Sequence[Reading]]:
-    """A batch cut into polls: consecutive readings of one device within `ROW_SPAN` seconds (a
-    point twice is cut apart when a poll is stored)."""
-    first = batch[0]
-    times = list(map(_TS, batch))
-    if max(times) - min(times) < ROW_SPAN and list(map(_DEVICE, batch)).count(first.device) == len(
-        batch
-    ):
-        yield batch  # a device's poll: the usual batch
-        return
-    group: list[Reading] = []
-    seen: set[str] = set()
-    lo = hi = first.ts
-    for r in batch:
-        if group and (
-            r.device != group[0].device
-            or r.point in seen
-            or max(hi, r.ts) - min(lo, r.ts) >= ROW_SPAN
-        ):
-            yield group
-            group, seen = [], set()
-        if not group:
-            lo = hi = r.ts
-        group.append(r)
-        seen.add(r.point)
-        lo, hi = min(lo, r.ts), max(hi, r.ts)
-    if group:
-        yield group
-
-
-def _delete_older(db: sqlite3.Connection, table: str, cutoff: float) -> int:
-    """Delete `table`'s rows older than `cutoff`; rows arrive roughly in time order (by rowid)."""
-    # everything before the first young row is old
-    first = db.execute(
-        f"SELECT rowid FROM {table} WHERE ts >= ? ORDER BY rowid LIMIT 1", (cutoff,)
-    ).fetchone()
-    if first is None:
-        return db.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,)).rowcount
-    return db.execute(
-        f"DELETE FROM {table} WHERE rowid < ? AND ts < ?", (first[0], cutoff)
-    ).rowcount
-
-
-def _with_open_minute(minutes: list[Any], current: tuple[Any, ...]) -> list[Any]:
-    """The minutes read from disk with the one still in memory merged in, in order."""
-    minute, lo, hi, total, n, last, last_ts = current
-    out = [m for m in minutes if m[0] != minute]
-    same = [m for m in minutes if m[0] == minute]
-    for m in same:  # the minute was also written before (a restart, late readings)
-        lo, hi, total, n = min(lo, m[1]), max(hi, m[2]), total + m[3], n + m[4]
-        if m[6] > last_ts:
-            last, last_ts = m[5], m[6]
-    out.append((minute, lo, hi, total, n, last, last_ts))
-    out.sort(key=lambda m: m[0])
-    return out
-
-
-def _fold(acc: dict[tuple[int, int], list[float]], sid: int, ts: float, value: float) -> None:
-    """Fold one value into its minute: [min, max, sum, n, last, last_ts]."""
-    minute = int(ts // 60 * 60)
-    a = acc.get((sid, minute))
-    if a is None:
-        acc[(sid, minute)] = [value, value, value, 1, value, ts]
-        return
-    a[0] = min(a[0], value)
-    a[1] = max(a[1], value)
-    a[2] += value
-    a[3] += 1
-    if ts >= a[5]:
-        a[4], a[5] = value, ts
+def _hour_before(ts: float) -> int:
+    """The start of the hour holding `ts`: a chunk of an earlier hour holds only readings before
+    it (a reading is committed in its own hour or later)."""
+    return int(ts // HOUR * HOUR)
 
 
 # ------------------------------------------------------------------------------ the component

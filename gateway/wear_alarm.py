@@ -1,0 +1,83 @@
+"""A low-priority alarm while the storage wears: nearly full, or written far above its rate.
+
+The alarm is `gateway.storage_wear` (priority low, shelvable): the device `gateway` is the gateway
+itself, known to the alarm book only. The rule engine never sees it, so it is nobody's supply or
+root cause and cannot suppress, delay or mute another alarm; it goes through the same book, journal
+and outbox as any alarm. A site with a device of its own called `gateway` does without it.
+
+`WearAlarm` asks the health monitor's `WearMeter` once every `EVERY` seconds and tells the gateway
+when the verdict changes (and once after a start, so an alarm restored active can clear).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.components import Component
+from gateway.config.models import Text
+from gateway.config.site import Rule
+from rules.engine import ConditionChange
+
+if TYPE_CHECKING:
+    from gateway.config.site import Site
+    from gateway.service import Gateway
+
+DEVICE = "gateway"
+RULE = "storage_wear"
+ALARM_ID = f"{DEVICE}.{RULE}"
+EVERY = 60.0
+"""Seconds between two looks at the wear."""
+
+
+def wear_rules(site: Site) -> list[Rule]:
+    """The alarm book's rule for the wear alarm (none when a device is called `gateway`)."""
+    if DEVICE in site.devices:
+        return []
+    message = Text(
+        zh="存储磨损告警: {detail}",
+        en="Storage wear: {detail}",
+    )
+    return [Rule(device=DEVICE, id=RULE, when="", priority="low", message=message)]
+
+
+class WearAlarm(Component):
+    """Raises and clears `gateway.storage_wear` from the health monitor's wear check."""
+
+    name = "wear_alarm"
+
+    def __init__(self, gateway: Gateway, every: float = EVERY) -> None:
+        self.gateway = gateway
+        self.every = every
+        self._next: float | None = None
+        self.active: bool | None = None  # None: not told yet since the start
+
+    def on_tick(self, wall: float, monotonic: float) -> None:
+        if self._next is not None and monotonic < self._next:
+            return
+        self._next = monotonic + self.every
+        check = self.gateway.monitor.wear.report(monotonic)
+        active = check["status"] != "ok"
+        if active == self.active:
+            return
+        self.active = active
+        detail = str(check.get("detail", ""))
+        self.gateway.system_condition(
+            ConditionChange(
+                alarm_id=ALARM_ID,
+                device=DEVICE,
+                rule=RULE,
+                active=active,
+                suppressed=False,
+                value=None,
+                values={"detail": detail} if active else {},
+                ts_wall=wall,
+                reason=detail or "storage wear back to normal",
+            )
+        )
+
+
+def wear_alarm_component(gateway: Gateway) -> Component | None:
+    """The `COMPONENTS` factory: none when the site has a device called `gateway`."""
+    if DEVICE in gateway.site.devices:
+        return None
+    return WearAlarm(gateway)
