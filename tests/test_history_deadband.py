@@ -320,3 +320,16 @@ def test_the_writer_folds_readings_each_second_between_commits(tmp_path: Path) -
         assert store.commits == 0  # and not committed before its interval
     finally:
         store.close()
+
+
+def test_a_step_not_yet_committed_shows_in_the_trend_at_once(
+    store: HistoryStore, clock: Clock
+) -> None:
+    _record(store, clock, [5.0] * 60)  # committed
+    clock.now = T0 + 61
+    store.add([Reading("pump-1", "p", 1.0, Quality.GOOD, T0 + 60)])  # the pressure drops
+    store._ingest()  # folded by the writer, its commit interval not over yet
+    curve = store.query("pump-1", "p", T0, T0 + 60)
+    assert [(x["ts"] - T0, x["value"]) for x in curve][-1] == (60, 1.0)  # not 5.0 held on
+    store.write_pending()  # committed: the same curve, the step once
+    assert store.query("pump-1", "p", T0, T0 + 60) == curve

@@ -226,6 +226,7 @@ class HistoryStore:
         self._buffered = 0
         # ingested, not yet committed: the samples to store and the minutes done
         self._pending_samples: dict[int, list[Sample]] = {}
+        self._writing: dict[int, list[Sample]] = {}  # taken from pending, not yet committed
         self._pending_minutes = _Done()
         self._pending_readings = 0
         self._pending_batches = 0
@@ -399,9 +400,11 @@ class HistoryStore:
         """
         self._ingest()
         batches, readings = self._pending_batches, self._pending_readings
-        samples, done = self._pending_samples, self._pending_minutes
         self._pending_batches = self._pending_readings = 0
-        self._pending_samples, self._pending_minutes = {}, _Done()
+        with self._db_lock:  # a query sees each sample pending, being written or stored: once
+            samples, done = self._pending_samples, self._pending_minutes
+            self._pending_samples, self._pending_minutes = {}, _Done()
+            self._writing = samples
         if not (samples or done or finish or self._minute_turned()):
             self._handled(batches)
             return readings
@@ -440,17 +443,20 @@ class HistoryStore:
         """Commit a block of `samples` and `done` minutes (and those the wall clock ended);
         False when there was nothing to write."""
         with self._db_lock:
-            self._finished_minutes(done, finish)
-            if not (samples or done):
-                return False
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                self._insert_block(samples, done)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                self._finished_minutes(done, finish)
+                if not (samples or done):
+                    return False
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._insert_block(samples, done)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                self._writing = {}  # stored, or dropped and counted: no longer pending
         self.samples_stored += sum(map(len, samples.values()))
         return True
 
@@ -708,7 +714,8 @@ class HistoryStore:
         last reading are given at those times. Otherwise aggregates in buckets of whole minutes,
         as many minutes per bucket as keep the answer within `max_points`:
         `{"ts" (bucket start), "min", "mean", "max", "last", "count"}` (numeric good readings only).
-        What the writer has not committed yet (at most `commit_interval` old) is not included.
+        Samples the writer holds but has not committed yet are included (the last seconds of a
+        trend are not held back by `commit_interval`).
         """
         if end < start or max_points < 1:
             return []
@@ -780,6 +787,9 @@ class HistoryStore:
             samples += decode_samples(data)
         for data in self._blocks("samples", sid, start, end):
             samples += decode_samples(data)
+        for pending in (self._writing.get(sid), self._pending_samples.get(sid)):
+            if pending:  # not committed yet: a trend shows a step of the last seconds at once
+                samples += [sample for sample in pending if start <= sample[0] <= end]
         samples.sort(key=_sample_time)  # stable: a poll's order on a tie
         return samples
 
