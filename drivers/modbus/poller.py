@@ -9,12 +9,12 @@ that want one awaitable to put in their own TaskGroup: it runs until cancelled.
         ...                      # readings and device statuses flow into `sink`
         driver.stats()           # per-device counters for /metrics
 
-The key property: **one dead device must not slow its bus neighbours.** On TCP each device has a
-connection of its own (see `drivers.modbus.link`), so a silent unit's timeouts only delay itself. On
-RTU the line is shared; a device that has lost communication is tried on an exponential back-off
-(`gateway.backoff.Backoff`, up to `BACKOFF_CAP` seconds), so it costs the line one short timeout now
-and then instead of one per poll. TCP devices use the same back-off, which also paces reconnects to a
-restarted server.
+The key property: **one dead device must not slow its bus neighbours more than its own, rare
+attempts do.** The devices of a bus share its endpoint's connections (`drivers.modbus.link`), one
+request at a time on each, as a serial-to-Ethernet converter or an RS-485 line demands. A device that
+has lost communication is tried on an exponential back-off (`gateway.backoff.Backoff`, up to
+`BACKOFF_CAP` seconds), so it costs the line one timeout now and then instead of one per poll; the
+same back-off paces reconnects to a restarted server.
 
 Schedule: attempts happen on the grid `start + k × poll`; a slow poll skips the slots it overran
 rather than bursting to catch up, and the schedule never drifts.
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Self
 
 from drivers.modbus.device import DevicePoller, PollOutcome
 from drivers.modbus.health import DeviceStats
-from drivers.modbus.link import Link, RtuLink, TcpLink
+from drivers.modbus.link import Endpoint, Link
 from gateway.config.models import ModbusBus
 from gateway.model import DeviceStatus, Reading, ReadingSink
 from gateway.tasks import cancel_and_wait
@@ -176,10 +176,8 @@ class ModbusBusDriver:
             if answered:
                 poller.backoff.reset()
                 due = next_slot(due, period, now)
-            elif health.failures >= health.polls or health.online is False:
+            else:  # silent: on a shared line its every attempt costs its neighbours a timeout
                 due = next_slot(due, period, now + poller.backoff.next_delay())
-            else:
-                due = next_slot(due, period, now)
 
     async def _poll_and_report(self, poller: DevicePoller, link: Link) -> bool:
         """One poll; report readings and status changes to the sink. True if the device answered."""
@@ -222,13 +220,9 @@ class ModbusBusDriver:
             log.exception("%s: the reading sink failed", self.name)
 
     def _open_links(self) -> None:
-        """pymodbus clients belong to the running loop, so they are made on entry, not in __init__."""
-        if self.bus.transport == "rtu":
-            longest = max((p.timeout for p in self.pollers.values()), default=self.bus.timeout)
-            shared = RtuLink(self.bus, longest)
-            self._links = dict.fromkeys(self.pollers, shared)
-        else:
-            self._links = {i: TcpLink(self.bus, p.timeout) for i, p in self.pollers.items()}
+        """The bus's one `Endpoint`, shared by its devices (made on entry: it belongs to the loop)."""
+        shared = Endpoint(self.bus)
+        self._links = dict.fromkeys(self.pollers, shared)
 
     def _close_links(self) -> None:
         for link in {id(link): link for link in self._links.values()}.values():
