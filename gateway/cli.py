@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.commands import COMMAND_MODULES
-from gateway.config.errors import SiteError
+from gateway.config.errors import ConfigIssue, SiteError
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
@@ -41,6 +41,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     site = _load(args.site)
     for warning in site.warnings:
         print(warning, file=sys.stderr)
+    for warning in _line_budget_warnings(site):
+        print(warning, file=sys.stderr)
     rules = sum(len(d.rules) for d in site.devices.values())
     points = sum(len(d.points) for d in site.devices.values())
     print(
@@ -48,6 +50,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{rules} rules, {len(site.buses)} Modbus buses"
     )
     return 0
+
+
+def _line_budget_warnings(site: Site) -> list[ConfigIssue]:
+    """Buses whose configured polling cannot fit their serial line (`drivers.modbus.budget`)."""
+    from drivers.modbus.budget import budget_warnings
+    from gateway.config.yamlsource import load_yaml
+
+    found = budget_warnings(site)
+    if not found:
+        return []
+    doc = load_yaml(site.path)
+    return [doc.issue(loc, message, warning=True) for loc, message in found]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from gateway.backoff import Backoff
 from gateway.config.site import Site
 from simulators.base import DeviceSimulator
 from simulators.control import TOPIC_ROOT, handle_message, result_topic
+from simulators.converter import ConverterServer, PtyLine, line_for
 from simulators.door import AccessDoorSimulator
 from simulators.modbus_server import BusServer
 from simulators.registry import simulator_for
@@ -66,7 +67,7 @@ class SiteSimulator:
             )
             for device_id, device in site.devices.items()
         }
-        self.servers: dict[str, BusServer] = {}
+        self.servers: dict[str, BusServer | ConverterServer | PtyLine] = {}
         self.skipped: dict[str, str] = {}
         self._plan_buses()
         self.mqtt_ready = asyncio.Event()
@@ -83,17 +84,24 @@ class SiteSimulator:
         return f"fgw-sim[{self.site.id}]"
 
     def _plan_buses(self) -> None:
+        """One server per bus: pymodbus for a plain `tcp` bus, a simulated converter for a `tcp`
+        bus with `sim.converter` and for `rtu-over-tcp`, a pseudo-terminal line for `rtu`."""
         units: dict[str, dict[int, DeviceSimulator]] = {}
         for device_id, device in self.site.devices.items():
             if device.spec.modbus is None:
                 continue
             bus = self.site.buses[device.spec.modbus.bus]
-            if bus.transport != "tcp":
-                self.skipped[device_id] = f"bus {bus.id} is {bus.transport}: only tcp is simulated"
-                continue
             units.setdefault(bus.id, {})[device.spec.modbus.unit] = self.devices[device_id]
         for bus_id, bus_units in units.items():
-            self.servers[bus_id] = BusServer(self.site.buses[bus_id], bus_units)
+            bus = self.site.buses[bus_id]
+            if bus.transport == "rtu":
+                self.servers[bus_id] = PtyLine(bus, line_for(bus, bus_units))
+            elif bus.transport == "rtu-over-tcp" or bus.sim.converter:
+                framing = "mbap" if bus.transport == "tcp" else "rtu"
+                line = line_for(bus, bus_units)
+                self.servers[bus_id] = ConverterServer(bus, line, framing, bus.sim.connections)
+            else:
+                self.servers[bus_id] = BusServer(bus, bus_units)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -264,8 +272,8 @@ async def run_until_cancelled(
     """`fgw sim SITE`: serve the site's simulators until the task is cancelled (Ctrl-C, SIGTERM)."""
     async with SiteSimulator(site, broker_host, broker_port, seed=seed) as sim:
         for bus_id, server in sim.servers.items():
-            host, port = server.address
-            log.info("fgw sim: bus %s on %s:%d, units %s", bus_id, host, port, sorted(server.units))
+            where = site.buses[bus_id].endpoint
+            log.info("fgw sim: bus %s on %s, units %s", bus_id, where, sorted(server.units))
         host, port = sim.broker
         log.info(
             "fgw sim: doors and inject channel via MQTT %s:%d (%s/%s/DEVICE/inject)",
