@@ -99,7 +99,7 @@ class Endpoint:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._release(waiter.result())  # handed over as we were cancelled: pass it on
-            else:
+            elif waiter in self._waiting:  # not yet passed over by `_release`
                 self._waiting.remove(waiter)
             raise
 
