@@ -204,10 +204,62 @@ async def test_a_bus_whose_host_does_not_answer_names_its_endpoint(
     sink = Recorder()
     async with ModbusBusDriver(bus, devices, sink):
         await sink.wait_for(lambda: sink.online("dev-1") == sink.online("dev-2") == [False])
+        await sink.wait_for(lambda: sink.online("modbus:rs485") == [False])
     for status in sink.statuses:
         assert f"127.0.0.1:{bus.port}" in status.reason
     offline = [r.getMessage() for r in caplog.records if "offline" in r.getMessage()]
     assert offline and all(f"127.0.0.1:{bus.port}" in line for line in offline)
+    silent = [r.getMessage() for r in caplog.records if "silent" in r.getMessage()]
+    assert len(silent) == 1 and f"bus rs485 (127.0.0.1:{bus.port}) silent" in silent[0]
+
+
+async def test_a_live_unit_answering_again_ends_the_bus_silence(
+    converter: tuple[ConverterServer, ModbusBus],
+) -> None:
+    server, bus = converter
+    devices = [device(f"dev-{u}", u, LEVEL, bus="rs485", poll=0.1) for u in (1, 2)]
+    for unit in (1, 2):
+        server.units[unit].offline = True
+    sink = Recorder()
+    async with ModbusBusDriver(bus, devices, sink):
+        await sink.wait_for(lambda: sink.online("modbus:rs485") == [False], timeout=20)
+        server.units[2].offline = False
+        await sink.wait_for(lambda: sink.online("modbus:rs485") == [False, True], timeout=20)
+        assert sink.online("dev-2") == [False, True] and sink.online("dev-1") == [False]
+
+
+SILENT_BUS_SITE = """
+site: {id: wires, name: Wires}
+modbus:
+  - {id: rs485, transport: rtu-over-tcp, host: 127.0.0.1, port: 4001}
+devices:
+  - {id: meter-1, template: energy_meter, modbus: {bus: rs485, unit: 1}}
+  - {id: pump-1, template: booster_pump, modbus: {bus: rs485, unit: 2}}
+  - {id: fire-1, template: fire_panel, modbus: {bus: rs485, unit: 3}}
+"""
+
+
+def test_the_bus_alarm_is_the_root_cause_of_its_devices_comm_loss(tmp_path: Path) -> None:
+    from gateway.config.site import load_site
+    from gateway.model import DeviceStatus
+    from rules.engine import RuleEngine
+
+    site = load_site(tmp_path / "site.yaml", SILENT_BUS_SITE)
+    (rule,) = site.bus_rules()
+    assert rule.alarm_id == "modbus:rs485.comm_loss" and "127.0.0.1:4001" in rule.message.en
+    engine = RuleEngine([*site.rules(), rule], depends_on=site.depends_on())
+    changes = []
+    for device_id in ("meter-1", "pump-1", "fire-1"):
+        changes += engine.device_status(DeviceStatus(device_id, False, 1.0, "silent"), 1.0)
+    changes += engine.device_status(DeviceStatus("modbus:rs485", False, 2.0, "bus silent"), 2.0)
+    last = {c.alarm_id: c for c in changes}
+    assert last["modbus:rs485.comm_loss"].active and not last["modbus:rs485.comm_loss"].suppressed
+    for device_id in ("meter-1", "pump-1"):
+        change = last[f"{device_id}.comm_loss"]
+        assert change.active and change.suppressed and change.cause == "modbus:rs485.comm_loss"
+    # Life safety first: the fire panel's comm_loss stays active, never suppressed by the bus.
+    assert last["fire-1.comm_loss"].active and not last["fire-1.comm_loss"].suppressed
+    assert "modbus:rs485" not in site.depends_on()["fire-1"]
 
 
 SOCAT = shutil.which("socat")

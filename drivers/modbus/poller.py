@@ -114,6 +114,7 @@ class ModbusBusDriver:
         self.name = f"fgw[modbus:{bus.id}]"
         self.pollers = {d.id: DevicePoller(d, bus) for d in devices}
         self._links: dict[str, Link] = {}
+        self.bus_silent = False
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -201,8 +202,41 @@ class ModbusBusDriver:
     def _status(self, poller: DevicePoller, online: bool, reason: str, wall: float) -> None:
         level = logging.INFO if online else logging.WARNING
         state = "online" if online else "offline"
-        log.log(level, "%s %s: %s", poller.id, state, reason, extra={"device": poller.id})
+        log.log(
+            level,
+            "%s %s (bus %s, %s): %s",
+            poller.id,
+            state,
+            self.bus.id,
+            self.bus.endpoint,
+            reason,
+            extra={"device": poller.id},
+        )
         status = DeviceStatus(poller.id, online, wall, reason)
+        self._sink_call(lambda: self.sink.device_status(status))
+        self._bus_status(reason, wall)
+
+    def _bus_status(self, reason: str, wall: float) -> None:
+        """The whole bus went silent (every device offline), or a device on it answers again.
+
+        Reported once per change as the status of the bus's `alarm_device`, the root cause the
+        devices' comm_loss is linked to (the converter, its network or its power); only for a bus
+        of two devices or more, where it says more than the one device's comm_loss.
+        """
+        if len(self.pollers) < 2:
+            return
+        silent = all(p.health.online is False for p in self.pollers.values())
+        if silent == self.bus_silent:
+            return
+        self.bus_silent = silent
+        where = f"bus {self.bus.id} ({self.bus.endpoint})"
+        if silent:
+            why = f"no unit on {self.bus.endpoint} answers; last: {reason}"
+            log.warning("%s silent: %s", where, why, extra={"bus": self.bus.id})
+        else:
+            why = f"a unit on {self.bus.endpoint} answers again"
+            log.info("%s answers again", where, extra={"bus": self.bus.id})
+        status = DeviceStatus(self.bus.alarm_device, not silent, wall, why)
         self._sink_call(lambda: self.sink.device_status(status))
 
     def _deliver(self, readings: list[Reading]) -> None:

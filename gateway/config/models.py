@@ -440,6 +440,12 @@ class ModbusBus(Strict):
         return str(self.port) if self.transport == "rtu" else f"{self.host}:{self.port}"
 
     @property
+    def alarm_device(self) -> str:
+        """The device id the bus's own alarm (the whole bus silent) is raised on: `modbus:BUS`,
+        never a valid device id, so it cannot collide with one."""
+        return f"modbus:{self.id}"
+
+    @property
     def line_baudrate(self) -> int | None:
         """The serial line's speed, if there is one: RTU buses, or a tcp bus that states it
         (a Modbus TCP converter in front of an RS-485 line)."""
