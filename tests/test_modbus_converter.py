@@ -284,3 +284,43 @@ async def test_rtu_on_a_pseudo_terminal_with_a_dead_unit(tmp_path: Path) -> None
     finally:
         await served.stop()
     await asyncio.sleep(0)
+
+
+WIRED_SITE = """
+site: {{id: wired, name: Wired}}
+modbus:
+  - {{id: mgate, transport: tcp, host: 127.0.0.1, port: {tcp}, baudrate: 19200, timeout: 300ms,
+     sim: {{converter: true, dead_answer: 0B}}}}
+  - {{id: usr, transport: rtu-over-tcp, host: 127.0.0.1, port: {transparent}, baudrate: 19200,
+     timeout: 300ms}}
+  - {{id: rs485, transport: rtu, port: {tty}, baudrate: 19200, timeout: 300ms}}
+devices:
+  - {{id: meter-1, template: energy_meter, modbus: {{bus: mgate, unit: 1}}}}
+  - {{id: pump-1, template: booster_pump, modbus: {{bus: mgate, unit: 2}}}}
+  - {{id: meter-2, template: energy_meter, modbus: {{bus: usr, unit: 1}}}}
+  - {{id: lift-1, template: lift, modbus: {{bus: usr, unit: 2}}}}
+  - {{id: pump-2, template: booster_pump, modbus: {{bus: rs485, unit: 5}}}}
+"""
+
+
+@pytest.mark.skipif(SOCAT is None, reason="socat is not installed: no pseudo-terminal pair")
+async def test_fgw_sim_serves_converters_transparent_converters_and_rtu_lines(
+    tmp_path: Path,
+) -> None:
+    from gateway.config.site import load_site
+    from simulators.runner import SiteSimulator
+
+    text = WIRED_SITE.format(tcp=free_port(), transparent=free_port(), tty=tmp_path / "ttyS9")
+    site = load_site(tmp_path / "site.yaml", text)
+    async with SiteSimulator(site, mqtt=False, seed=5) as sims:
+        assert {type(s).__name__ for s in sims.servers.values()} == {"ConverterServer", "PtyLine"}
+        readings = await poll_once(site.buses, site.devices.values())
+        assert {r.device for r in readings} == set(site.devices)
+        assert {r.quality for r in readings} == {Quality.GOOD}
+        sims.devices["pump-1"].offline = True  # behind the MGate: exception 0B
+        readings = await poll_once(site.buses, site.devices.values(), ["meter-1", "pump-1"])
+        assert {r.device: r.quality for r in readings} == {
+            "meter-1": Quality.GOOD,
+            "pump-1": Quality.STALE,
+        }
+    assert not (tmp_path / "ttyS9").exists(), "the pseudo-terminal pair is gone with the simulator"
