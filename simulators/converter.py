@@ -119,11 +119,16 @@ class Line:
         return answer_pdu(fc, [v & 0xFFFF for v in values])
 
     async def transact(self, unit: int, pdu: bytes) -> bytes | None:
-        """Carry one request over the line: the answer PDU after the line's time, or None (silence)."""
+        """Carry one request over the line: the answer PDU after the line's time, or None (silence).
+
+        The answer is delivered as its last byte leaves the line; the line stays busy for the
+        3.5-character silence after it, which a request arriving meanwhile waits out.
+        """
         async with self._lock:
             self.requests += 1
             loop = asyncio.get_running_loop()
             start = max(loop.time(), self._free_at)
+            trailing_gap = 3.5 * 11 / self.baudrate
             answer = self.answer(unit, pdu)
             if answer is None:
                 held = transaction_time(len(pdu) + 3, 0, self.baudrate, 0.0) + self.dead_timeout
@@ -134,7 +139,7 @@ class Line:
                     len(pdu) + 3, len(answer) + 3, self.baudrate, self.turnaround
                 )
             self._free_at = start + held
-            await asyncio.sleep(self._free_at - loop.time())
+            await asyncio.sleep(self._free_at - trailing_gap - loop.time())
             return answer
 
 
