@@ -324,3 +324,31 @@ async def test_fgw_sim_serves_converters_transparent_converters_and_rtu_lines(
             "pump-1": Quality.STALE,
         }
     assert not (tmp_path / "ttyS9").exists(), "the pseudo-terminal pair is gone with the simulator"
+
+
+async def test_a_life_safety_request_goes_ahead_of_dead_units_waiting_for_the_line(
+    converter: tuple[ConverterServer, ModbusBus],
+) -> None:
+    """Three requests to dead units queue for the one connection; a fire panel's request made after
+    them waits for the one in flight only, never for the queue of their timeouts."""
+    _server, bus = converter
+    link = Endpoint(bus)
+    (block,) = DevicePoller(device("dev-1", 1, LEVEL, bus="rs485"), bus).blocks
+    done: list[str] = []
+
+    async def ask(name: str, unit: int, first: bool) -> None:
+        try:
+            await link.read(block, unit, 0.3, first=first)
+        except NoAnswer:
+            pass
+        done.append(name)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for unit in (7, 8, 9):
+                group.create_task(ask(f"dead-{unit}", unit, False))
+                await asyncio.sleep(0)  # in this order
+            group.create_task(ask("fire", 1, True))
+        assert done == ["dead-7", "fire", "dead-8", "dead-9"]
+    finally:
+        link.close()

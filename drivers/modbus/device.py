@@ -90,6 +90,7 @@ class DevicePoller:
         self.period = spec.poll
         self.timeout = spec.timeout if spec.timeout is not None else bus.timeout
         self.pause = spec.workarounds.pause_after
+        self.first = device.comm_loss_is_life_safety  # its requests go ahead on a shared line
         self.points: dict[str, ModbusPoint] = {
             name: p for name, p in device.points.items() if isinstance(p, ModbusPoint)
         }
@@ -111,9 +112,10 @@ class DevicePoller:
         answered = False
         replaced: dict[int, list[PlanEntry]] = {}
         read, unit, timeout, pause, wall = link.read, self.unit, self.timeout, self.pause, self.wall
+        first = self.first
         for index, (block, decoder, key) in enumerate(self._plan):
             try:
-                data = await read(block, unit, timeout, pause)
+                data = await read(block, unit, timeout, pause, first)
             except NoAnswer as exc:
                 if not answered:
                     outcome.failure = str(exc)
@@ -153,7 +155,7 @@ class DevicePoller:
         if exc.code == BUSY:
             await asyncio.sleep(self.pause or BUSY_PAUSE)
             try:
-                data = await link.read(block, self.unit, self.timeout, self.pause)
+                data = await link.read(block, self.unit, self.timeout, self.pause, self.first)
             except (NoAnswer, ErrorAnswer) as again:
                 self._bad_block(block, outcome, f"busy, and again: {again}")
                 return None
@@ -177,7 +179,7 @@ class DevicePoller:
             request = next(plan)
             while True:
                 try:
-                    data = await link.read(request, self.unit, self.timeout, self.pause)
+                    data = await link.read(request, self.unit, self.timeout, self.pause, self.first)
                 except ErrorAnswer:
                     request = plan.send(False)
                     continue
@@ -217,7 +219,7 @@ class DevicePoller:
         for group, due in self.refused:
             if now >= due:
                 try:
-                    data = await link.read(group, self.unit, self.timeout, self.pause)
+                    data = await link.read(group, self.unit, self.timeout, self.pause, self.first)
                 except (NoAnswer, ErrorAnswer):
                     still.append((group, now + REPROBE))
                 else:

@@ -4,11 +4,13 @@ A bus is an endpoint — `host:port` (Modbus TCP, or RTU frames over TCP to a tr
 or a serial port — and its devices share `max_connections` connections to it (default 1: most
 serial-to-Ethernet converters accept one connection and run one request at a time on their line).
 A request takes a free connection, holds it for itself (and the device's `pause_after`), and gives
-it back: requests are serialised per connection, in the order they asked, and each has its device's
-own timeout. A dead unit therefore costs its neighbours one timeout per attempt; the poller's
-back-off keeps those attempts rare (`drivers.modbus.poller`).
+it back: requests are serialised per connection, in the order they asked, each with its device's
+own timeout. A life-safety device's requests (a fire panel, a lift: `first`) go ahead of the others,
+so that a fire waits for one request in flight at most, never for a queue of dead units' timeouts.
+A dead unit costs its neighbours one timeout per attempt; the poller's back-off keeps those
+attempts rare (`drivers.modbus.poller`).
 
-`Endpoint.read(block, unit, answer_within, pause)` returns words or bits, or raises:
+`Endpoint.read(block, unit, answer_within, pause, first)` returns words or bits, or raises:
 - `NoAnswer` — silence, refused or lost connection, garbled answer; also exception 0A/0B from a
   converter (the path to that unit is down: the unit is silent, not the converter);
 - `ErrorAnswer` — a Modbus exception answer: the device is alive but refused this request.
@@ -56,9 +58,15 @@ class Link(Protocol):
     where: str
 
     async def read(
-        self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
+        self,
+        block: ReadBlock,
+        unit: int,
+        answer_within: float,
+        pause: float = 0.0,
+        first: bool = False,
     ) -> RawData:
-        """Read one block from device `unit`, within `answer_within` seconds (plus `pause` of quiet after)."""
+        """Read one block from device `unit`, within `answer_within` seconds (plus `pause` of
+        quiet after); `first`: ahead of the other waiting requests (a life-safety device)."""
         ...
 
     def close(self) -> None: ...
@@ -88,34 +96,42 @@ class Endpoint:
         ]
         self._free: deque[Connection] = deque(self.connections)
         self._waiting: deque[asyncio.Future[Connection]] = deque()
+        self._urgent: deque[asyncio.Future[Connection]] = deque()  # life-safety devices' requests
 
-    async def _acquire(self) -> Connection:
+    async def _acquire(self, first: bool) -> Connection:
         if self._free:
             return self._free.popleft()
         waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
+        queue = self._urgent if first else self._waiting
+        queue.append(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._release(waiter.result())  # handed over as we were cancelled: pass it on
-            elif waiter in self._waiting:  # not yet passed over by `_release`
-                self._waiting.remove(waiter)
+            elif waiter in queue:  # not yet passed over by `_release`
+                queue.remove(waiter)
             raise
 
     def _release(self, connection: Connection) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return
+        for queue in (self._urgent, self._waiting):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(connection)
+                    return
         self._free.append(connection)
 
     async def read(
-        self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
+        self,
+        block: ReadBlock,
+        unit: int,
+        answer_within: float,
+        pause: float = 0.0,
+        first: bool = False,
     ) -> RawData:
         fc = FUNCTION_OF_TABLE[block.table]
-        connection = await self._acquire()
+        connection = await self._acquire(first)
         try:
             for attempt in range(self.retries + 1):
                 try:
