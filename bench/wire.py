@@ -1,6 +1,7 @@
 """Polling against the wire's own ceiling: serial lines and one-connection converters.
 
-    python -m bench.wire [--units 10] [--seconds 20] [--repeat 2] [--only line|tcp]
+    python -m bench.wire [--units 10] [--seconds 20] [--repeat 2] [--warmup 5] [--only line|tcp]
+                         [--bauds 9600 19200]
 
 `fgw sim` serves the units in its own process, behind a simulated line (`simulators.converter`):
 one request at a time, each holding the line for its frames at 11 bits a character, the unit's
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--only", choices=["line", "tcp"])
+    parser.add_argument("--bauds", type=int, nargs="+", default=[9600, 19200])
     parser.add_argument(
         "--warmup", type=float, default=5.0, help="seconds before counting, once all answered"
     )
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"lines: {args.units} units, {REGISTERS} registers a poll, polled at {POLL},"
                 f" {args.seconds:g} s counted after {args.warmup:g} s"
             )
-            for baud in (9600, 19200):
+            for baud in args.bauds:
                 for dead in (0, 1):
                     for transport in ("rtu", "rtu-over-tcp"):
                         rates = [
