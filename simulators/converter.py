@@ -8,7 +8,8 @@ What a plant room's converter does, and what tests must see:
 - a dead unit (offline, or not on the line) holds the line for the converter's `dead_timeout` and
   then gets silence or exception 0B (`dead_answer`);
 - a unit answers exception 02 for a read past its map or into one of its declared `holes`, 03 for a
-  count out of range, 01 for a function it does not have, and 06 while `busy` says so.
+  count out of range, 01 for a function it does not have, and 06 while `busy` says so; `drop`
+  makes it miss its next requests (noise on the line).
 
 Framings: `mbap` (a Modbus TCP converter, like an MGate in gateway mode) and `rtu` (a transparent
 converter: RTU frames with CRC over TCP). `serve_pty` serves RTU frames on a pseudo-terminal, the
@@ -80,6 +81,7 @@ class Line:
         self.sizes = {unit: table_sizes(sim) for unit, sim in units.items()}
         self.images = {unit: sim.register_image() for unit, sim in units.items()}
         self.busy: dict[int, int] = {}  # unit -> how many next requests get exception 06
+        self.drop: dict[int, int] = {}  # unit -> how many next requests it does not hear
         self.requests = 0
         self._lock = asyncio.Lock()
         self._free_at = 0.0  # loop time the line is next quiet
@@ -130,6 +132,9 @@ class Line:
             start = max(loop.time(), self._free_at)
             trailing_gap = 3.5 * 11 / self.baudrate
             answer = self.answer(unit, pdu)
+            if self.drop.get(unit):  # a request lost on the line (noise): silence this once
+                self.drop[unit] -= 1
+                answer = None
             if answer is None:
                 held = transaction_time(len(pdu) + 3, 0, self.baudrate, 0.0) + self.dead_timeout
                 if self.dead_answer == "0B" and pdu:

@@ -352,3 +352,24 @@ async def test_a_life_safety_request_goes_ahead_of_dead_units_waiting_for_the_li
         assert done == ["dead-7", "fire", "dead-8", "dead-9"]
     finally:
         link.close()
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+async def test_retries_send_a_silent_request_again(
+    converter: tuple[ConverterServer, ModbusBus], retries: int
+) -> None:
+    server, bus = converter
+    bus = bus.model_copy(update={"retries": retries})
+    poller = DevicePoller(device("dev-3", 3, LEVEL, bus="rs485"), bus)
+    link = Endpoint(bus)
+    try:
+        server.line.drop[3] = 1  # the first request is lost on the line
+        before = server.line.requests
+        outcome = await poller.poll(link)
+        assert server.line.requests - before == 1 + retries
+        if retries:
+            assert [(r.value, r.quality) for r in outcome.readings] == [(30, Quality.GOOD)]
+        else:
+            assert outcome.failure is not None and "no answer" in outcome.failure
+    finally:
+        link.close()
