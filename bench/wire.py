@@ -153,7 +153,8 @@ def run_line(
 ) -> float:
     """One line run: the simulator in its own process, the gateway here; polls/s achieved."""
     port = free_port()
-    where = str(folder / f"tty-{baud}-{dead}") if transport == "rtu" else str(port)
+    # a new path each run: the pty pair of the previous run may not be gone yet
+    where = str(folder / f"tty-{baud}-{dead}-{port}") if transport == "rtu" else str(port)
     gateway_text = site_yaml(transport, where, baud, units, dead)
     sim_text = site_yaml(transport, where, baud, units, 0)
     sim_path = served_site(folder, sim_text, f"sim-{transport}-{baud}-{dead}")
