@@ -316,6 +316,9 @@ class PtyLine:
         except BlockingIOError:
             return
         except OSError:
+            data = b""
+        if not data:  # the other end is gone: stop reading
+            asyncio.get_running_loop().remove_reader(self._fd)
             reader.feed_eof()
             return
         reader.feed_data(data)

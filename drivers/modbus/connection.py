@@ -100,8 +100,11 @@ class _SerialTransport:
             self.close()
             self.stream.connection_lost(exc)
             return
-        if data:
-            self.stream.data_received(data)
+        if not data:  # the port is gone (a USB adapter unplugged, the pty's peer closed)
+            self.close()
+            self.stream.connection_lost(ConnectionResetError(f"{self.port.port}: end of file"))
+            return
+        self.stream.data_received(data)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
