@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 from types import TracebackType
 from typing import Any, Self
 
@@ -269,7 +270,29 @@ async def run_until_cancelled(
     *,
     seed: int | None = None,
 ) -> None:
-    """`fgw sim SITE`: serve the site's simulators until the task is cancelled (Ctrl-C, SIGTERM)."""
+    """`fgw sim SITE`: serve the site's simulators until the task is cancelled (Ctrl-C) or SIGTERM.
+
+    SIGTERM ends it cleanly, like Ctrl-C: the servers close and the socat pairs of `rtu` buses
+    are stopped rather than left behind.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / thread
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await _serve(site, broker_host, broker_port, seed, stop)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _serve(
+    site: Site,
+    broker_host: str | None,
+    broker_port: int | None,
+    seed: int | None,
+    stop: asyncio.Event,
+) -> None:
     async with SiteSimulator(site, broker_host, broker_port, seed=seed) as sim:
         for bus_id, server in sim.servers.items():
             where = site.buses[bus_id].endpoint
@@ -282,4 +305,4 @@ async def run_until_cancelled(
             TOPIC_ROOT,
             site.id,
         )
-        await asyncio.Event().wait()
+        await stop.wait()
