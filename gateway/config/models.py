@@ -422,10 +422,11 @@ class ModbusBus(Strict):
     @model_validator(mode="after")
     def _transport_fields(self) -> ModbusBus:
         if self.transport in ("tcp", "rtu-over-tcp"):
+            kind = "a tcp bus" if self.transport == "tcp" else "an rtu-over-tcp bus"
             if not self.host:
-                raise ValueError(f"a {self.transport} bus needs host")
+                raise ValueError(f"{kind} needs host")
             if not isinstance(self.port, int):
-                raise ValueError(f"a {self.transport} bus needs a numeric port")
+                raise ValueError(f"{kind} needs a numeric port")
         elif not isinstance(self.port, str):
             raise ValueError("an rtu bus needs port: the serial device, e.g. /dev/ttyUSB0")
         if self.timeout <= 0:
