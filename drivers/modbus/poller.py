@@ -46,8 +46,8 @@ log = logging.getLogger("drivers.modbus")
 def _reraise_swallowed_cancel() -> None:
     """Re-raise a cancellation that a library swallowed.
 
-    On Python 3.11, `asyncio.wait_for` (which pymodbus uses for every request) drops a cancellation
-    that arrives as the response does (gh-86296). The task is then "cancelling" but runs on, and
+    On Python 3.11, `asyncio.wait_for` drops a cancellation that arrives as the awaited result does
+    (gh-86296); the serial library's and other libraries' waits may use it. The task is then "cancelling" but runs on, and
     the task group waiting for it never ends: shutdown hangs. Checking after each poll fixes that.
     """
     task = asyncio.current_task()
@@ -269,7 +269,8 @@ class ModbusBusDriver:
         """Poll each (selected) device once, without starting the schedule.
 
         A device that does not answer within its timeout gives `stale` readings and a logged error;
-        nothing waits longer than a device's timeout (RTU devices take turns on the line).
+        no request waits longer than its device's timeout once it has the line (devices take turns
+        on the bus's connections, so a dead unit delays the others by its timeout).
         """
         ids = list(self.pollers) if device_ids is None else list(device_ids)
         self._open_links()
