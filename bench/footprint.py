@@ -1,10 +1,12 @@
 """CPU and memory of `fgw run` polling 10,000 Modbus points at 1 s, for 10 minutes.
 
     python -m bench.footprint [--devices 1000] [--seconds 600] [--settle 10] [--readings both]
+                              [--max-connections 4]
 
 1,000 simulated devices (the four Modbus templates in turn: 10,000 points) over five TCP buses
-(five servers on five ports, like five plant rooms' Modbus gateways), served by `fgw sim` in its
-own process; a private Mosquitto; and `fgw run`. Only the gateway process is measured, from /proc:
+(five servers on five ports, like five plant rooms' Modbus gateways, each bus's 200 devices sharing
+`--max-connections` connections, default 4), served by `fgw sim` in its own process; a private
+Mosquitto; and `fgw run`. Only the gateway process is measured, from /proc:
 CPU time over the window as % of one core, resident memory every 10 s (start, end, peak).
 
 Two configurations, one after the other (`--readings off|on|both`, default both):
@@ -86,14 +88,20 @@ class ReadingsCounter:
 
 def run(
     devices: int, seconds: float, settle: float, folder: Path, publish: bool = True,
-    profile: Path | None = None,
+    profile: Path | None = None, max_connections: int = 4,
 ) -> None:  # fmt: skip
     buses = -(-devices // UNITS_PER_BUS)
     ports = [free_port() for _ in range(buses)]
     with broker(folder) as mqtt_port:
         path = folder / "site.yaml"
         path.write_text(
-            estate_yaml(devices, mqtt_port=mqtt_port, modbus_ports=ports, publish_readings=publish)
+            estate_yaml(
+                devices,
+                mqtt_port=mqtt_port,
+                modbus_ports=ports,
+                publish_readings=publish,
+                max_connections=max_connections,
+            )
         )
         site = load_site(path)
         points = sum(len(d.points) for d in site.devices.values())
@@ -193,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--no-publish", action="store_true", help="the same as --readings off")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the window to FILE")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=4,
+        help="connections per bus, shared by its 200 devices (a Modbus TCP gateway's limit)",
+    )
     args = parser.parse_args(argv)
     readings = "off" if args.no_publish else args.readings
     header("footprint")
@@ -203,7 +217,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{profile.stem}-{'on' if publish else 'off'}{profile.suffix}"
             )
         with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
-            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile)
+            run(
+                args.devices,
+                args.seconds,
+                args.settle,
+                Path(tmp),
+                publish,
+                profile,
+                args.max_connections,
+            )
 
 
 if __name__ == "__main__":
