@@ -1,7 +1,9 @@
 """A whole bus goes silent behind its converter, with the whole gateway running (PRODUCT §10, §9).
 
 One alarm for the bus names its endpoint; the meter's and the pump's comm_loss are suppressed with
-the bus alarm as their root cause; the fire panel's comm_loss stays active (life safety first).
+the bus alarm as their root cause (the pump's too, though its supply meter is silent as well: the
+converter refusing connections is known before any unit's comm_loss); the fire panel's comm_loss
+stays active (life safety first).
 The converter is the simulated one, on loopback; the broker a real Mosquitto.
 """
 
@@ -33,7 +35,8 @@ modbus:
      timeout: 300ms}}
 devices:
   - {{id: meter-1, template: energy_meter, modbus: {{bus: rs485, unit: 1}}, poll: 200ms}}
-  - {{id: pump-1, template: booster_pump, modbus: {{bus: rs485, unit: 2}}, poll: 200ms}}
+  - {{id: pump-1, template: booster_pump, modbus: {{bus: rs485, unit: 2}}, poll: 200ms,
+     depends_on: [meter-1]}}
   - {{id: fire-1, template: fire_panel, modbus: {{bus: rs485, unit: 3}}, poll: 200ms}}
 """
 

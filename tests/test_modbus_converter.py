@@ -234,7 +234,7 @@ modbus:
   - {id: rs485, transport: rtu-over-tcp, host: 127.0.0.1, port: 4001}
 devices:
   - {id: meter-1, template: energy_meter, modbus: {bus: rs485, unit: 1}}
-  - {id: pump-1, template: booster_pump, modbus: {bus: rs485, unit: 2}}
+  - {id: pump-1, template: booster_pump, modbus: {bus: rs485, unit: 2}, depends_on: [meter-1]}
   - {id: fire-1, template: fire_panel, modbus: {bus: rs485, unit: 3}}
 """
 
@@ -248,14 +248,16 @@ def test_the_bus_alarm_is_the_root_cause_of_its_devices_comm_loss(tmp_path: Path
     (rule,) = site.bus_rules()
     assert rule.alarm_id == "modbus:rs485.comm_loss" and "127.0.0.1:4001" in rule.message.en
     engine = RuleEngine([*site.rules(), rule], depends_on=site.depends_on())
-    changes = []
+    # The driver reports the bus first when its endpoint refuses connections (the converter is
+    # off), then each device's comm_loss as it reaches its own limit.
+    changes = engine.device_status(DeviceStatus("modbus:rs485", False, 1.0, "bus silent"), 1.0)
     for device_id in ("meter-1", "pump-1", "fire-1"):
-        changes += engine.device_status(DeviceStatus(device_id, False, 1.0, "silent"), 1.0)
-    changes += engine.device_status(DeviceStatus("modbus:rs485", False, 2.0, "bus silent"), 2.0)
+        changes += engine.device_status(DeviceStatus(device_id, False, 2.0, "silent"), 2.0)
     last = {c.alarm_id: c for c in changes}
     assert last["modbus:rs485.comm_loss"].active and not last["modbus:rs485.comm_loss"].suppressed
     for device_id in ("meter-1", "pump-1"):
         change = last[f"{device_id}.comm_loss"]
+        # the bus, not the pump's supply on the same bus (meter-1, silent too)
         assert change.active and change.suppressed and change.cause == "modbus:rs485.comm_loss"
     # Life safety first: the fire panel's comm_loss stays active, never suppressed by the bus.
     assert last["fire-1.comm_loss"].active and not last["fire-1.comm_loss"].suppressed
@@ -373,3 +375,21 @@ async def test_retries_send_a_silent_request_again(
             assert outcome.failure is not None and "no answer" in outcome.failure
     finally:
         link.close()
+
+
+async def test_a_converter_that_refuses_connections_is_the_bus_before_its_units(
+    converter: tuple[ConverterServer, ModbusBus],
+) -> None:
+    server, bus = converter
+    devices = [device(f"dev-{u}", u, LEVEL, bus="rs485", poll=0.1) for u in (1, 2, 3)]
+    sink = Recorder()
+    async with ModbusBusDriver(bus, devices, sink):
+        await sink.wait_for(lambda: all(sink.online(f"dev-{u}") == [True] for u in (1, 2, 3)))
+        await server.stop()  # power off: the connection drops, new ones are refused
+        await sink.wait_for(lambda: sink.online("modbus:rs485") == [False])
+        first_down = next(i for i, s in enumerate(sink.statuses) if not s.online)
+        assert sink.statuses[first_down].device == "modbus:rs485", "the bus, then its units"
+        assert "cannot connect to 127.0.0.1" in sink.statuses[first_down].reason
+        await server.start()  # power back
+        await sink.wait_for(lambda: sink.online("modbus:rs485") == [False, True], timeout=30)
+        await sink.wait_for(lambda: all(sink.online(f"dev-{u}")[-1] for u in (1, 2, 3)), 30)

@@ -40,6 +40,10 @@ class NoAnswer(Exception):
     """The device did not answer: timeout, connection refused or lost, garbled answer."""
 
 
+class CannotConnect(NoAnswer):
+    """The endpoint itself cannot be reached: connecting failed or did not finish in time."""
+
+
 class _Stream(asyncio.Protocol):
     """Bytes received, and a waiter woken when enough of them are there."""
 
@@ -178,6 +182,7 @@ class Connection:
         self._transport: Any = None
         self._tid = 0
         self._quiet_until = 0.0
+        self._connecting = False
 
     @property
     def connected(self) -> bool:
@@ -191,6 +196,9 @@ class Connection:
             async with asyncio.timeout(timeout):
                 return await self._exchange(unit, fc, address, count)
         except TimeoutError:
+            if self._connecting:
+                self._connecting = False
+                raise CannotConnect(f"cannot connect to {self.where} within {timeout:g}s") from None
             raise NoAnswer(f"no answer within {timeout:g}s from {self.where}") from None
         except FrameError as exc:
             self._drop_stale()
@@ -209,7 +217,12 @@ class Connection:
         if stream is None or stream.lost is not None:
             self.close()
             stream = _Stream()
-            self._transport = await self.opener(stream)
+            self._connecting = True
+            try:
+                self._transport = await self.opener(stream)
+            except OSError as exc:
+                raise CannotConnect(f"cannot connect to {self.where}: {exc}") from None
+            self._connecting = False
             self._stream = stream
         pdu = read_pdu(fc, address, count)
         if self.framing == "mbap":
@@ -264,6 +277,7 @@ class Connection:
 
 
 __all__ = [
+    "CannotConnect",
     "Connection",
     "ExceptionAnswer",
     "NoAnswer",

@@ -25,7 +25,14 @@ import asyncio
 from collections import deque
 from typing import Protocol
 
-from drivers.modbus.connection import Connection, NoAnswer, Opener, serial_opener, tcp_opener
+from drivers.modbus.connection import (
+    CannotConnect,
+    Connection,
+    NoAnswer,
+    Opener,
+    serial_opener,
+    tcp_opener,
+)
 from drivers.modbus.frames import (
     FUNCTION_OF_TABLE,
     PATH_UNAVAILABLE,
@@ -40,6 +47,10 @@ RawData = list[int] | list[bool]
 
 SILENT_CODES = frozenset({PATH_UNAVAILABLE, TARGET_SILENT})
 """Exception codes that mean "the unit behind the converter did not answer"."""
+
+UNREACHABLE_AFTER = 3
+"""Failed connection attempts in a row (whichever devices made them) after which the endpoint
+itself counts as unreachable: the bus is silent, not its units."""
 
 
 class ErrorAnswer(Exception):
@@ -94,6 +105,7 @@ class Endpoint:
         self.connections = [
             Connection(opener, framing, self.where, gap) for _ in range(bus.max_connections)
         ]
+        self.cannot_connect = 0  # failed connection attempts in a row
         self._free: deque[Connection] = deque(self.connections)
         self._waiting: deque[asyncio.Future[Connection]] = deque()
         self._urgent: deque[asyncio.Future[Connection]] = deque()  # life-safety devices' requests
@@ -135,13 +147,20 @@ class Endpoint:
         try:
             for attempt in range(self.retries + 1):
                 try:
-                    return await connection.read(
+                    data = await connection.read(
                         unit, fc, block.address, block.count, answer_within
                     )
+                    self.cannot_connect = 0
+                    return data
+                except CannotConnect:
+                    self.cannot_connect += 1
+                    if attempt == self.retries:
+                        raise
                 except NoAnswer:
                     if attempt == self.retries:
                         raise
                 except ExceptionAnswer as exc:
+                    self.cannot_connect = 0
                     if exc.code in SILENT_CODES:
                         raise NoAnswer(
                             f"{self.where} answers for unit {unit}: exception {exc.code:02X}"
@@ -155,6 +174,11 @@ class Endpoint:
                     await asyncio.sleep(pause)
             finally:
                 self._release(connection)
+
+    @property
+    def unreachable(self) -> bool:
+        """The endpoint itself does not take connections (`UNREACHABLE_AFTER` failures in a row)."""
+        return self.cannot_connect >= UNREACHABLE_AFTER
 
     def close(self) -> None:
         for connection in self.connections:

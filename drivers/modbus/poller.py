@@ -47,8 +47,8 @@ def _reraise_swallowed_cancel() -> None:
     """Re-raise a cancellation that a library swallowed.
 
     On Python 3.11, `asyncio.wait_for` drops a cancellation that arrives as the awaited result does
-    (gh-86296); the serial library's and other libraries' waits may use it. The task is then "cancelling" but runs on, and
-    the task group waiting for it never ends: shutdown hangs. Checking after each poll fixes that.
+    (gh-86296), and libraries' waits may use it. The task is then "cancelling" but runs on, and the
+    task group waiting for it never ends: shutdown hangs. Checking after each poll fixes that.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -115,6 +115,7 @@ class ModbusBusDriver:
         self.pollers = {d.id: DevicePoller(d, bus) for d in devices}
         self._links: dict[str, Link] = {}
         self.bus_silent = False
+        self._endpoint: Endpoint | None = None
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -191,9 +192,13 @@ class ModbusBusDriver:
             change = poller.health.record_ok(now, wall, outcome.duration, outcome.errors)
             if change is not None:
                 self._status(poller, change.online, change.reason, wall)
+            elif self.bus_silent:  # back before any device was declared offline
+                self._bus_status("answers again", wall)
             self._deliver(outcome.readings)
             return True
         change = poller.health.record_failure(now, outcome.failure, outcome.duration)
+        if not self.bus_silent and self._endpoint is not None and self._endpoint.unreachable:
+            self._bus_status(outcome.failure, wall)  # the endpoint first: it is the root cause
         if change is not None:
             self._status(poller, change.online, change.reason, wall)
             self._deliver(poller.stale_readings())
@@ -217,7 +222,9 @@ class ModbusBusDriver:
         self._bus_status(reason, wall)
 
     def _bus_status(self, reason: str, wall: float) -> None:
-        """The whole bus went silent (every device offline), or a device on it answers again.
+        """The whole bus went silent (every device offline, or the endpoint refuses connections
+        `UNREACHABLE_AFTER` times in a row — then before the devices' own comm_loss, so that the
+        bus is their root cause), or a device on it answers again.
 
         Reported once per change as the status of the bus's `alarm_device`, the root cause the
         devices' comm_loss is linked to (the converter, its network or its power); only for a bus
@@ -225,7 +232,8 @@ class ModbusBusDriver:
         """
         if len(self.pollers) < 2:
             return
-        silent = all(p.health.online is False for p in self.pollers.values())
+        endpoint_down = self._endpoint is not None and self._endpoint.unreachable
+        silent = endpoint_down or all(p.health.online is False for p in self.pollers.values())
         if silent == self.bus_silent:
             return
         self.bus_silent = silent
@@ -256,12 +264,14 @@ class ModbusBusDriver:
     def _open_links(self) -> None:
         """The bus's one `Endpoint`, shared by its devices (made on entry: it belongs to the loop)."""
         shared = Endpoint(self.bus)
+        self._endpoint = shared
         self._links = dict.fromkeys(self.pollers, shared)
 
     def _close_links(self) -> None:
         for link in {id(link): link for link in self._links.values()}.values():
             link.close()
         self._links = {}
+        self._endpoint = None
 
     # ------------------------------------------------------------------------------ one-shot
 

@@ -163,7 +163,8 @@ class Site:
             if len(devices) >= 2:
                 for device_id in devices:
                     if not self.devices[device_id].comm_loss_is_life_safety:
-                        result[device_id].append(self.buses[bus_id].alarm_device)
+                        # first: a silent bus is the root cause before a supply on the same bus
+                        result[device_id].insert(0, self.buses[bus_id].alarm_device)
         return result
 
 
