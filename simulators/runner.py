@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +21,7 @@ from typing import Any, Self
 import aiomqtt
 
 from gateway.backoff import Backoff
+from gateway.config.models import ModbusBus
 from gateway.config.site import Site
 from simulators.base import DeviceSimulator
 from simulators.control import TOPIC_ROOT, handle_message, result_topic
@@ -32,6 +34,23 @@ log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000
 """Door messages kept while the broker is away; older ones are dropped (a controller's small buffer)."""
+
+
+def pty_refusal(bus: ModbusBus) -> str:
+    """Why an `rtu` bus cannot be served on a pseudo-terminal here, or "" when it can.
+
+    A path under /dev is a real serial device on a real machine: a simulator never makes links there.
+    """
+    if bus.transport != "rtu":
+        return ""
+    if str(bus.port).startswith("/dev/"):
+        return (
+            f"bus {bus.id} is the serial device {bus.port}: give the bus a path outside /dev"
+            " (e.g. /tmp/fgw-tty0) to simulate it on a pseudo-terminal"
+        )
+    if shutil.which("socat") is None:
+        return f"bus {bus.id} is rtu and socat is not installed (apt-get install socat)"
+    return ""
 
 
 class SiteSimulator:
@@ -92,6 +111,10 @@ class SiteSimulator:
             if device.spec.modbus is None:
                 continue
             bus = self.site.buses[device.spec.modbus.bus]
+            why = pty_refusal(bus)
+            if why:
+                self.skipped[device_id] = why
+                continue
             units.setdefault(bus.id, {})[device.spec.modbus.unit] = self.devices[device_id]
         for bus_id, bus_units in units.items():
             bus = self.site.buses[bus_id]
