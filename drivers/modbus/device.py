@@ -32,7 +32,7 @@ from drivers.modbus.bisect import groups, learn
 from drivers.modbus.blockdecode import BlockDecoder, Undecodable
 from drivers.modbus.frames import BUSY, ILLEGAL_ADDRESS, ILLEGAL_VALUE
 from drivers.modbus.health import DeviceHealth
-from drivers.modbus.link import ErrorAnswer, Link, NoAnswer
+from drivers.modbus.link import ErrorAnswer, Held, Link, NoAnswer
 from drivers.modbus.plan import ReadBlock, plan_reads
 from gateway.backoff import Backoff
 from gateway.config.models import ModbusBus, ModbusPoint
@@ -105,17 +105,23 @@ class DevicePoller:
         self._complained: set[str] = set()  # problems logged once, until they go away
 
     async def poll(self, link: Link) -> PollOutcome:
-        """Read every block once; never raises for anything the device or the wire does."""
+        """Read every block once; never raises for anything the device or the wire does.
+
+        The device holds one of the endpoint's connections for the whole poll (`Link.hold`).
+        """
+        async with link.hold(self.first) as held:
+            return await self._poll(held)
+
+    async def _poll(self, link: Held) -> PollOutcome:
         started = self.clock()
         outcome = PollOutcome()
         readings = outcome.readings
         answered = False
         replaced: dict[int, list[PlanEntry]] = {}
         read, unit, timeout, pause, wall = link.read, self.unit, self.timeout, self.pause, self.wall
-        first = self.first
         for index, (block, decoder, key) in enumerate(self._plan):
             try:
-                data = await read(block, unit, timeout, pause, first)
+                data = await read(block, unit, timeout, pause)
             except NoAnswer as exc:
                 if not answered:
                     outcome.failure = str(exc)
@@ -146,7 +152,7 @@ class DevicePoller:
         return outcome
 
     async def _refused(
-        self, link: Link, block: ReadBlock, exc: ErrorAnswer, outcome: PollOutcome
+        self, link: Held, block: ReadBlock, exc: ErrorAnswer, outcome: PollOutcome
     ) -> list[PlanEntry] | None:
         """A block answered with an exception: retry once if busy, bisect if refused.
 
@@ -155,7 +161,7 @@ class DevicePoller:
         if exc.code == BUSY:
             await asyncio.sleep(self.pause or BUSY_PAUSE)
             try:
-                data = await link.read(block, self.unit, self.timeout, self.pause, self.first)
+                data = await link.read(block, self.unit, self.timeout, self.pause)
             except (NoAnswer, ErrorAnswer) as again:
                 self._bad_block(block, outcome, f"busy, and again: {again}")
                 return None
@@ -170,7 +176,7 @@ class DevicePoller:
         return await self._bisect(link, block, exc, outcome)
 
     async def _bisect(
-        self, link: Link, block: ReadBlock, exc: ErrorAnswer, outcome: PollOutcome
+        self, link: Held, block: ReadBlock, exc: ErrorAnswer, outcome: PollOutcome
     ) -> list[PlanEntry] | None:
         """Learn which parts of a refused merged block the device answers (`bisect.learn`)."""
         plan = learn(block)
@@ -179,7 +185,7 @@ class DevicePoller:
             request = next(plan)
             while True:
                 try:
-                    data = await link.read(request, self.unit, self.timeout, self.pause, self.first)
+                    data = await link.read(request, self.unit, self.timeout, self.pause)
                 except ErrorAnswer:
                     request = plan.send(False)
                     continue
@@ -213,13 +219,13 @@ class DevicePoller:
         )
         return entries
 
-    async def _refused_groups(self, link: Link, outcome: PollOutcome) -> None:
+    async def _refused_groups(self, link: Held, outcome: PollOutcome) -> None:
         """Points of refused groups are `bad` without a request, except when a group is due again."""
         now, ts, still = self.clock(), self.wall(), []
         for group, due in self.refused:
             if now >= due:
                 try:
-                    data = await link.read(group, self.unit, self.timeout, self.pause, self.first)
+                    data = await link.read(group, self.unit, self.timeout, self.pause)
                 except (NoAnswer, ErrorAnswer):
                     still.append((group, now + REPROBE))
                 else:

@@ -3,14 +3,16 @@
 A bus is an endpoint — `host:port` (Modbus TCP, or RTU frames over TCP to a transparent converter)
 or a serial port — and its devices share `max_connections` connections to it (default 1: most
 serial-to-Ethernet converters accept one connection and run one request at a time on their line).
-A request takes a free connection, holds it for itself (and the device's `pause_after`), and gives
-it back: requests are serialised per connection, in the order they asked, each with its device's
-own timeout. A life-safety device's requests (a fire panel, a lift: `first`) go ahead of the others,
-so that a fire waits for one request in flight at most, never for a queue of dead units' timeouts.
+A device's poll takes a free connection, holds it for its requests (and the device's `pause_after`
+after each), and gives it back: polls are serialised per connection, in the order they asked, each
+request with its device's own timeout, and a device's readings are one snapshot. A life-safety
+device's poll (a fire panel, a lift: `first`) goes ahead of the others waiting, so that a fire waits
+for the poll in progress at most, never for a queue of dead units' timeouts.
 A dead unit costs its neighbours one timeout per attempt; the poller's back-off keeps those
 attempts rare (`drivers.modbus.poller`).
 
-`Endpoint.read(block, unit, answer_within, pause, first)` returns words or bits, or raises:
+`Endpoint.hold(first)` gives a `Held` connection whose `read(block, unit, answer_within, pause)` —
+like `Endpoint.read`, which holds a connection for one request — returns words or bits, or raises:
 - `NoAnswer` — silence, refused or lost connection, garbled answer; also exception 0A/0B from a
   converter (the path to that unit is down: the unit is silent, not the converter);
 - `ErrorAnswer` — a Modbus exception answer: the device is alive but refused this request.
@@ -22,7 +24,9 @@ exception, is never asked again (busy, 06, is the device poller's: once, after a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from drivers.modbus.connection import (
@@ -63,6 +67,21 @@ class ErrorAnswer(Exception):
         self.code = code
 
 
+class Held:
+    """A connection held by one device for its poll (`Endpoint.hold`)."""
+
+    __slots__ = ("connection", "endpoint")
+
+    def __init__(self, endpoint: Endpoint, connection: Connection) -> None:
+        self.endpoint = endpoint
+        self.connection = connection
+
+    async def read(
+        self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
+    ) -> RawData:
+        return await self.endpoint._request(self.connection, block, unit, answer_within, pause)
+
+
 class Link(Protocol):
     """One path to one or more devices."""
 
@@ -78,6 +97,10 @@ class Link(Protocol):
     ) -> RawData:
         """Read one block from device `unit`, within `answer_within` seconds (plus `pause` of
         quiet after); `first`: ahead of the other waiting requests (a life-safety device)."""
+        ...
+
+    def hold(self, first: bool = False) -> contextlib.AbstractAsyncContextManager[Held]:
+        """A connection for one device's whole poll (its requests back to back)."""
         ...
 
     def close(self) -> None: ...
@@ -142,8 +165,32 @@ class Endpoint:
         pause: float = 0.0,
         first: bool = False,
     ) -> RawData:
-        fc = FUNCTION_OF_TABLE[block.table]
         connection = await self._acquire(first)
+        try:
+            return await self._request(connection, block, unit, answer_within, pause)
+        finally:
+            self._release(connection)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, first: bool = False) -> AsyncIterator[Held]:
+        """One connection for a device's whole poll: its requests go out back to back, so that its
+        readings are one snapshot (a fire panel's fire flag and its zones) and no other device's
+        request comes between them."""
+        connection = await self._acquire(first)
+        try:
+            yield Held(self, connection)
+        finally:
+            self._release(connection)
+
+    async def _request(
+        self,
+        connection: Connection,
+        block: ReadBlock,
+        unit: int,
+        answer_within: float,
+        pause: float,
+    ) -> RawData:
+        fc = FUNCTION_OF_TABLE[block.table]
         try:
             for attempt in range(self.retries + 1):
                 try:
@@ -169,11 +216,8 @@ class Endpoint:
                     raise ErrorAnswer(exc.code, block) from None
             raise AssertionError("unreachable")
         finally:
-            try:
-                if pause:
-                    await asyncio.sleep(pause)
-            finally:
-                self._release(connection)
+            if pause:
+                await asyncio.sleep(pause)
 
     @property
     def unreachable(self) -> bool:
