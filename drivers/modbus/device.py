@@ -90,7 +90,6 @@ class DevicePoller:
         self.period = spec.poll
         self.timeout = spec.timeout if spec.timeout is not None else bus.timeout
         self.pause = spec.workarounds.pause_after
-        self.first = device.comm_loss_is_life_safety  # its requests go ahead on a shared line
         self.points: dict[str, ModbusPoint] = {
             name: p for name, p in device.points.items() if isinstance(p, ModbusPoint)
         }
@@ -109,7 +108,7 @@ class DevicePoller:
 
         The device holds one of the endpoint's connections for the whole poll (`Link.hold`).
         """
-        async with link.hold(self.first) as held:
+        async with link.hold() as held:
             return await self._poll(held)
 
     async def _poll(self, link: Held) -> PollOutcome:

@@ -5,9 +5,8 @@ or a serial port — and its devices share `max_connections` connections to it (
 serial-to-Ethernet converters accept one connection and run one request at a time on their line).
 A device's poll takes a free connection, holds it for its requests (and the device's `pause_after`
 after each), and gives it back: polls are serialised per connection, in the order they asked, each
-request with its device's own timeout, and a device's readings are one snapshot. A life-safety
-device's poll (a fire panel, a lift: `first`) goes ahead of the others waiting, so that a fire waits
-for the poll in progress at most, never for a queue of dead units' timeouts.
+request with its device's own timeout, and a device's readings are one snapshot. A poll held with
+`first` goes ahead of the others waiting (the poller does not use it yet).
 A dead unit costs its neighbours one timeout per attempt; the poller's back-off keeps those
 attempts rare (`drivers.modbus.poller`).
 
