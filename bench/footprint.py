@@ -1,13 +1,15 @@
 """CPU and memory of `fgw run` polling 10,000 Modbus points at 1 s, for 10 minutes.
 
     python -m bench.footprint [--devices 1000] [--seconds 600] [--settle 10] [--readings both]
+                              [--max-connections 4]
 
 1,000 simulated devices (the four Modbus templates in turn: 10,000 points) over five TCP buses
-(five servers on five ports, like five plant rooms' Modbus gateways), served by `fgw sim` in its
-own process; a private Mosquitto; and `fgw run`. Only the gateway process is measured, from /proc:
-CPU time over the window as % of one core, resident memory every 10 s (start, end, peak), and the
-bytes it wrote to storage over the window (`write_bytes` of /proc/PID/io) per second, per value
-polled (the points times the polls of the window) and per day.
+(five servers on five ports, like five plant rooms' Modbus gateways, each bus's 200 devices sharing
+`--max-connections` connections, default 4), served by `fgw sim` in its own process; a private
+Mosquitto; and `fgw run`. Only the gateway process is measured, from /proc: CPU time over the window
+as % of one core, resident memory every 10 s (start, end, peak), and the bytes it wrote to storage
+over the window (`write_bytes` of /proc/PID/io) per second, per value polled (the points times the
+polls of the window) and per day.
 
 Two configurations, one after the other (`--readings off|on|both`, default both):
 
@@ -94,13 +96,20 @@ class ReadingsCounter:
 def run(
     devices: int, seconds: float, settle: float, folder: Path, publish: bool = True,
     profile: Path | None = None, tree: Path | None = None, commit: float | None = None,
+    max_connections: int = 4,
 ) -> None:  # fmt: skip
     buses = -(-devices // UNITS_PER_BUS)
     ports = [free_port() for _ in range(buses)]
     with broker(folder) as mqtt_port:
         path = folder / "site.yaml"
         path.write_text(
-            estate_yaml(devices, mqtt_port=mqtt_port, modbus_ports=ports, publish_readings=publish)
+            estate_yaml(
+                devices,
+                mqtt_port=mqtt_port,
+                modbus_ports=ports,
+                publish_readings=publish,
+                max_connections=max_connections,
+            )
             + (f"history: {{commit_interval: {commit}s}}\n" if commit is not None else "")
         )
         site = load_site(path)
@@ -302,6 +311,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the window to FILE")
     parser.add_argument("--tree", type=Path, help="run the gateway from this source tree")
     parser.add_argument("--commit-interval", type=float, help="history.commit_interval, seconds")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=4,
+        help="connections per bus, shared by its 200 devices (a Modbus TCP gateway's limit)",
+    )
     args = parser.parse_args(argv)
     readings = "off" if args.no_publish else args.readings
     header("footprint")
@@ -313,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
             run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile, args.tree,
-                args.commit_interval)  # fmt: skip
+                args.commit_interval, args.max_connections)  # fmt: skip
 
 
 if __name__ == "__main__":

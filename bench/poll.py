@@ -5,7 +5,8 @@
 1. **Requests/s.** `fgw sim` serves N simulated devices (the built-in templates, one TCP server for
    the bus, in its own process). Each device is polled back to back, as fast as the wire allows,
    all devices at once: first through the gateway's own poll path (`ModbusBusDriver`: the read
-   plan, a `TcpLink` per device, decoding, health, delivery of `Reading` batches to a sink), then
+   plan, the bus's `Endpoint` with as many connections as devices, decoding, health, delivery of
+   `Reading` batches to a sink), then
    by a bare `AsyncModbusTcpClient` loop making the same requests (same blocks, same units) over
    the same number of connections. Runs alternate `--repeat` times; medians are printed.
 2. **Merging.** A device of 125 one-register points (a bare pymodbus server for it, in its own
@@ -101,8 +102,8 @@ async def bare_rate(site: Site, devices: Sequence[Device], seconds: float) -> di
     bus = next(iter(site.buses.values()))
     plans = {d.id: plan_reads(_modbus_points(d), d.spec.workarounds, bus.max_gap) for d in devices}
     units = {d.id: d.spec.modbus.unit for d in devices if d.spec.modbus is not None}
-    # Built as the gateway builds its own (`drivers.modbus.link.TcpLink`): same timeout, no
-    # retries, no reconnect task, so that only what the gateway adds around a request differs.
+    # Same timeout as the gateway's, no retries, no reconnect task, so that only what the
+    # gateway adds around a request differs.
     clients = {
         d.id: AsyncModbusTcpClient(
             str(bus.host),
@@ -295,7 +296,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         with broker(folder) as mqtt_port, register_server() as register_port:
             path = folder / "site.yaml"
             path.write_text(
-                modbus_site_yaml(args.devices, mqtt_port=mqtt_port, modbus_port=modbus_port)
+                modbus_site_yaml(
+                    args.devices,
+                    mqtt_port=mqtt_port,
+                    modbus_port=modbus_port,
+                    max_connections=args.devices,  # as many as the bare clients open
+                )
             )
             site = load_site(path)
             merge_site = load_site(folder / "merge.yaml", merge_site_yaml(register_port))

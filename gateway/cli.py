@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from gateway import __version__
 from gateway.commands import COMMAND_MODULES, SITE_HELP
 from gateway.commands.failures import describe
-from gateway.config.errors import SiteError
+from gateway.config.errors import ConfigIssue, SiteError
 
 if TYPE_CHECKING:
     from gateway.config.site import Site
@@ -45,6 +45,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     site = _load(args.site)
     for warning in site.warnings:
         print(warning, file=sys.stderr)
+    for warning in _line_budget_warnings(site):
+        print(warning, file=sys.stderr)
     rules = sum(len(d.rules) for d in site.devices.values())
     points = sum(len(d.points) for d in site.devices.values())
     print(
@@ -55,6 +57,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     if topics:  # where the MQTT devices must publish (mqtt.device_base; docs/mqtt.md)
         print(f"  MQTT devices read at: {', '.join(t + '/…' for t in topics)}")
     return 0
+
+
+def _line_budget_warnings(site: Site) -> list[ConfigIssue]:
+    """Buses whose configured polling cannot fit their serial line (`drivers.modbus.budget`)."""
+    from drivers.modbus.budget import budget_warnings
+    from gateway.config.yamlsource import load_yaml
+
+    found = budget_warnings(site)
+    if not found:
+        return []
+    doc = load_yaml(site.path)
+    return [doc.issue(loc, message, warning=True) for loc, message in found]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

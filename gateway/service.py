@@ -91,11 +91,9 @@ class Gateway:
         self.site = site
         self._monotonic = monotonic
         self._wall = wall
-        rules = list(site.rules())
+        rules = [*site.rules(), *site.bus_rules()]
         self.store = AlarmStore(site.storage_dir)
-        self.engine = RuleEngine(
-            rules, depends_on={d.id: list(d.spec.depends_on) for d in site.devices.values()}
-        )
+        self.engine = RuleEngine(rules, depends_on=site.depends_on())
         # the book also knows the gateway's own alarms (not the engine: they suppress nothing)
         self.book = AlarmBook([*rules, *wear_rules(site)], locale=site.file.site.locale)
         self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())

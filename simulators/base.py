@@ -49,6 +49,9 @@ class DeviceSimulator:
     TEMPLATE: ClassVar[str] = ""
     FAULTS: ClassVar[dict[str, str]] = {}
     COUNTERS: ClassVar[frozenset[str]] = frozenset()
+    HOLES: ClassVar[dict[str, frozenset[int]]] = {}
+    """Register holes of the template's device: table -> addresses answered with exception 02
+    behind a simulated converter (`simulators.converter`). Tests set `holes` per instance."""
 
     device_id: str
     seed: int | str | None = None
@@ -57,11 +60,13 @@ class DeviceSimulator:
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     pinned: dict[str, Any] = field(default_factory=dict)
     offline: bool = False
+    holes: dict[str, frozenset[int]] = field(default_factory=dict)
     t: float = 0.0
     rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.holes = self.holes or dict(self.HOLES)
         if not self.points and self.TEMPLATE:
             self.points = dict(self.template.points)
         self._reset()

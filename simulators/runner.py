@@ -13,15 +13,19 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import signal
 from types import TracebackType
 from typing import Any, Self
 
 import aiomqtt
 
 from gateway.backoff import Backoff
+from gateway.config.models import ModbusBus
 from gateway.config.site import Site
 from simulators.base import DeviceSimulator
 from simulators.control import TOPIC_ROOT, handle_message, result_topic
+from simulators.converter import ConverterServer, PtyLine, line_for
 from simulators.door import AccessDoorSimulator
 from simulators.modbus_server import BusServer
 from simulators.registry import simulator_for
@@ -31,6 +35,23 @@ log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000
 """Door messages kept while the broker is away; older ones are dropped (a controller's small buffer)."""
+
+
+def pty_refusal(bus: ModbusBus) -> str:
+    """Why an `rtu` bus cannot be served on a pseudo-terminal here, or "" when it can.
+
+    A path under /dev is a real serial device on a real machine: a simulator never makes links there.
+    """
+    if bus.transport != "rtu":
+        return ""
+    if str(bus.port).startswith("/dev/"):
+        return (
+            f"bus {bus.id} is the serial device {bus.port}: give the bus a path outside /dev"
+            " (e.g. /tmp/fgw-tty0) to simulate it on a pseudo-terminal"
+        )
+    if shutil.which("socat") is None:
+        return f"bus {bus.id} is rtu and socat is not installed (apt-get install socat)"
+    return ""
 
 
 class SiteSimulator:
@@ -67,7 +88,7 @@ class SiteSimulator:
             )
             for device_id, device in site.devices.items()
         }
-        self.servers: dict[str, BusServer] = {}
+        self.servers: dict[str, BusServer | ConverterServer | PtyLine] = {}
         self.skipped: dict[str, str] = {}
         self._plan_buses()
         self.mqtt_ready = asyncio.Event()
@@ -84,17 +105,28 @@ class SiteSimulator:
         return f"fgw-sim[{self.site.id}]"
 
     def _plan_buses(self) -> None:
+        """One server per bus: pymodbus for a plain `tcp` bus, a simulated converter for a `tcp`
+        bus with `sim.converter` and for `rtu-over-tcp`, a pseudo-terminal line for `rtu`."""
         units: dict[str, dict[int, DeviceSimulator]] = {}
         for device_id, device in self.site.devices.items():
             if device.spec.modbus is None:
                 continue
             bus = self.site.buses[device.spec.modbus.bus]
-            if bus.transport != "tcp":
-                self.skipped[device_id] = f"bus {bus.id} is {bus.transport}: only tcp is simulated"
+            why = pty_refusal(bus)
+            if why:
+                self.skipped[device_id] = why
                 continue
             units.setdefault(bus.id, {})[device.spec.modbus.unit] = self.devices[device_id]
         for bus_id, bus_units in units.items():
-            self.servers[bus_id] = BusServer(self.site.buses[bus_id], bus_units)
+            bus = self.site.buses[bus_id]
+            if bus.transport == "rtu":
+                self.servers[bus_id] = PtyLine(bus, line_for(bus, bus_units))
+            elif bus.transport == "rtu-over-tcp" or bus.sim.converter:
+                framing = "mbap" if bus.transport == "tcp" else "rtu"
+                line = line_for(bus, bus_units)
+                self.servers[bus_id] = ConverterServer(bus, line, framing, bus.sim.connections)
+            else:
+                self.servers[bus_id] = BusServer(bus, bus_units)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -264,11 +296,33 @@ async def run_until_cancelled(
     *,
     seed: int | None = None,
 ) -> None:
-    """`fgw sim SITE`: serve the site's simulators until the task is cancelled (Ctrl-C, SIGTERM)."""
+    """`fgw sim SITE`: serve the site's simulators until the task is cancelled (Ctrl-C) or SIGTERM.
+
+    SIGTERM ends it cleanly, like Ctrl-C: the servers close and the socat pairs of `rtu` buses
+    are stopped rather than left behind.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / thread
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await _serve(site, broker_host, broker_port, seed, stop)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _serve(
+    site: Site,
+    broker_host: str | None,
+    broker_port: int | None,
+    seed: int | None,
+    stop: asyncio.Event,
+) -> None:
     async with SiteSimulator(site, broker_host, broker_port, seed=seed) as sim:
         for bus_id, server in sim.servers.items():
-            host, port = server.address
-            log.info("fgw sim: bus %s on %s:%d, units %s", bus_id, host, port, sorted(server.units))
+            where = site.buses[bus_id].endpoint
+            log.info("fgw sim: bus %s on %s, units %s", bus_id, where, sorted(server.units))
         host, port = sim.broker
         log.info(
             "fgw sim: doors and inject channel via MQTT %s:%d (%s/%s/DEVICE/inject)",
@@ -277,4 +331,4 @@ async def run_until_cancelled(
             TOPIC_ROOT,
             site.id,
         )
-        await asyncio.Event().wait()
+        await stop.wait()

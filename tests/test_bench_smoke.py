@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bench import export, fire_latency, footprint, ingest, latency, poll, rules
+from bench import export, fire_latency, footprint, ingest, latency, poll, rules, wire
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +80,12 @@ def test_fire_latency(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     fire_latency.main()
     out = _lines(capsys)
     assert re.search(rf"inject -> retained fire alarm: p50 {NUMBER} ms", out), out
+
+
+def test_wire(capsys: pytest.CaptureFixture[str]) -> None:
+    wire.main(
+        ["--units", "2", "--seconds", "0.5", "--repeat", "1", "--warmup", "0", "--bauds", "19200"]
+    )
+    out = _lines(capsys)
+    assert re.search(rf"rtu-over-tcp 19200 baud, 1 dead: +{NUMBER} polls/s of +{NUMBER}", out), out
+    assert re.search(rf"gateway {NUMBER} polls/s, bare pymodbus {NUMBER} polls/s", out), out

@@ -3,7 +3,10 @@ answer takes 3 s, server side), one answering every request with an exception â€
 that must keep its 200 ms poll rate through all of it, with the whole gateway running.
 
 The server is a real pymodbus TCP server on loopback (one address, four units, like a plant-room
-Modbus gateway); the faults live in its data context and its request trace hook, never in the client.
+Modbus gateway that accepts several connections: `max_connections: 4`, so a unit that takes 3 s to
+answer holds one of them, not the healthy unit's); the faults live in its data context and its
+request trace hook, never in the client. Behind a one-connection converter the line itself is the
+limit (tests/test_modbus_converter.py).
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ storage: {{path: ./state}}
 console: {{enabled: false}}
 mqtt: {{host: 127.0.0.1, port: {mqtt}}}
 modbus:
-  - {{id: shared, transport: tcp, host: 127.0.0.1, port: {port}, timeout: 1s, retries: 0}}
+  - {{id: shared, transport: tcp, host: 127.0.0.1, port: {port}, timeout: 1s, retries: 0,
+     max_connections: 4}}
 devices:
   - {{id: healthy, modbus: {{bus: shared, unit: 1}}, poll: 200ms, points: {point}}}
   - {{id: dead, modbus: {{bus: shared, unit: 2}}, poll: 200ms, points: {point}}}

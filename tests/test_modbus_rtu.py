@@ -129,7 +129,10 @@ async def test_dead_slave_is_backed_off_and_neighbours_keep_their_rate(
     assert sink.online("dev-3") == [False]
     assert sink.online("dev-1") == sink.online("dev-2") == [True]
     assert len(sink.batches_of("dev-3", Quality.STALE)) == 1
-    assert server.requests[1] == after["dev-1"]  # every poll is one RTU request on the wire
+    # every poll is one RTU request on the wire, no more (a request lost under load may count as a
+    # failed poll the server never saw)
+    answered = after["dev-1"] - driver.stats()["dev-1"].errors
+    assert answered <= server.requests[1] <= after["dev-1"]
 
 
 async def test_missing_serial_port_gives_stale_readings(tmp_path: Path) -> None:

@@ -1,52 +1,59 @@
-"""The wire under the poller: one pymodbus client per TCP device, one shared client per RTU line.
+"""The wire under the poller: one `Endpoint` per bus, its connections shared by the bus's devices.
 
-A `Link` turns a `ReadBlock` into register words or bits, or raises:
-- `NoAnswer` — timeout, connection refused or lost: the device (or the path to it) is silent;
-- `ErrorAnswer` — a Modbus exception response: the device is alive but refused this request.
+A bus is an endpoint — `host:port` (Modbus TCP, or RTU frames over TCP to a transparent converter)
+or a serial port — and its devices share `max_connections` connections to it (default 1: most
+serial-to-Ethernet converters accept one connection and run one request at a time on their line).
+A device's poll takes a free connection, holds it for its requests (and the device's `pause_after`
+after each), and gives it back: polls are serialised per connection, in the order they asked, each
+request with its device's own timeout, and a device's readings are one snapshot. A poll held with
+`first` goes ahead of the others waiting (the poller does not use it yet).
+A dead unit costs its neighbours one timeout per attempt; the poller's back-off keeps those
+attempts rare (`drivers.modbus.poller`).
 
-Retries are ours, not pymodbus': its clients are built with `retries=0` and no automatic reconnect
-(`reconnect_delay=0`, which would otherwise run untracked background tasks). The poller decides when
-to try again, with back-off. Timeouts: a TCP client serves one device, so it is built with that
-device's timeout and a request on an open connection relies on pymodbus' own wait for the answer —
-wrapping every request in an `asyncio.timeout` of ours as well cost more than the rest of the
-request path together. Connecting (and any request on the shared RTU client, whose devices may have
-different timeouts) runs under `asyncio.timeout`, so that connect and request together stay within
-the device's timeout. Either way a silent device gives the same `NoAnswer("no answer within …")`.
+`Endpoint.hold(first)` gives a `Held` connection whose `read(block, unit, answer_within, pause)` —
+like `Endpoint.read`, which holds a connection for one request — returns words or bits, or raises:
+- `NoAnswer` — silence, refused or lost connection, garbled answer; also exception 0A/0B from a
+  converter (the path to that unit is down: the unit is silent, not the converter);
+- `ErrorAnswer` — a Modbus exception answer: the device is alive but refused this request.
 
-Why a connection per TCP device: a Modbus TCP server or gateway accepts several connections, and
-pymodbus serialises requests on a connection, so a silent unit sharing a connection would make its
-neighbours wait out its timeouts. An RS-485 line cannot do that — one request at a time on the wire —
-so RTU devices share one client behind a lock and the poller keeps a dead one's attempts rare and short.
+Retries (the bus's `retries`) are made here, at once, for silent requests only: an answer, even an
+exception, is never asked again (busy, 06, is the device poller's: once, after a pause).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, Protocol
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Protocol
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.framer import FramerType
-
-from drivers.modbus.plan import BIT_TABLES, ReadBlock
+from drivers.modbus.connection import (
+    CannotConnect,
+    Connection,
+    NoAnswer,
+    Opener,
+    serial_opener,
+    tcp_opener,
+)
+from drivers.modbus.frames import (
+    FUNCTION_OF_TABLE,
+    PATH_UNAVAILABLE,
+    TARGET_SILENT,
+    ExceptionAnswer,
+    frame_gap,
+)
+from drivers.modbus.plan import ReadBlock
 from gateway.config.models import ModbusBus
-
-
-def _slack(timeout: float) -> float:
-    """pymodbus' own timeout on a shared RTU line: longer than ours, so that ours always wins."""
-    return 2 * timeout + 1.0
-
-
-_NO_RESPONSE = "No response received"
-"""How pymodbus (3.16) words the `ModbusIOException` it raises when its own timeout expires."""
-
 
 RawData = list[int] | list[bool]
 
+SILENT_CODES = frozenset({PATH_UNAVAILABLE, TARGET_SILENT})
+"""Exception codes that mean "the unit behind the converter did not answer"."""
 
-class NoAnswer(Exception):
-    """The device did not answer: timeout, connection refused, connection lost."""
+UNREACHABLE_AFTER = 3
+"""Failed connection attempts in a row (whichever devices made them) after which the endpoint
+itself counts as unreachable: the bus is silent, not its units."""
 
 
 class ErrorAnswer(Exception):
@@ -54,161 +61,168 @@ class ErrorAnswer(Exception):
 
     def __init__(self, code: int, block: ReadBlock) -> None:
         super().__init__(
-            f"exception code {code} reading {block.count} {block.table} at {block.address}"
+            f"exception code {code:02X} reading {block.count} {block.table} at {block.address}"
         )
         self.code = code
+
+
+class Held:
+    """A connection held by one device for its poll (`Endpoint.hold`)."""
+
+    __slots__ = ("connection", "endpoint")
+
+    def __init__(self, endpoint: Endpoint, connection: Connection) -> None:
+        self.endpoint = endpoint
+        self.connection = connection
+
+    async def read(
+        self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
+    ) -> RawData:
+        return await self.endpoint._request(self.connection, block, unit, answer_within, pause)
 
 
 class Link(Protocol):
     """One path to one or more devices."""
 
+    where: str
+
     async def read(
-        self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
+        self,
+        block: ReadBlock,
+        unit: int,
+        answer_within: float,
+        pause: float = 0.0,
+        first: bool = False,
     ) -> RawData:
-        """Read one block from device `unit`, within `answer_within` seconds (plus `pause` of quiet after)."""
+        """Read one block from device `unit`, within `answer_within` seconds (plus `pause` of
+        quiet after); `first`: ahead of the other waiting requests (a life-safety device)."""
+        ...
+
+    def hold(self, first: bool = False) -> contextlib.AbstractAsyncContextManager[Held]:
+        """A connection for one device's whole poll (its requests back to back)."""
         ...
 
     def close(self) -> None: ...
 
 
-Reader = Callable[..., Any]
-"""A pymodbus client's read method for one table: `(address, *, count, device_id) -> response`."""
+def opener_for(bus: ModbusBus) -> Opener:
+    if bus.transport == "rtu":
+        return serial_opener(str(bus.port), bus.baudrate, bus.bytesize, bus.parity, bus.stopbits)
+    return tcp_opener(str(bus.host), int(bus.port or 502))
 
 
-def _readers(client: Any) -> dict[str, Reader]:
-    """The client's read method per table, looked up once per client rather than per request."""
-    return {
-        "holding": client.read_holding_registers,
-        "input": client.read_input_registers,
-        "coil": client.read_coils,
-        "discrete": client.read_discrete_inputs,
-    }
-
-
-async def _request(
-    client: Any, read: Reader, block: ReadBlock, unit: int, answer_within: float
-) -> RawData:
-    """One request on an open connection, within the client's own timeout."""
-    try:
-        response = await read(block.address, count=block.count, device_id=unit)
-    except (ModbusException, OSError) as exc:
-        raise _no_answer(client, exc, answer_within) from None
-    if response.isError():
-        raise ErrorAnswer(int(getattr(response, "exception_code", 0)), block)
-    return response.bits if block.is_bits else response.registers
-
-
-async def _transact(
-    client: Any, read: Reader, block: ReadBlock, unit: int, answer_within: float, where: str
-) -> RawData:
-    """Connect if needed and make one request, all within `answer_within` seconds."""
-    try:
-        async with asyncio.timeout(answer_within):
-            if not client.connected and not await client.connect():
-                raise NoAnswer(f"cannot connect to {where}")
-            return await _request(client, read, block, unit, answer_within)
-    except TimeoutError:
-        raise NoAnswer(f"no answer within {answer_within:g}s") from None
-    except (ModbusException, OSError) as exc:  # from connecting
-        raise _no_answer(client, exc, answer_within) from None
-
-
-def _no_answer(client: Any, exc: BaseException, answer_within: float) -> NoAnswer:
-    """The `NoAnswer` for a failed request; a broken connection is closed, to be rebuilt next time.
-
-    pymodbus' own timeout reads as our timeout did: the connection stays up (pymodbus closes it
-    itself after a few silent requests in a row).
-    """
-    if isinstance(exc, ModbusIOException) and _NO_RESPONSE in str(exc):
-        return NoAnswer(f"no answer within {answer_within:g}s")
-    client.close()
-    return NoAnswer(f"{type(exc).__name__}: {exc}")
-
-
-class TcpLink:
-    """A connection of its own to a Modbus TCP server or gateway, for one device.
+class Endpoint:
+    """The connections to one bus's endpoint, shared by its devices.
 
     Args:
-        bus: the bus (host and port).
-        timeout: the device's timeout: pymodbus waits this long for each answer.
+        bus: the bus (transport, where, `max_connections`, `retries`, serial settings).
     """
 
-    def __init__(self, bus: ModbusBus, timeout: float) -> None:
-        self.where = f"{bus.host}:{bus.port}"
-        self.timeout = timeout
-        self.client = AsyncModbusTcpClient(
-            str(bus.host),
-            port=int(bus.port or 502),
-            timeout=timeout,
-            retries=0,
-            reconnect_delay=0,
-        )
-        self._readers = _readers(self.client)
+    def __init__(self, bus: ModbusBus) -> None:
+        self.where = bus.endpoint
+        self.retries = bus.retries
+        framing = "mbap" if bus.transport == "tcp" else "rtu"
+        gap = frame_gap(bus.baudrate) if bus.transport == "rtu" else 0.0
+        opener = opener_for(bus)
+        self.connections = [
+            Connection(opener, framing, self.where, gap) for _ in range(bus.max_connections)
+        ]
+        self.cannot_connect = 0  # failed connection attempts in a row
+        self._free: deque[Connection] = deque(self.connections)
+        self._waiting: deque[asyncio.Future[Connection]] = deque()
+        self._urgent: deque[asyncio.Future[Connection]] = deque()  # life-safety devices' requests
+
+    async def _acquire(self, first: bool) -> Connection:
+        if self._free:
+            return self._free.popleft()
+        waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if first else self._waiting
+        queue.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed over as we were cancelled: pass it on
+            elif waiter in queue:  # not yet passed over by `_release`
+                queue.remove(waiter)
+            raise
+
+    def _release(self, connection: Connection) -> None:
+        for queue in (self._urgent, self._waiting):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(connection)
+                    return
+        self._free.append(connection)
 
     async def read(
-        self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
+        self,
+        block: ReadBlock,
+        unit: int,
+        answer_within: float,
+        pause: float = 0.0,
+        first: bool = False,
     ) -> RawData:
-        client, read = self.client, self._readers[block.table]
-        if answer_within != self.timeout:  # a timeout the client was not built with: ours
-            data = await _transact(client, read, block, unit, answer_within, self.where)
-        else:  # the hot path: `_request` written out, one coroutine fewer per request
-            try:
-                response = await read(block.address, count=block.count, device_id=unit)
-            except ConnectionException as exc:
-                # Not connected (yet, or any more): pymodbus says so before sending anything,
-                # which spares every request a `connected` check. Connect and ask, within ours.
-                if client.connected:
-                    raise _no_answer(client, exc, answer_within) from None
-                response = None
-            except (ModbusException, OSError) as exc:
-                raise _no_answer(client, exc, answer_within) from None
-            if response is None:
-                data = await _transact(client, read, block, unit, answer_within, self.where)
-            elif response.isError():
-                raise ErrorAnswer(int(getattr(response, "exception_code", 0)), block)
-            else:
-                data = response.bits if block.table in BIT_TABLES else response.registers
-        if pause:
-            await asyncio.sleep(pause)
-        return data
+        connection = await self._acquire(first)
+        try:
+            return await self._request(connection, block, unit, answer_within, pause)
+        finally:
+            self._release(connection)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, first: bool = False) -> AsyncIterator[Held]:
+        """One connection for a device's whole poll: its requests go out back to back, so that its
+        readings are one snapshot (a fire panel's fire flag and its zones) and no other device's
+        request comes between them."""
+        connection = await self._acquire(first)
+        try:
+            yield Held(self, connection)
+        finally:
+            self._release(connection)
+
+    async def _request(
+        self,
+        connection: Connection,
+        block: ReadBlock,
+        unit: int,
+        answer_within: float,
+        pause: float,
+    ) -> RawData:
+        fc = FUNCTION_OF_TABLE[block.table]
+        try:
+            for attempt in range(self.retries + 1):
+                try:
+                    data = await connection.read(
+                        unit, fc, block.address, block.count, answer_within
+                    )
+                    self.cannot_connect = 0
+                    return data
+                except CannotConnect:
+                    self.cannot_connect += 1
+                    if attempt == self.retries:
+                        raise
+                except NoAnswer:
+                    if attempt == self.retries:
+                        raise
+                except ExceptionAnswer as exc:
+                    self.cannot_connect = 0
+                    if exc.code in SILENT_CODES:
+                        raise NoAnswer(
+                            f"{self.where} answers for unit {unit}: exception {exc.code:02X}"
+                            " (no answer from the unit behind it)"
+                        ) from None
+                    raise ErrorAnswer(exc.code, block) from None
+            raise AssertionError("unreachable")
+        finally:
+            if pause:
+                await asyncio.sleep(pause)
+
+    @property
+    def unreachable(self) -> bool:
+        """The endpoint itself does not take connections (`UNREACHABLE_AFTER` failures in a row)."""
+        return self.cannot_connect >= UNREACHABLE_AFTER
 
     def close(self) -> None:
-        self.client.close()
-
-
-class RtuLink:
-    """A serial line shared by its devices: one request on the wire at a time.
-
-    The lock is held for one request (and the device's `pause_after`), not a whole poll, so devices
-    interleave fairly; waiting for the lock is not part of a device's timeout.
-    """
-
-    def __init__(self, bus: ModbusBus, longest_timeout: float) -> None:
-        self.where = str(bus.port)
-        self.lock = asyncio.Lock()
-        self.client = AsyncModbusSerialClient(
-            str(bus.port),
-            framer=FramerType.RTU,
-            baudrate=bus.baudrate,
-            bytesize=bus.bytesize,
-            parity=bus.parity,
-            stopbits=bus.stopbits,
-            timeout=_slack(longest_timeout),
-            retries=0,
-            reconnect_delay=0,
-        )
-        self._readers = _readers(self.client)
-
-    async def read(
-        self, block: ReadBlock, unit: int, answer_within: float, pause: float = 0.0
-    ) -> RawData:
-        read = self._readers[block.table]
-        async with self.lock:
-            try:
-                return await _transact(self.client, read, block, unit, answer_within, self.where)
-            finally:
-                if pause:
-                    await asyncio.sleep(pause)
-
-    def close(self) -> None:
-        self.client.close()
+        for connection in self.connections:
+            connection.close()

@@ -9,12 +9,12 @@ that want one awaitable to put in their own TaskGroup: it runs until cancelled.
         ...                      # readings and device statuses flow into `sink`
         driver.stats()           # per-device counters for /metrics
 
-The key property: **one dead device must not slow its bus neighbours.** On TCP each device has a
-connection of its own (see `drivers.modbus.link`), so a silent unit's timeouts only delay itself. On
-RTU the line is shared; a device that has lost communication is tried on an exponential back-off
-(`gateway.backoff.Backoff`, up to `BACKOFF_CAP` seconds), so it costs the line one short timeout now
-and then instead of one per poll. TCP devices use the same back-off, which also paces reconnects to a
-restarted server.
+The key property: **one dead device must not slow its bus neighbours more than its own, rare
+attempts do.** The devices of a bus share its endpoint's connections (`drivers.modbus.link`), one
+request at a time on each, as a serial-to-Ethernet converter or an RS-485 line demands. A device that
+has lost communication is tried on an exponential back-off (`gateway.backoff.Backoff`, up to
+`BACKOFF_CAP` seconds), so it costs the line one timeout now and then instead of one per poll; the
+same back-off paces reconnects to a restarted server.
 
 Schedule: attempts happen on the grid `start + k × poll`; a slow poll skips the slots it overran
 rather than bursting to catch up, and the schedule never drifts.
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Self
 
 from drivers.modbus.device import DevicePoller, PollOutcome
 from drivers.modbus.health import DeviceStats
-from drivers.modbus.link import Link, RtuLink, TcpLink
+from drivers.modbus.link import Endpoint, Link
 from gateway.config.models import ModbusBus
 from gateway.model import DeviceStatus, Reading, ReadingSink
 from gateway.tasks import cancel_and_wait
@@ -46,9 +46,9 @@ log = logging.getLogger("drivers.modbus")
 def _reraise_swallowed_cancel() -> None:
     """Re-raise a cancellation that a library swallowed.
 
-    On Python 3.11, `asyncio.wait_for` (which pymodbus uses for every request) drops a cancellation
-    that arrives as the response does (gh-86296). The task is then "cancelling" but runs on, and
-    the task group waiting for it never ends: shutdown hangs. Checking after each poll fixes that.
+    On Python 3.11, `asyncio.wait_for` drops a cancellation that arrives as the awaited result does
+    (gh-86296), and libraries' waits may use it. The task is then "cancelling" but runs on, and the
+    task group waiting for it never ends: shutdown hangs. Checking after each poll fixes that.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -114,6 +114,8 @@ class ModbusBusDriver:
         self.name = f"fgw[modbus:{bus.id}]"
         self.pollers = {d.id: DevicePoller(d, bus) for d in devices}
         self._links: dict[str, Link] = {}
+        self.bus_silent = False
+        self._endpoint: Endpoint | None = None
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -176,10 +178,8 @@ class ModbusBusDriver:
             if answered:
                 poller.backoff.reset()
                 due = next_slot(due, period, now)
-            elif health.failures >= health.polls or health.online is False:
+            else:  # silent: on a shared line its every attempt costs its neighbours a timeout
                 due = next_slot(due, period, now + poller.backoff.next_delay())
-            else:
-                due = next_slot(due, period, now)
 
     async def _poll_and_report(self, poller: DevicePoller, link: Link) -> bool:
         """One poll; report readings and status changes to the sink. True if the device answered."""
@@ -192,9 +192,13 @@ class ModbusBusDriver:
             change = poller.health.record_ok(now, wall, outcome.duration, outcome.errors)
             if change is not None:
                 self._status(poller, change.online, change.reason, wall)
+            elif self.bus_silent:  # back before any device was declared offline
+                self._bus_status("answers again", wall)
             self._deliver(outcome.readings)
             return True
         change = poller.health.record_failure(now, outcome.failure, outcome.duration)
+        if not self.bus_silent and self._endpoint is not None and self._endpoint.unreachable:
+            self._bus_status(outcome.failure, wall)  # the endpoint first: it is the root cause
         if change is not None:
             self._status(poller, change.online, change.reason, wall)
             self._deliver(poller.stale_readings())
@@ -203,8 +207,44 @@ class ModbusBusDriver:
     def _status(self, poller: DevicePoller, online: bool, reason: str, wall: float) -> None:
         level = logging.INFO if online else logging.WARNING
         state = "online" if online else "offline"
-        log.log(level, "%s %s: %s", poller.id, state, reason, extra={"device": poller.id})
+        log.log(
+            level,
+            "%s %s (bus %s, %s): %s",
+            poller.id,
+            state,
+            self.bus.id,
+            self.bus.endpoint,
+            reason,
+            extra={"device": poller.id},
+        )
         status = DeviceStatus(poller.id, online, wall, reason)
+        self._sink_call(lambda: self.sink.device_status(status))
+        self._bus_status(reason, wall)
+
+    def _bus_status(self, reason: str, wall: float) -> None:
+        """The whole bus went silent (every device offline, or the endpoint refuses connections
+        `UNREACHABLE_AFTER` times in a row — then before the devices' own comm_loss, so that the
+        bus is their root cause), or a device on it answers again.
+
+        Reported once per change as the status of the bus's `alarm_device`, the root cause the
+        devices' comm_loss is linked to (the converter, its network or its power); only for a bus
+        of two devices or more, where it says more than the one device's comm_loss.
+        """
+        if len(self.pollers) < 2:
+            return
+        endpoint_down = self._endpoint is not None and self._endpoint.unreachable
+        silent = endpoint_down or all(p.health.online is False for p in self.pollers.values())
+        if silent == self.bus_silent:
+            return
+        self.bus_silent = silent
+        where = f"bus {self.bus.id} ({self.bus.endpoint})"
+        if silent:
+            why = f"no unit on {self.bus.endpoint} answers; last: {reason}"
+            log.warning("%s silent: %s", where, why, extra={"bus": self.bus.id})
+        else:
+            why = f"a unit on {self.bus.endpoint} answers again"
+            log.info("%s answers again", where, extra={"bus": self.bus.id})
+        status = DeviceStatus(self.bus.alarm_device, not silent, wall, why)
         self._sink_call(lambda: self.sink.device_status(status))
 
     def _deliver(self, readings: list[Reading]) -> None:
@@ -222,18 +262,16 @@ class ModbusBusDriver:
             log.exception("%s: the reading sink failed", self.name)
 
     def _open_links(self) -> None:
-        """pymodbus clients belong to the running loop, so they are made on entry, not in __init__."""
-        if self.bus.transport == "rtu":
-            longest = max((p.timeout for p in self.pollers.values()), default=self.bus.timeout)
-            shared = RtuLink(self.bus, longest)
-            self._links = dict.fromkeys(self.pollers, shared)
-        else:
-            self._links = {i: TcpLink(self.bus, p.timeout) for i, p in self.pollers.items()}
+        """The bus's one `Endpoint`, shared by its devices (made on entry: it belongs to the loop)."""
+        shared = Endpoint(self.bus)
+        self._endpoint = shared
+        self._links = dict.fromkeys(self.pollers, shared)
 
     def _close_links(self) -> None:
         for link in {id(link): link for link in self._links.values()}.values():
             link.close()
         self._links = {}
+        self._endpoint = None
 
     # ------------------------------------------------------------------------------ one-shot
 
@@ -241,7 +279,8 @@ class ModbusBusDriver:
         """Poll each (selected) device once, without starting the schedule.
 
         A device that does not answer within its timeout gives `stale` readings and a logged error;
-        nothing waits longer than a device's timeout (RTU devices take turns on the line).
+        no request waits longer than its device's timeout once it has the line (devices take turns
+        on the bus's connections, so a dead unit delays the others by its timeout).
         """
         ids = list(self.pollers) if device_ids is None else list(device_ids)
         self._open_links()

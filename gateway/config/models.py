@@ -445,31 +445,72 @@ class ConsoleConfig(Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+class BusSim(Strict):
+    """How `fgw sim` serves a bus (ignored by `fgw run`): behind a simulated converter or not.
+
+    `converter: true` puts the bus's units behind one serial-to-Ethernet converter: at most
+    `connections` TCP connections (more are closed at once), one request at a time on the line at
+    the bus's `baudrate`, each unit answering after `turnaround`; a dead unit costs the line
+    `dead_timeout` and then gets silence or exception 0B (`dead_answer`). An `rtu` bus is always
+    served on a pseudo-terminal pair (socat) whose client end is the bus's `port`.
+    """
+
+    converter: bool = False
+    connections: int = Field(default=1, ge=1, le=16)
+    turnaround: Duration = 0.005
+    dead_timeout: Duration = 0.2
+    dead_answer: Literal["silent", "0B"] = "silent"
+
+
 class ModbusBus(Strict):
     id: str = Field(pattern=ID_PATTERN)
-    transport: Literal["tcp", "rtu"]
+    transport: Literal["tcp", "rtu", "rtu-over-tcp"]
     host: str | None = None
     port: int | str | None = None  # TCP port number, or the serial device path for RTU
-    baudrate: int = 9600
+    baudrate: int = Field(default=9600, ge=300, le=921600)
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
     timeout: Duration = 1.0
-    retries: int = Field(default=1, ge=0, le=5)
+    retries: int = Field(default=0, ge=0, le=5)  # a silent request is sent again this many times
     max_gap: int = Field(default=16, ge=0, le=100)  # registers merged across unused addresses
+    max_connections: int = Field(default=1, ge=1, le=16)  # to the endpoint, shared by its devices
+    sim: BusSim = BusSim()
 
     @model_validator(mode="after")
     def _transport_fields(self) -> ModbusBus:
-        if self.transport == "tcp":
+        if self.transport in ("tcp", "rtu-over-tcp"):
+            kind = "a tcp bus" if self.transport == "tcp" else "an rtu-over-tcp bus"
             if not self.host:
-                raise ValueError("a tcp bus needs host")
+                raise ValueError(f"{kind} needs host")
             if not isinstance(self.port, int):
-                raise ValueError("a tcp bus needs a numeric port")
+                raise ValueError(f"{kind} needs a numeric port")
         elif not isinstance(self.port, str):
             raise ValueError("an rtu bus needs port: the serial device, e.g. /dev/ttyUSB0")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
+        if self.transport == "rtu" and self.max_connections != 1:
+            raise ValueError("max_connections: a serial port is one connection")
         return self
+
+    @property
+    def endpoint(self) -> str:
+        """Where the bus is reached: `host:port`, or the serial port."""
+        return str(self.port) if self.transport == "rtu" else f"{self.host}:{self.port}"
+
+    @property
+    def alarm_device(self) -> str:
+        """The device id the bus's own alarm (the whole bus silent) is raised on: `modbus:BUS`,
+        never a valid device id, so it cannot collide with one."""
+        return f"modbus:{self.id}"
+
+    @property
+    def line_baudrate(self) -> int | None:
+        """The serial line's speed, if there is one: RTU buses, or a tcp bus that states it
+        (a Modbus TCP converter in front of an RS-485 line)."""
+        if self.transport != "tcp" or "baudrate" in self.model_fields_set:
+            return self.baudrate
+        return None
 
 
 class DeviceModbus(Strict):

@@ -35,6 +35,8 @@ from gateway.config.yamlsource import YamlDocument, load_yaml
 from rules.expr import ExpressionError, parse_expression
 
 COMM_LOSS = "comm_loss"
+LIFE_SAFETY_COMM_TEMPLATES = frozenset({"fire_panel", "lift"})
+"""Templates whose comm_loss is life-safety (PRODUCT §9): never suppressed by a bus alarm."""
 """The rule every device has: no answer for N polls or T seconds (PRODUCT §3)."""
 COMM_LOSS_ADVICE = Text(
     zh="检查设备供电、通讯线和网关到设备的连接",
@@ -79,6 +81,14 @@ class Device:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @property
+    def comm_loss_is_life_safety(self) -> bool:
+        """A fire panel's or a lift's comm_loss is life-safety (PRODUCT §9)."""
+        if self.spec.template in LIFE_SAFETY_COMM_TEMPLATES:
+            return True
+        comm = next((r for r in self.rules if r.id == COMM_LOSS), None)
+        return bool(getattr(comm, "life_safety", False))
 
     @property
     def measurement(self) -> str:
@@ -133,6 +143,56 @@ class Site:
     def rules(self) -> Iterable[Rule]:
         for device in self.devices.values():
             yield from device.rules
+
+    def bus_rules(self) -> list[Rule]:
+        """One alarm per Modbus bus of two devices or more: the whole bus is silent (PRODUCT §10).
+
+        Its device is the bus's `alarm_device` (`modbus:BUS`); the bus's devices depend on it, so
+        their comm_loss (and anything they cause) is linked to the bus alarm as the root cause
+        rather than shown as many alarms.
+        """
+        rules = []
+        for bus_id, devices in self.bus_devices().items():
+            if len(devices) < 2:
+                continue
+            where = self.buses[bus_id].endpoint
+            rules.append(
+                Rule(
+                    device=self.buses[bus_id].alarm_device,
+                    id=COMM_LOSS,
+                    when="",
+                    priority="high",
+                    message=Text(
+                        zh=f"总线 {bus_id}（{where}）无应答：检查转换器、其网络或电源",
+                        en=f"Bus {bus_id} ({where}) silent: no unit answers; check the"
+                        " converter, its network or its power",
+                    ),
+                )
+            )
+        return rules
+
+    def bus_devices(self) -> dict[str, list[str]]:
+        """Modbus bus id -> the ids of its devices."""
+        result: dict[str, list[str]] = {}
+        for device in self.devices.values():
+            if device.spec.modbus is not None:
+                result.setdefault(device.spec.modbus.bus, []).append(device.id)
+        return result
+
+    def depends_on(self) -> dict[str, list[str]]:
+        """Device -> what it depends on: its `depends_on`, and its bus when the bus has an alarm.
+
+        A device whose comm_loss is life-safety (a fire panel, a lift: PRODUCT §9) is not linked to
+        its bus: its comm_loss must stay active, never suppressed by the bus alarm.
+        """
+        result = {d.id: list(d.spec.depends_on) for d in self.devices.values()}
+        for bus_id, devices in self.bus_devices().items():
+            if len(devices) >= 2:
+                for device_id in devices:
+                    if not self.devices[device_id].comm_loss_is_life_safety:
+                        # first: a silent bus is the root cause before a supply on the same bus
+                        result[device_id].insert(0, self.buses[bus_id].alarm_device)
+        return result
 
 
 def life_safety_of(priority: str, stated: bool | None) -> bool:
