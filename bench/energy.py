@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import zlib
+from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,6 +21,7 @@ from zoneinfo import ZoneInfo
 from gateway.config.site import load_site
 from gateway.reports.energy import energy_report
 from gateway.storage.history import HistoryStore
+from gateway.storage.series_codec import Minute, encode_minutes
 
 SITE = """
 site: {{id: bench, timezone: Asia/Shanghai}}
@@ -29,25 +32,27 @@ devices:
 
 
 def build(folder: Path, meters: int, first: float, last: float) -> None:
+    """Finished minutes in the store's compacted layout (one `minute_chunk` per point and hour)."""
     store = HistoryStore(folder)
-    db = store._db  # the bench writes finished minutes directly, as the writer would have
+    db = store._db  # the bench writes finished minutes directly, as compaction would have
     with db:
         for m in range(meters):
             for point in ("energy_import", "active_power"):
                 sid = db.execute(
                     "INSERT INTO series (device, point) VALUES (?, ?)", (f"meter-{m}", point)
                 ).lastrowid
-                rows = []
+                hours: dict[int, list[Minute]] = defaultdict(list)
                 counter = 100_000.0
                 for minute in range(int(first // 60 * 60), int(last), 60):
                     kw = 40.0 + 25.0 * ((minute // 3600) % 24 > 7)
                     counter += kw / 60.0
                     value = counter if point == "energy_import" else kw
-                    rows.append((sid, minute, value, value, value * 60, 60, value, minute + 59))
+                    hours[minute // 3600 * 3600].append(
+                        (minute, value, value, value * 60, 60, value, minute + 59.0)
+                    )
                 db.executemany(
-                    "INSERT INTO agg (series, minute, min, max, sum, n, last, last_ts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
+                    "INSERT INTO minute_chunk (hour, series, data) VALUES (?, ?, ?)",
+                    [(h, sid, zlib.compress(encode_minutes(rows), 6)) for h, rows in hours.items()],
                 )
     store.close()
 
