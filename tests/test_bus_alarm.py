@@ -78,6 +78,7 @@ async def test_a_silent_converter_is_one_bus_alarm_and_the_fire_panel_stays_acti
             assert now[consequence].state is AlarmState.SUPPRESSED
             assert now[consequence].suppressed_by == "modbus:rs485.comm_loss"
         assert now["fire-1.comm_loss"].state is AlarmState.ACTIVE_UNACK  # never suppressed
+        assert now["fire-1.comm_loss"].during == "modbus:rs485.comm_loss"  # but linked
         await converter.start()  # power back
         await until(
             lambda: not alarms()["modbus:rs485.comm_loss"].condition_active, 30, "bus answers"

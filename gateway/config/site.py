@@ -35,8 +35,6 @@ from gateway.config.yamlsource import YamlDocument, load_yaml
 from rules.expr import ExpressionError, parse_expression
 
 COMM_LOSS = "comm_loss"
-LIFE_SAFETY_COMM_TEMPLATES = frozenset({"fire_panel", "lift"})
-"""Templates whose comm_loss is life-safety (PRODUCT §9): never suppressed by a bus alarm."""
 """The rule every device has: no answer for N polls or T seconds (PRODUCT §3)."""
 COMM_LOSS_ADVICE = Text(
     zh="检查设备供电、通讯线和网关到设备的连接",
@@ -81,14 +79,6 @@ class Device:
     @property
     def id(self) -> str:
         return self.spec.id
-
-    @property
-    def comm_loss_is_life_safety(self) -> bool:
-        """A fire panel's or a lift's comm_loss is life-safety (PRODUCT §9)."""
-        if self.spec.template in LIFE_SAFETY_COMM_TEMPLATES:
-            return True
-        comm = next((r for r in self.rules if r.id == COMM_LOSS), None)
-        return bool(getattr(comm, "life_safety", False))
 
     @property
     def measurement(self) -> str:
@@ -180,18 +170,17 @@ class Site:
         return result
 
     def depends_on(self) -> dict[str, list[str]]:
-        """Device -> what it depends on: its `depends_on`, and its bus when the bus has an alarm.
+        """Device -> what it depends on: its `depends_on`, and first its bus when the bus has an
+        alarm (a silent bus is the root cause before a supply on the same bus).
 
-        A device whose comm_loss is life-safety (a fire panel, a lift: PRODUCT §9) is not linked to
-        its bus: its comm_loss must stay active, never suppressed by the bus alarm.
+        A life-safety comm_loss (a fire panel's, a lift's: PRODUCT §9) is linked too: the engine
+        never suppresses it, it stays active and says `during` the bus alarm.
         """
         result = {d.id: list(d.spec.depends_on) for d in self.devices.values()}
         for bus_id, devices in self.bus_devices().items():
             if len(devices) >= 2:
                 for device_id in devices:
-                    if not self.devices[device_id].comm_loss_is_life_safety:
-                        # first: a silent bus is the root cause before a supply on the same bus
-                        result[device_id].insert(0, self.buses[bus_id].alarm_device)
+                    result[device_id].insert(0, self.buses[bus_id].alarm_device)
         return result
 
 
