@@ -80,20 +80,22 @@ def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
 def alarm_context(gateway: Gateway, device_id: str, alarm_id: str) -> dict[str, Any]:
     """What the person on duty reads first: the device's name and place, and what to do, in
     both languages (`{"zh", "en"}`; a site file's "中文 / English" is split)."""
+    try:
+        advice = gateway.book.rule(alarm_id).advice
+    except KeyError:
+        advice = None
+    return {**device_context(gateway, device_id), "advice": advice.model_dump() if advice else None}
+
+
+def device_context(gateway: Gateway, device_id: str) -> dict[str, Any]:
+    """The device's name (site file `name`, else its id) and place (asset `location`, else None),
+    each as `{"zh", "en"}` — for alarm and ticket cards alike."""
     device = gateway.site.devices.get(device_id)
     name = Text.split(device.spec.name or device_id) if device else Text.split(device_id)
     place = (
         Text.split(device.spec.asset.location) if device and device.spec.asset.location else None
     )
-    try:
-        advice = gateway.book.rule(alarm_id).advice
-    except KeyError:
-        advice = None
-    return {
-        "device_name": name.model_dump(),
-        "location": place.model_dump() if place else None,
-        "advice": advice.model_dump() if advice else None,
-    }
+    return {"device_name": name.model_dump(), "location": place.model_dump() if place else None}
 
 
 def _plain(stats: Any) -> dict[str, Any]:

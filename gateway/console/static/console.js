@@ -8,7 +8,6 @@
 
 (function () {
   const PRIORITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
-  const URGENCY_RANK = { emergency: 0, urgent: 1, normal: 2, low: 3 };
   const UNACKED = ["active_unack", "rtn_unack"];
   const BOARD = ["open", "assigned", "in_progress", "resolved"];
   const NEXT = {
@@ -557,9 +556,7 @@
       fill(view, h("h1", { text: t("tickets.title") }), h("p", { class: "muted", id: "tickets-unavailable", text: explain(err) }));
       return;
     }
-    // the most urgent first, then the soonest due: an emergency never sits below routine work
-    data.tickets.sort((a, b) => (URGENCY_RANK[a.urgency] ?? 9) - (URGENCY_RANK[b.urgency] ?? 9)
-      || String(a.due || "~").localeCompare(String(b.due || "~")) || a.id - b.id);
+    // the API gives them most urgent first, then soonest due (rules.maintenance.tickets.board_order)
     const columns = BOARD.map((status) => {
       const tickets = data.tickets.filter((tk) => tk.status === status);
       return h("section", { class: "column", "data-status": status },
@@ -588,9 +585,12 @@
     const next = NEXT[tk.status] || [];
     return h("div", { class: "card ticket" + (overdue ? " overdue" : ""), "data-ticket-id": tk.id, "data-urgency": tk.urgency },
       h("div", {}, h("span", { class: "ticket-no", text: "#" + tk.id + " " }), h("strong", { class: "ticket-title", text: ticketTitle(tk) })),
+      h("div", { class: "ticket-where" },
+        h("span", { class: "device-name", text: inLang(tk.device_name) || tk.device }),
+        tk.location ? h("span", { class: "location muted", text: " · " + inLang(tk.location) }) : null),
       h("div", { class: "muted" },
         h("span", { class: "urg-" + tk.urgency, text: t("urgency." + tk.urgency) }), " · ",
-        tk.device, " · ", t("kind." + (tk.kind || "corrective"))),
+        h("span", { class: "device", text: tk.device }), " · ", t("kind." + (tk.kind || "corrective"))),
       h("div", { class: "muted" }, t("ticket.assignee") + ": " + (tk.assignee || "–")),
       h("div", { class: "muted" }, t("ticket.due") + ": " + when(tk.due),
         overdue ? h("span", { class: "overdue-mark", text: " " + t("ticket.overdue") }) : null),
