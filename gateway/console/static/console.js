@@ -275,7 +275,11 @@
       }
       if (state.view === "tickets") route();
     });
-    source.addEventListener("incident", (ev) => FGW.onIncident && FGW.onIncident(JSON.parse(ev.data)));
+    source.addEventListener("incident", (ev) => {
+      // an incident opened or moved on: the alarm cards' "what to do" lines link to its next step
+      if (state.view === "alarms" || state.view === "alarm") reloadAlarms();
+      if (FGW.onIncident) FGW.onIncident(JSON.parse(ev.data));
+    });
     source.addEventListener("resync", () => reloadAlarms());
     source.onerror = () => {
       live.className = "live off";
@@ -443,8 +447,7 @@
     h("div", { class: "what" },
       h("span", { class: "message", text: message(alarm) }),
       alarm.during ? h("span", { class: "during", text: " — " + duringText(alarm) }) : null),
-    alarm.advice ? h("div", { class: "advice" }, h("span", { class: "advice-label", text: t("alarm.advice") + " " }),
-      h("span", { class: "advice-text", text: inLang(alarm.advice) })) : null,
+    adviceLine(alarm),
     h("div", { class: "meta" },
       h("span", { class: "state " + alarm.state, text: t("state." + alarm.state) }), " · ",
       h("span", { class: "since", title: when(alarm.raised_at), text: sinceText(alarm) }), " · ",
@@ -452,6 +455,24 @@
       alarm.acked_by ? " · " + t("alarm.acked_by", { user: alarm.acked_by }) : "",
       alarm.state === "shelved" && alarm.shelved_until ? " · " + t("alarm.shelved_until", { time: when(alarm.shelved_until) }) : ""),
     actions);
+  }
+
+  // one line "what to do": the open incident's next step (a link to it), else the playbook's first
+  // step, else the rule's advice; the whole text stays in the tooltip when a phone cuts it short
+  function adviceLine(alarm) {
+    const pb = alarm.playbook;
+    let body;
+    if (pb && pb.incident !== null && pb.incident !== undefined) {
+      const text = t("alarm.incident", { id: pb.incident }) + " " + (pb.step ? inLang(pb.step) : t("alarm.steps_done"));
+      body = h("a", { class: "advice-text advice-incident", href: "#/incident/" + encodeURIComponent(pb.incident), title: text, text: text });
+    } else if (pb && pb.step) {
+      body = h("span", { class: "advice-text advice-playbook", "data-playbook": pb.id, title: inLang(pb.title) + ": " + inLang(pb.step), text: inLang(pb.step) });
+    } else if (alarm.advice) {
+      body = h("span", { class: "advice-text", title: inLang(alarm.advice), text: inLang(alarm.advice) });
+    } else {
+      return null;
+    }
+    return h("div", { class: "advice" }, h("span", { class: "advice-label", text: t("alarm.advice") + " " }), body);
   }
 
   function dialog(title, fields, submitText, onSubmit) {
