@@ -50,3 +50,30 @@ def test_token_list_in_site_time(site: str, capsys: pytest.CaptureFixture[str]) 
     assert main(["token", "list", site, "zhang.san"]) == 0
     listed = capsys.readouterr().out
     assert "grafana" in listed and SITE_TIME.search(listed) and not ISO_UTC.search(listed), listed
+
+
+def test_shift_handover_text_in_site_time() -> None:
+    from zoneinfo import ZoneInfo
+
+    from gateway.reports.handover import render_text
+
+    empty: list[object] = []
+    report = {
+        "site": "riverside",
+        "since": "2026-12-05T22:00:00.000Z",
+        "until": "2026-12-06T06:00:00.000Z",
+        "raised": [{"id": "lift-1.entrapment", "episode": 1, "at": "2026-12-05T23:10:00.000Z",
+                    "priority": "critical", "message": "trapped"}],
+        "open": empty, "unacknowledged": empty, "out_of_service": empty, "comm_lost": empty,
+        "shelved": [{"id": "tank-1.tank_low", "by": "eddie", "reason": "mains repair",
+                     "until": "2026-12-06T04:00:00.000Z"}],
+        "incidents": [{"id": 1, "drill": False, "overdue_steps": [], "steps": [],
+                       "title": {"zh": "电梯困人", "en": "Person trapped in a lift"},
+                       "opened_at": "2026-12-05T23:10:01.000Z"}],
+        "tickets": empty, "overdue_tickets": empty,
+    }  # fmt: skip
+    text = render_text(report, english=True, zone=ZoneInfo("Asia/Shanghai"))
+    assert "2026-12-06 06:00 UTC+8 → 2026-12-06 14:00 UTC+8" in text
+    assert "2026-12-06 07:10 UTC+8  critical" in text
+    assert "since 2026-12-06 07:10 UTC+8" in text and "until 2026-12-06 12:00 UTC+8" in text
+    assert not ISO_UTC.search(text), text
