@@ -64,7 +64,8 @@ def _alarm_records(connection: Any) -> Iterable[dict[str, Any]]:
 def _raised(connection: Any, since: str, until: str) -> list[dict[str, Any]]:
     rows = connection.execute(
         "SELECT alarm_id, episode, at, event FROM alarm_journal "
-        "WHERE at >= ? AND at <= ? AND to_state = 'active_unack' ORDER BY seq",
+        "WHERE at >= ? AND at <= ? AND to_state = 'active_unack' AND from_state != to_state "
+        "ORDER BY seq",
         (since, until),
     ).fetchall()
     out = []
