@@ -224,6 +224,9 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             assert re.fullmatch(r"#\d+ ", await fire_ticket.locator(".ticket-no").text_content())
             title = await fire_ticket.locator(".ticket-title").text_content() or ""
             assert title.startswith("FIRE!" if lang == "en" else "火警!"), title
+            # due in site time, a date no one reads as 12 June, with the zone
+            card = await fire_ticket.text_content() or ""
+            assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\+8", card), card
             # which device and where, not only its id
             name = await fire_ticket.locator(".device-name").text_content()
             place = await fire_ticket.locator(".location").text_content() or ""

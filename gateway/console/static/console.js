@@ -89,12 +89,22 @@
     }
   }
 
+  // 2026-12-06 12:57:41 UTC+8 in both languages: a date no reader takes for 12 June, and the
+  // offset of that moment (not of today), as on the command line
   function when(iso) {
     if (!iso) return "–";
     const d = new Date(iso);
     if (isNaN(d)) return String(iso);
-    const opts = { hour12: false, timeZone: siteZone() };
-    return d.toLocaleString(state.lang === "en" ? "en-GB" : "zh-CN", opts) + " " + zoneLabel();
+    try {
+      const p = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+        timeZone: siteZone(), hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "shortOffset",
+      }).formatToParts(d).map((part) => [part.type, part.value]));
+      const zone = (p.timeZoneName || "").replace("GMT", "UTC").replace(/^UTC$/, "UTC+0");
+      return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second + " " + zone;
+    } catch (e) {
+      return d.toISOString();
+    }
   }
 
   // how long: "12 min", "3 h 5 min", "2 d 3 h"

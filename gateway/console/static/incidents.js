@@ -82,7 +82,23 @@
     h("div", { class: "meta", text: t("incident.opened", { time: when(incident.opened_at) }) +
       (incident.state === "closed" ? " · " + t("incident.closed", { time: when(incident.closed_at), cause: incident.cause }) : "") }),
     contextLines(incident),
-    h("ol", { class: "steps" }, incident.steps.map((s) => stepRow(incident, s, compact))));
+    h("ol", { class: "steps" }, shownSteps(incident, compact).map((s) => stepRow(incident, s, compact))),
+    compact ? moreSteps(incident) : null);
+  }
+
+  // on the alarm page (compact) an incident shows only what to do now: its next step and any step
+  // overdue, so the alarm cards stay within reach on a phone; the incident's page shows them all
+  function shownSteps(incident, compact) {
+    if (!compact) return incident.steps;
+    const open = incident.steps.filter((s) => !s.done_at);
+    return open.filter((s, i) => i === 0 || overdue(s));
+  }
+
+  function moreSteps(incident) {
+    const { h, t } = FGW;
+    const hidden = incident.steps.length - shownSteps(incident, true).length;
+    if (!hidden) return null;
+    return h("a", { class: "more-steps muted", href: "#/incident/" + incident.id, text: t("incident.more_steps", { n: hidden }) });
   }
 
   async function renderStrip() {
