@@ -177,6 +177,11 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             "c => [...c.children].map(e => e.className).filter(n => n !== 'bar ' + c.dataset.priority)",
         )
         assert head[:3] == ["head", "what", "advice"]
+        # the incident's lift by its name in the reader's language, not "中文 / English"
+        lift = desk.locator("#incident-strip .ctx", has_text="1号楼客梯").first
+        assert "Block 1" not in (await lift.text_content() or "")
+        lift = phone.locator("#incident-strip .ctx", has_text="Block 1 passenger lift").first
+        assert "1号楼客梯" not in (await lift.text_content() or "")
 
         # a second zone goes into fire: the same alarm, still unacknowledged, now lists both
         await live.inject("fire-1", fault="fire", zone=5)

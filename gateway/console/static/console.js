@@ -902,7 +902,7 @@
   // pages in their own files (incidents.js, energy.js, handover.js) register in FGW.views
   const FGW = window.FGW || (window.FGW = {});
   FGW.views = FGW.views || {};
-  Object.assign(FGW, { api, t, h, fill, may, when, explain, state, route: () => route() });
+  Object.assign(FGW, { api, t, h, fill, may, when, explain, state, inLang, splitName, route: () => route() });
 
   boot();
 })();

@@ -52,7 +52,7 @@
     const out = [];
     if (c.lifts && c.lifts.length) {
       out.push(h("div", { class: "ctx" }, t("incident.ctx.lifts") + ": ",
-        c.lifts.map((l) => l.name + " (" + [
+        c.lifts.map((l) => FGW.inLang(FGW.splitName(l.name)) + " (" + [
           l.moving ? t("incident.ctx.moving") : null,
           l.occupied ? t("incident.ctx.occupied") : null,
           l.floor !== null && l.floor !== undefined ? t("incident.ctx.floor", { floor: l.floor }) : null,
@@ -63,7 +63,7 @@
       out.push(h("div", { class: "ctx", text: t(c.fire_pump_ready ? "incident.ctx.pump_ready" : "incident.ctx.pump_not_ready") }));
     }
     if (c.lift && c.floor !== undefined) {
-      out.push(h("div", { class: "ctx", text: (c.lift_name || c.lift) + " · " + t("incident.ctx.floor", { floor: c.floor }) +
+      out.push(h("div", { class: "ctx", text: FGW.inLang(FGW.splitName(c.lift_name || c.lift)) + " · " + t("incident.ctx.floor", { floor: c.floor }) +
         (c.occupied ? " · " + t("incident.ctx.occupied") : "") }));
     }
     return out;
