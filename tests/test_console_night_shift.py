@@ -169,6 +169,10 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             " / e.querySelector('.advice-label').getBoundingClientRect().height",
         )
         assert lines < 1.8, lines
+        # a tap beside the link shows all of it (a phone has no tooltip)
+        await phone.locator(f'[data-alarm-id="{TRAPPED}"] .advice-label').click()
+        advice = phone.locator(f'[data-alarm-id="{TRAPPED}"] .advice')
+        assert "open" in (await advice.get_attribute("class") or "")
         assert "active for" in await card_text(phone, FIRE, ".since")
         assert await card_text(phone, TRAPPED, ".device-name") == "Block 1 passenger lift"
         assert "intercom" in await card_text(phone, TRAPPED, ".advice-text")

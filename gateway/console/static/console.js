@@ -482,7 +482,9 @@
     } else {
       return null;
     }
-    return h("div", { class: "advice" }, h("span", { class: "advice-label", text: t("alarm.advice") + " " }), body);
+    // a tap shows the whole text on a phone (a tooltip never does); a link still just opens
+    const open = (ev) => { if (ev.target.tagName !== "A") ev.currentTarget.classList.toggle("open"); };
+    return h("div", { class: "advice", onclick: open }, h("span", { class: "advice-label", text: t("alarm.advice") + " " }), body);
   }
 
   function dialog(title, fields, submitText, onSubmit) {
