@@ -256,6 +256,8 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             assert facts["inside"], "a value is drawn outside the axis"
             assert facts["zone"] == "UTC+8"
             assert "(bar)" in facts["title"]
+        chosen = await desk.eval_on_selector("#trend-device", "s => s.selectedOptions[0].text")
+        assert chosen == "1号生活水泵 · pump-1", chosen  # the device by its name, then its id
         assert "出口压力" in (await chart_facts(desk, "#trend-plot svg"))["title"]
         assert "Outlet pressure" in (await chart_facts(phone, "#trend-plot svg"))["title"]
         await shot(desk, "night-trend-zh", tmp_path)

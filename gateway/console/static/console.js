@@ -765,7 +765,8 @@
 
   async function viewTrends(view, device, point) {
     const devices = (await api("GET", "/api/v1/devices")).devices;
-    const deviceSel = h("select", { id: "trend-device" }, ...devices.map((d) => h("option", { value: d.id, text: d.id })));
+    const deviceSel = h("select", { id: "trend-device" }, ...devices.map((d) => h("option", { value: d.id,
+      text: (d.name && d.name !== d.id ? inLang(splitName(d.name)) + " · " : "") + d.id })));
     deviceSel.value = device || (devices[0] && devices[0].id) || "";
     const pointSel = h("select", { id: "trend-point" });
     const rangeSel = h("select", { id: "trend-range" },
