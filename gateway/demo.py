@@ -205,7 +205,7 @@ Facility Gateway demo is running (Ctrl-C to stop).
   broker    : mqtt://127.0.0.1:{mqtt_port}  (a private Mosquitto)
 
 Watch the alarms:
-  mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -v -t '{prefix}/alarms/#' -t '{prefix}/status'
+  mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -v -t '{prefix}/alarms/#' -t '{prefix}/events'
 
 Then, in another terminal, inject a fault and clear it:
   {fgw} inject {site_path} fire-1 fire --zone 3

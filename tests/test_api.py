@@ -374,6 +374,26 @@ async def test_tickets_raise_move_and_refuse(app: FastAPI) -> None:
         assert (await c.get("/api/v1/tickets?status=open")).json()["count"] == 0
 
 
+async def test_tickets_come_most_urgent_first_with_the_devices_name_and_place(
+    app: FastAPI,
+) -> None:
+    async with client(app) as c:
+        h = {"x-csrf-token": await login(c, "eddie")}
+        for device, title, urgency in [
+            ("pump-1", "Repaint the guard", "low"),
+            ("lift-1", "Door sensor", "normal"),
+            ("fire-1", "Zone 3 detector", "emergency"),
+        ]:
+            body = {"device": device, "title": title, "urgency": urgency}
+            assert (await c.post("/api/v1/tickets", json=body, headers=h)).status_code == 201
+        listed = (await c.get("/api/v1/tickets")).json()["tickets"]
+        assert [t["urgency"] for t in listed] == ["emergency", "normal", "low"]
+        assert listed[0]["device_name"] == {"zh": "消防主机", "en": "消防主机"}
+        assert listed[0]["location"] == {"zh": "消防控制室", "en": "消防控制室"}
+        one = (await c.get(f"/api/v1/tickets/{listed[2]['id']}")).json()
+        assert one["device_name"]["zh"] == "1号生活水泵" and one["location"]["zh"] == "B1 泵房"
+
+
 async def test_assets_join_the_site_ledger_and_maintenance(app: FastAPI) -> None:
     async with client(app) as c:
         await login(c, "vera")

@@ -143,17 +143,36 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             for alarm_id in (FIRE, TRAPPED):
                 await page.locator(f'[data-alarm-id="{alarm_id}"]').wait_for(timeout=20_000)
 
+        # the fire and the entrapment opened incidents: "what to do" links to each one's next step
+        for page in (desk, phone):
+            for alarm_id in (FIRE, TRAPPED):
+                await page.locator(f'[data-alarm-id="{alarm_id}"] a.advice-incident').wait_for(
+                    timeout=15_000
+                )
         # name and place first, then the message, how long, and what to do
         assert await card_text(desk, FIRE, ".device-name") == "消防主机"
         assert "消防控制室" in await card_text(desk, FIRE, ".location")
         assert "3 (B1 车库)" in await card_text(desk, FIRE, ".message")
-        assert "119" in await card_text(desk, FIRE, ".advice-text")
+        assert "确认火情" in await card_text(desk, FIRE, ".advice-text")
         assert "已持续" in await card_text(desk, FIRE, ".since")
         assert await card_text(desk, TRAPPED, ".device-name") == "1号楼客梯"
         assert "对讲" in await card_text(desk, TRAPPED, ".advice-text")
         assert await card_text(phone, FIRE, ".device-name") == "Fire panel"
         assert "Fire control room" in await card_text(phone, FIRE, ".location")
-        assert "call 119" in await card_text(phone, FIRE, ".advice-text")
+        assert "Confirm the fire" in await card_text(phone, FIRE, ".advice-text")
+        link = phone.locator(f'[data-alarm-id="{TRAPPED}"] a.advice-incident')
+        assert (await link.get_attribute("href") or "").startswith("#/incident/")
+        # one line on a phone: a long step is cut short on screen, never wrapped
+        lines = await phone.eval_on_selector(
+            f'[data-alarm-id="{TRAPPED}"] .advice',
+            "e => (e.clientHeight - parseFloat(getComputedStyle(e).paddingTop) * 2)"
+            " / e.querySelector('.advice-label').getBoundingClientRect().height",
+        )
+        assert lines < 1.8, lines
+        # a tap beside the link shows all of it (a phone has no tooltip)
+        await phone.locator(f'[data-alarm-id="{TRAPPED}"] .advice-label').click()
+        advice = phone.locator(f'[data-alarm-id="{TRAPPED}"] .advice')
+        assert "open" in (await advice.get_attribute("class") or "")
         assert "active for" in await card_text(phone, FIRE, ".since")
         assert await card_text(phone, TRAPPED, ".device-name") == "Block 1 passenger lift"
         assert "intercom" in await card_text(phone, TRAPPED, ".advice-text")
@@ -162,6 +181,11 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             "c => [...c.children].map(e => e.className).filter(n => n !== 'bar ' + c.dataset.priority)",
         )
         assert head[:3] == ["head", "what", "advice"]
+        # the incident's lift by its name in the reader's language, not "中文 / English"
+        lift = desk.locator("#incident-strip .ctx", has_text="1号楼客梯").first
+        assert "Block 1" not in (await lift.text_content() or "")
+        lift = phone.locator("#incident-strip .ctx", has_text="Block 1 passenger lift").first
+        assert "1号楼客梯" not in (await lift.text_content() or "")
 
         # a second zone goes into fire: the same alarm, still unacknowledged, now lists both
         await live.inject("fire-1", fault="fire", zone=5)
@@ -209,6 +233,14 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             assert re.fullmatch(r"#\d+ ", await fire_ticket.locator(".ticket-no").text_content())
             title = await fire_ticket.locator(".ticket-title").text_content() or ""
             assert title.startswith("FIRE!" if lang == "en" else "火警!"), title
+            # due in site time, a date no one reads as 12 June, with the zone
+            card = await fire_ticket.text_content() or ""
+            assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\+8", card), card
+            # which device and where, not only its id
+            name = await fire_ticket.locator(".device-name").text_content()
+            place = await fire_ticket.locator(".location").text_content() or ""
+            assert name == ("Fire panel" if lang == "en" else "消防主机"), name
+            assert ("Fire control room" if lang == "en" else "消防控制室") in place, place
         await shot(desk, "night-tickets-zh", tmp_path)
         await shot(phone, "night-tickets-phone-en", tmp_path)
 
@@ -224,6 +256,8 @@ async def test_the_night_shift_path(browser: Any, broker: Broker, tmp_path: Path
             assert facts["inside"], "a value is drawn outside the axis"
             assert facts["zone"] == "UTC+8"
             assert "(bar)" in facts["title"]
+        chosen = await desk.eval_on_selector("#trend-device", "s => s.selectedOptions[0].text")
+        assert chosen == "1号生活水泵 · pump-1", chosen  # the device by its name, then its id
         assert "出口压力" in (await chart_facts(desk, "#trend-plot svg"))["title"]
         assert "Outlet pressure" in (await chart_facts(phone, "#trend-plot svg"))["title"]
         await shot(desk, "night-trend-zh", tmp_path)

@@ -50,8 +50,14 @@ async def test_incident_on_a_phone_in_chinese(browser: Any, broker: Broker, tmp_
         tick = card.locator('li[data-step="intercom"] button.tick')
         box = await tick.bounding_box()
         assert box is not None and box["width"] >= 44 and box["height"] >= 44  # a thumb's size
+        # the alarm page shows what to do now (the next step), the rest one tap away
+        assert await card.locator("li.step").count() == 1
+        assert "其余 4 个步骤" in (await card.locator("a.more-steps").text_content() or "")
         await tick.tap()
-        await page.locator('#incident-strip li[data-step="intercom"].done').wait_for(timeout=10_000)
+        await page.locator('#incident-strip li[data-step="intercom"]').wait_for(
+            state="detached", timeout=10_000
+        )
+        await page.locator('#incident-strip li[data-step="call_maintainer"]').wait_for()
         # six minutes later on the gateway's clock the next step is overdue: red
         live.gateway._wall = lambda: time.time() + 6 * 60  # type: ignore[method-assign]
         late = page.locator('#incident-strip li[data-step="call_maintainer"].overdue')

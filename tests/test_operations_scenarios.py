@@ -131,6 +131,7 @@ async def test_handover_after_a_scripted_shift(
         text = capsys.readouterr().out
         assert "交接班 / Shift handover" in text and "OVERDUE: intercom" in text
         assert "tank-1.tank_low  by eddie" in text and "lift-2" in text
+        assert "UTC+8" in text and "Z " not in text  # people read site time, with its zone
 
         # the owners' monthly page gains the operations part
         live.gateway.history.flush()

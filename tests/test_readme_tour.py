@@ -144,6 +144,14 @@ def ticket_of(site: Path, cwd: Path, device: str) -> dict[str, object] | None:
     return next((t for t in tickets(site, cwd) if t["device"] == device), None)
 
 
+def incident_of(site: Path, cwd: Path, playbook: str) -> dict[str, object] | None:
+    """The open (real) incident of `playbook`, from `fgw incidents list --json`."""
+    result = run(f"{FGW} incidents list {site} --json", cwd)
+    assert result.returncode == 0, result.stderr
+    found = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return next((i for i in found if i["playbook"] == playbook and not i["drill"]), None)
+
+
 def retained_alarm(watcher: Watcher, alarm: str) -> dict[str, object] | None:
     """The last retained payload of `fgw/riverside/alarms/{device}/{rule}` the watcher saw."""
     device, rule = alarm.split(".")
@@ -202,6 +210,9 @@ def test_the_readme_tour_runs_as_written(demo: Demo, tmp_path: Path) -> None:
     created = {e["id"]: e["ticket"]["device"] for e in events if e.get("action") == "created"}
     assert created.get(ids["pump-1"]) == "pump-1" and created.get(ids["fire-1"]) == "fire-1"
     assert (cwd / "report.html").stat().st_size > 500
+    assert f"`lift_entrapment` incident, **#{ids['entrapment']}**" in readme
+    assert f'"incident":{{"id":{ids["entrapment"]},' in readme
+    assert f"prints the drill's number, **#{ids['drill']}**" in readme
 
 
 def before(line: str, demo: Demo, cwd: Path, watcher: Watcher, ids: dict[str, int]) -> None:
@@ -212,6 +223,10 @@ def before(line: str, demo: Demo, cwd: Path, watcher: Watcher, ids: dict[str, in
             lambda: (
                 (retained_alarm(watcher, "fire-1.fire_alarm") or {}).get("state") == "active_unack"
             ),
+        )
+    if "fgw drill" in line:  # the entrapment's incident is open before the drill takes a number
+        wait_for(
+            "the entrapment's incident", lambda: incident_of(demo.site, cwd, "lift_entrapment")
         )
     if "tickets list" in line:  # "30 s later": the dry run's on-delay
         wait_for("the pump's ticket", lambda: ticket_of(demo.site, cwd, "pump-1"), timeout=120)
@@ -255,5 +270,20 @@ def after(
         assert said == ids["pump-1"], (
             f"the README works ticket #{said}; the pump's is #{ids['pump-1']}"
         )
+    if "lift-2 entrapment" in line:
+        wait_for(
+            "the entrapment's incident", lambda: incident_of(demo.site, cwd, "lift_entrapment")
+        )
+        ids["entrapment"] = int(incident_of(demo.site, cwd, "lift_entrapment")["id"])  # type: ignore[index,call-overload]
+    if "fgw drill" in line:
+        found = re.search(r"drill #(\d+) opened", result.stdout)
+        assert found, result.stdout
+        ids["drill"] = int(found.group(1))
+    if "incidents show" in line:
+        said = int(line.split()[4])
+        assert said == ids["drill"], (
+            f"the README shows incident #{said}; the drill is #{ids['drill']}"
+        )
+        assert "DRILL" in result.stdout, result.stdout
     if "tickets show" in line:
         assert "resolved" in result.stdout and "primed, valve open" in result.stdout, result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -76,7 +77,8 @@ def test_list_show_and_transition(site: Site, capsys: pytest.CaptureFixture[str]
 
     assert main(["tickets", "list", path]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and out[0].startswith("#2 ") and "Pump running dry" in out[1]
+    # urgent before low, whatever the order they were raised in
+    assert len(out) == 2 and out[0].startswith("#1 ") and "Pump running dry" in out[0]
     assert (
         main(["tickets", "list", path, "--status", "active", "--device", "pump-2", "--json"]) == 0
     )
@@ -147,12 +149,14 @@ def test_monthly_report_tallies(site: Site, tmp_path: Path, capsys: pytest.Captu
     assert emergency["median_minutes"] == 20.0 and emergency["max_minutes"] == 30.0
     assert report.response["low"]["tickets"] == 1  # the one created before November is not
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
-    assert rows[0]["created"] == "2026-10-27 00:00"  # site time
+    assert rows[0]["created"] == "2026-10-26T16:00:00Z"  # machine output: ISO 8601 UTC
+    assert rows[0]["resolved"] == "2026-11-03T16:00:00Z" and rows[-1]["resolved"] == ""
     injected = next(r for r in rows if "HYPERLINK" in r["title"])
     assert injected["title"].startswith("'=")  # a spreadsheet shows it, never runs it
     page = to_html(report)
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "Done on time" in page and "@media print" in page
+    assert "<td>2026-10-27 00:00</td>" in page and "Asia/Shanghai" in page  # people: site time
 
     csv_file, html_file = tmp_path / "nov.csv", tmp_path / "nov.html"
     argv = ["report", "maintenance", str(site.path), "--month", "2026-11"]
@@ -165,3 +169,23 @@ def test_monthly_report_tallies(site: Site, tmp_path: Path, capsys: pytest.Captu
     assert csv_file.read_text(encoding="utf-8").startswith("id,kind,device")
     assert html_file.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert main(["report", "maintenance", str(site.path), "--month", "2026-13"]) == 2
+
+
+def test_list_most_urgent_first_then_soonest_due(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = TicketStore(site.storage_dir)
+    try:
+        make(store, NOV, urgency="emergency", title="Fire zone 3")  # 1
+        make(store, NOV + 60, urgency="normal", title="Quarterly check", kind="preventive")  # 2
+        make(store, NOV + 120, urgency="emergency", title="Lift entrapment")  # 3
+        make(store, NOV - DAY, urgency="normal", title="Older, due sooner")  # 4
+        make(store, NOV + 180, urgency="low", title="Repaint")  # 5
+    finally:
+        store.close()
+    assert main(["tickets", "list", str(site.path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["#1", "#3", "#4", "#2", "#5"]
+    assert main(["tickets", "list", str(site.path), "--json"]) == 0
+    ids = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
+    assert ids == [1, 3, 4, 2, 5]

@@ -64,6 +64,7 @@ def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
     alarm = gateway.book.get(alarm_id)
     view = alarm.payload()
     view.update(alarm_context(gateway, alarm.device, alarm.id))
+    view["playbook"] = playbook_advice(gateway, alarm.id, alarm.rule)
     view.update(
         {
             "shelvable": alarm.shelvable,
@@ -80,20 +81,54 @@ def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
 def alarm_context(gateway: Gateway, device_id: str, alarm_id: str) -> dict[str, Any]:
     """What the person on duty reads first: the device's name and place, and what to do, in
     both languages (`{"zh", "en"}`; a site file's "中文 / English" is split)."""
+    try:
+        advice = gateway.book.rule(alarm_id).advice
+    except KeyError:
+        advice = None
+    return {**device_context(gateway, device_id), "advice": advice.model_dump() if advice else None}
+
+
+def playbook_advice(gateway: Gateway, alarm_id: str, rule: str) -> dict[str, Any] | None:
+    """What the playbook says to do now, for the alarm card's one "what to do" line.
+
+    The open (real) incident this alarm belongs to, with its first step not done yet (`step` is
+    None when all are done); else the first step of the first playbook this alarm would trigger;
+    None when no playbook covers it (the card falls back to the rule's `advice`). Texts are
+    `{"zh", "en"}`; `incident` is the incident's id or None.
+    """
+    incidents = getattr(gateway, "incidents", None)
+    book = getattr(incidents, "book", None)
+    for incident in book.open_incidents() if book is not None else []:
+        if incident.drill or alarm_id not in incident.alarms:
+            continue
+        step = next((s for s in incident.steps if s.done_at is None), None)
+        return {
+            "id": incident.playbook,
+            "title": {"zh": incident.title.zh, "en": incident.title.en},
+            "incident": incident.id,
+            "step": {"zh": step.text.zh, "en": step.text.en} if step else None,
+        }
+    for playbook in gateway.site.playbooks.values():
+        if playbook.triggered_by(alarm_id, rule) and playbook.steps:
+            first = playbook.steps[0].text
+            return {
+                "id": playbook.id,
+                "title": {"zh": playbook.title.zh, "en": playbook.title.en},
+                "incident": None,
+                "step": {"zh": first.zh, "en": first.en},
+            }
+    return None
+
+
+def device_context(gateway: Gateway, device_id: str) -> dict[str, Any]:
+    """The device's name (site file `name`, else its id) and place (asset `location`, else None),
+    each as `{"zh", "en"}` — for alarm and ticket cards alike."""
     device = gateway.site.devices.get(device_id)
     name = Text.split(device.spec.name or device_id) if device else Text.split(device_id)
     place = (
         Text.split(device.spec.asset.location) if device and device.spec.asset.location else None
     )
-    try:
-        advice = gateway.book.rule(alarm_id).advice
-    except KeyError:
-        advice = None
-    return {
-        "device_name": name.model_dump(),
-        "location": place.model_dump() if place else None,
-        "advice": advice.model_dump() if advice else None,
-    }
+    return {"device_name": name.model_dump(), "location": place.model_dump() if place else None}
 
 
 def _plain(stats: Any) -> dict[str, Any]:

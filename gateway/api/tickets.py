@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import gateway_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Engineer, Viewer, note_audit
-from gateway.api.sources import plain, require
-from rules.maintenance.tickets import TicketTransitionRefused
+from gateway.api.sources import device_context, plain, require
+from rules.maintenance.tickets import TicketTransitionRefused, board_order
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
@@ -42,6 +42,14 @@ def _maintenance(request: Request) -> Any:
     return require(gateway_of(request), "maintenance", "maintenance tickets")
 
 
+def _view(request: Request, ticket: Any) -> dict[str, Any]:
+    """The ticket as the maintenance component gives it, plus its device's name and location."""
+    view: dict[str, Any] = plain(ticket)
+    if isinstance(view, dict) and view.get("device"):
+        view.update(device_context(gateway_of(request), str(view["device"])))
+    return view
+
+
 def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Call into maintenance; its refusals become 404 (unknown id), 409 (not now), 422 (bad input)."""
     try:
@@ -54,7 +62,7 @@ def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
         raise ApiError(422, str(exc)) from None
 
 
-@router.get("", summary="Tickets, by status and device")
+@router.get("", summary="Tickets, most urgent first, then soonest due")
 async def list_tickets(
     *,
     request: Request,
@@ -66,9 +74,10 @@ async def list_tickets(
     if status:
         tickets = []
         for one in status:
-            tickets.extend(plain(_call(maintenance.list_tickets, one, device)))
+            tickets.extend(_call(maintenance.list_tickets, one, device))
     else:
-        tickets = plain(_call(maintenance.list_tickets, None, device))
+        tickets = _call(maintenance.list_tickets, None, device)
+    tickets = board_order([_view(request, t) for t in tickets])
     return {"tickets": tickets, "count": len(tickets)}
 
 
@@ -77,8 +86,7 @@ async def get_ticket(*, ticket_id: TicketId, request: Request, _: Viewer) -> dic
     ticket = _call(_maintenance(request).get_ticket, ticket_id)
     if ticket is None:
         raise ApiError(404, f"no ticket {ticket_id!r}")
-    result: dict[str, Any] = plain(ticket)
-    return result
+    return _view(request, ticket)
 
 
 @router.post("", status_code=201, summary="Raise a corrective ticket by hand (engineer)")
@@ -97,8 +105,7 @@ async def create_ticket(
         principal.name,
         body.note,
     )
-    result: dict[str, Any] = plain(ticket)
-    return result
+    return _view(request, ticket)
 
 
 @router.post("/{ticket_id}/transition", summary="Move a ticket along, with a note (engineer)")
@@ -118,5 +125,4 @@ async def transition_ticket(
         body.note,
         body.assignee,
     )
-    result: dict[str, Any] = plain(ticket)
-    return result
+    return _view(request, ticket)

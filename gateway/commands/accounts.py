@@ -164,13 +164,21 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from rules.alarms import iso
+    """Tokens for people: created and revoked times in the site's zone, with the zone shown."""
+    from zoneinfo import ZoneInfo
 
-    accounts = _open(args.site)
+    from gateway.accounts import Accounts
+    from gateway.cli import _load
+    from gateway.timefmt import local_time
+
+    site = _load(args.site)
+    zone = ZoneInfo(site.file.site.timezone)
+    accounts = Accounts(site.storage_dir)
     try:
         for row in accounts.tokens(args.user):
-            state = f"revoked {iso(row['revoked_at'])}" if row["revoked_at"] else "active"
-            print(f"{row['id']}\t{iso(row['created_at'])}\t{state}\t{row['label']}")
+            revoked = local_time(row["revoked_at"], zone)
+            state = f"revoked {revoked}" if row["revoked_at"] else "active"
+            print(f"{row['id']}\t{local_time(row['created_at'], zone)}\t{state}\t{row['label']}")
     finally:
         accounts.close()
     return 0

@@ -52,6 +52,16 @@ def _open(site_path: str) -> tuple[Any, Any]:
     return site, IncidentStore(site.storage_dir, source="cli")
 
 
+def _when(site: Any) -> Any:
+    """Times for people: site time with its zone (`--json` keeps ISO 8601 UTC)."""
+    from zoneinfo import ZoneInfo
+
+    from gateway.timefmt import local_time
+
+    zone = ZoneInfo(site.file.site.timezone)
+    return lambda value: local_time(value, zone)
+
+
 def cmd_drill(args: argparse.Namespace) -> int:
     import time
 
@@ -75,16 +85,18 @@ def cmd_drill(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(incident, ensure_ascii=False))
         else:
+            when = _when(site)
             print(f"drill #{incident['id']} opened (演练 / DRILL): {_title(incident)}")
             for step in incident["steps"]:
-                print(f"  {step['id']:<20} due {step['due'] or '-':<26} {_text(step)}")
+                print(f"  {step['id']:<20} due {when(step['due']):<22} {_text(step)}")
         return 0
     finally:
         store.close()
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _site, store = _open(args.site)
+    site, store = _open(args.site)
+    when = _when(site)
     try:
         incidents = store.incidents(state=None if args.all else "open")
         incidents.sort(key=lambda i: (i.state != "open", i.drill, -i.opened_at))
@@ -97,7 +109,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             late = sum(1 for s in data["steps"] if s["overdue"])
             drill = " DRILL" if data["drill"] else ""
             print(
-                f"#{data['id']:<5} {data['state']:<6}{drill} {data['opened_at']}  "
+                f"#{data['id']:<5} {data['state']:<6}{drill} {when(data['opened_at'])}  "
                 f"{done}/{len(data['steps'])} steps, {late} overdue  {_title(data)}"
             )
         if not incidents and not args.json:
@@ -108,7 +120,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    _site, store = _open(args.site)
+    site, store = _open(args.site)
+    when = _when(site)
     try:
         raw = args.id.strip().lstrip("#")
         try:
@@ -123,15 +136,15 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(json.dumps(data, ensure_ascii=False))
             return 0
         print(f"#{data['id']} {_title(data)}{' (演练 / DRILL)' if data['drill'] else ''}")
-        print(f"  state {data['state']}, opened {data['opened_at']} by {data['opened_by']}")
+        print(f"  state {data['state']}, opened {when(data['opened_at'])} by {data['opened_by']}")
         if data["closed_at"]:
-            print(f"  closed {data['closed_at']} by {data['closed_by']}: {data['cause']}")
-        print("  step                 response   due                        by        note")
+            print(f"  closed {when(data['closed_at'])} by {data['closed_by']}: {data['cause']}")
+        print("  step                 response   due                    by        note")
         for step in data["steps"]:
             response = _minutes(step["response_s"])
             late = " LATE" if step["overdue"] else ""
             print(
-                f"  {step['id']:<20} {response:<10} {step['due'] or '-':<26} "
+                f"  {step['id']:<20} {response:<10} {when(step['due']):<22} "
                 f"{step['done_by'] or '-':<9} {step['note']}{late}"
             )
         return 0

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 def register(subparsers: Any) -> None:
@@ -49,7 +50,8 @@ def cmd_shift(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
-        sys.stdout.write(render_text(report, english=site.file.site.locale == "en"))
+        zone = ZoneInfo(site.file.site.timezone)
+        sys.stdout.write(render_text(report, english=site.file.site.locale == "en", zone=zone))
     return 0
 
 

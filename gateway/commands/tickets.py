@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     tickets = subparsers.add_parser("tickets", help="maintenance tickets: list, show, transition")
     sub = tickets.add_subparsers(dest="tickets_command", required=True, metavar="COMMAND")
 
-    listing = sub.add_parser("list", help="tickets, newest first")
+    listing = sub.add_parser("list", help="tickets, most urgent first, then soonest due")
     listing.add_argument("site", metavar="SITE", help=SITE_HELP)
     listing.add_argument("--status", help="a status, or `active` for work not done yet")
     listing.add_argument("--device", help="only this device's tickets (its id)")
@@ -100,7 +100,7 @@ def _line(ticket: dict[str, Any], zone: Any) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     import time
 
-    from rules.maintenance.tickets import ACTIVE, parse_status
+    from rules.maintenance.tickets import ACTIVE, board_order, parse_status
 
     site, store = _open(args.site)
     try:
@@ -114,10 +114,12 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print(f"fgw tickets list: {exc}", file=sys.stderr)
                 return 2
         now = time.time()
-        tickets = store.tickets(status=statuses, device=args.device)
-        for ticket in tickets:
-            data = ticket.to_dict(now)
-            print(json.dumps(data, ensure_ascii=False) if args.json else _line(data, _zone(site)))
+        tickets = board_order(
+            [t.to_dict(now) for t in store.tickets(status=statuses, device=args.device)]
+        )
+        zone = _zone(site)
+        for data in tickets:
+            print(json.dumps(data, ensure_ascii=False) if args.json else _line(data, zone))
         if not tickets and not args.json:
             print("no tickets", file=sys.stderr)
         return 0

@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.config.site import Site
 from gateway.storage.incidents import IncidentStore
 from gateway.storage.sqlite import AlarmStore
 from gateway.storage.tickets import TicketStore
+from gateway.timefmt import local_time
 from rules.alarms import Alarm, iso
-from rules.maintenance.tickets import ACTIVE
+from rules.maintenance.tickets import ACTIVE, board_order
 
 PRIORITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -46,7 +49,7 @@ def shift_report(
             records,
             raised,
             [i.payload() for i in incidents.incidents(state="open")],
-            [t.to_dict(now) for t in tickets.tickets(status=[str(s) for s in ACTIVE])],
+            board_order([t.to_dict(now) for t in tickets.tickets(status=[str(s) for s in ACTIVE])]),
         )
     finally:
         if alarms is not None:
@@ -61,7 +64,8 @@ def _alarm_records(connection: Any) -> Iterable[dict[str, Any]]:
 def _raised(connection: Any, since: str, until: str) -> list[dict[str, Any]]:
     rows = connection.execute(
         "SELECT alarm_id, episode, at, event FROM alarm_journal "
-        "WHERE at >= ? AND at <= ? AND to_state = 'active_unack' ORDER BY seq",
+        "WHERE at >= ? AND at <= ? AND to_state = 'active_unack' AND from_state != to_state "
+        "ORDER BY seq",
         (since, until),
     ).fetchall()
     out = []
@@ -141,20 +145,28 @@ def _alarm(a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_text(report: dict[str, Any], english: bool) -> str:
-    """The report as printable text, the site's language first (`english`) and both headings."""
+def render_text(report: dict[str, Any], english: bool, zone: ZoneInfo | None = None) -> str:
+    """The report as printable text, the site's language first (`english`) and both headings;
+    times in the site's `zone` (UTC without) with the zone shown, as people read them."""
+    at = partial(local_time, zone=zone or ZoneInfo("UTC"))
 
     def head(zh: str, en: str, items: list[Any]) -> str:
         first, second = (en, zh) if english else (zh, en)
         return f"\n== {first} / {second} ({len(items)})"
 
-    lines = [f"交接班 / Shift handover — {report['site']}: {report['since']} → {report['until']}"]
+    since, until = at(report["since"]), at(report["until"])
+    lines = [f"交接班 / Shift handover — {report['site']}: {since} → {until}"]
     sections: list[tuple[str, str, list[Any], Callable[[Any], str]]] = [
-        ("进行中的应急事件", "Open incidents", report["incidents"], _incident_line),
-        ("本班发生的报警", "Alarms raised in the shift", report["raised"], _raised_line),
+        ("进行中的应急事件", "Open incidents", report["incidents"], partial(_incident_line, at=at)),
+        (
+            "本班发生的报警",
+            "Alarms raised in the shift",
+            report["raised"],
+            partial(_raised_line, at=at),
+        ),
         ("未恢复的报警", "Alarms still open", report["open"], _alarm_line),
         ("未确认的报警", "Unacknowledged", report["unacknowledged"], _alarm_line),
-        ("已搁置", "Shelved", report["shelved"], _shelved_line),
+        ("已搁置", "Shelved", report["shelved"], partial(_shelved_line, at=at)),
         ("停用", "Out of service", report["out_of_service"], _alarm_line),
         ("通讯中断的设备", "Devices not answering", report["comm_lost"], str),
         ("未完成的工单", "Open tickets", report["tickets"], _ticket_line),
@@ -168,24 +180,24 @@ def render_text(report: dict[str, Any], english: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _incident_line(i: dict[str, Any]) -> str:
+def _incident_line(i: dict[str, Any], at: Callable[[Any], str]) -> str:
     drill = " [演练/DRILL]" if i["drill"] else ""
     late = f"  OVERDUE: {', '.join(i['overdue_steps'])}" if i["overdue_steps"] else ""
     done = sum(1 for s in i["steps"] if s["done_at"])
     title = f"{i['title']['zh']} / {i['title']['en']}"
-    return f"#{i['id']}{drill} {title} since {i['opened_at']}, {done}/{len(i['steps'])} steps{late}"
+    return f"#{i['id']}{drill} {title} since {at(i['opened_at'])}, {done}/{len(i['steps'])} steps{late}"
 
 
-def _raised_line(a: dict[str, Any]) -> str:
-    return f"{a['at']}  {a['priority'] or '-':<8} {a['id']}  {a['message'] or ''}"
+def _raised_line(a: dict[str, Any], at: Callable[[Any], str]) -> str:
+    return f"{at(a['at'])}  {a['priority'] or '-':<8} {a['id']}  {a['message'] or ''}"
 
 
 def _alarm_line(a: dict[str, Any]) -> str:
     return f"{a['priority']:<8} {a['state']:<14} {a['id']}  {a['message']}"
 
 
-def _shelved_line(a: dict[str, Any]) -> str:
-    return f"{a['id']}  by {a['by']} until {a['until']}: {a['reason']}"
+def _shelved_line(a: dict[str, Any], at: Callable[[Any], str]) -> str:
+    return f"{a['id']}  by {a['by']} until {at(a['until'])}: {a['reason']}"
 
 
 def _ticket_line(t: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rules.maintenance.calendar import iso
 from rules.maintenance.tickets import URGENCIES, Ticket, TicketStatus, TimelineEntry
 
 OUTCOMES = ("on_time", "late", "open", "overdue", "cancelled", "done_before")
@@ -32,6 +33,9 @@ CSV_COLUMNS = [
     "responded", "response_minutes", "responded_in_time", "due", "resolved", "assignee",
     "resolved_by", "count", "origin",
 ]  # fmt: skip
+TIME_COLUMNS = frozenset(
+    {"created", "response_due", "responded", "due", "resolved"}
+)  # epoch or None
 
 
 @dataclass
@@ -151,11 +155,6 @@ def build_report(
     response = {u: UrgencyStats() for u in URGENCIES}
     timelines = timelines or {}
 
-    def local(instant: float | None) -> str:
-        if instant is None:
-            return ""
-        return datetime.fromtimestamp(instant, zone).strftime("%Y-%m-%d %H:%M")
-
     for t in sorted(tickets, key=lambda t: t.id or 0):
         result = outcome(t, timelines.get(t.id) if t.id is not None else None, start, cutoff)
         if result is None:
@@ -183,13 +182,13 @@ def build_report(
                 "urgency": t.urgency,
                 "outcome": result,
                 "status_now": str(t.status),
-                "created": local(t.created_at),
-                "response_due": local(t.response_due),
-                "responded": local(t.responded_at),
+                "created": t.created_at,
+                "response_due": t.response_due,
+                "responded": t.responded_at,
                 "response_minutes": round(minutes, 1) if minutes is not None else "",
                 "responded_in_time": "" if in_time is None else ("yes" if in_time else "no"),
-                "due": local(t.resolution_due),
-                "resolved": local(t.resolved_at),
+                "due": t.resolution_due,
+                "resolved": t.resolved_at,
                 "assignee": t.assignee or "",
                 "resolved_by": t.resolved_by or "",
                 "count": t.count,
@@ -210,13 +209,27 @@ def build_report(
 
 
 def to_csv(report: MonthlyReport) -> str:
-    """One row per ticket, UTF-8 with a BOM-free header; spreadsheet-friendly local times."""
+    """One row per ticket, UTF-8 without a BOM; times in ISO 8601 UTC (machine output, §5)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({k: _cell(row[k]) for k in CSV_COLUMNS})
+        writer.writerow(
+            {k: _cell(_utc(row[k]) if k in TIME_COLUMNS else row[k]) for k in CSV_COLUMNS}
+        )
     return out.getvalue()
+
+
+def _utc(instant: float | None) -> str:
+    """A machine time: ISO 8601 UTC with `Z`; empty when there is none."""
+    return iso(instant) or ""
+
+
+def _local(instant: float | None, zone: ZoneInfo) -> str:
+    """A time for people, in the site's zone (the page names the zone once)."""
+    if instant is None:
+        return ""
+    return datetime.fromtimestamp(instant, zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _cell(value: Any) -> Any:
@@ -293,6 +306,7 @@ def to_html(report: MonthlyReport) -> str:
     """A self-contained printable page (no scripts, no external resources), all text escaped."""
     e = html.escape
     c = report.counts
+    z = report.zone
     summary = "".join(f"<tr><th>{e(_LABELS[k])}</th><td class=n>{c[k]}</td></tr>" for k in _LABELS)
     kinds = "".join(
         f"<tr><td>{e(kind)}</td>"
@@ -309,7 +323,8 @@ def to_html(report: MonthlyReport) -> str:
     tickets = "".join(
         f"<tr class={e(str(row['outcome']))}><td class=n>{row['id']}</td><td>{e(row['kind'])}</td>"
         f"<td>{e(row['device'])}</td><td>{e(row['title'])}</td><td>{e(row['urgency'])}</td>"
-        f"<td>{e(row['created'])}</td><td>{e(row['due'])}</td><td>{e(row['resolved'])}</td>"
+        f"<td>{e(_local(row['created'], z))}</td><td>{e(_local(row['due'], z))}</td>"
+        f"<td>{e(_local(row['resolved'], z))}</td>"
         f"<td>{e(row['resolved_by'] or row['assignee'])}</td>"
         f"<td>{e(_LABELS[row['outcome']])}</td></tr>"
         for row in report.rows

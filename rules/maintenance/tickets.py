@@ -34,6 +34,22 @@ KINDS = ("corrective", "preventive")
 NEXT_MORNING = "next_morning"
 
 
+def board_order(tickets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tickets (their `to_dict` form) most urgent first, then soonest due, then lowest `#n`.
+
+    The one order of the console's board and `fgw tickets list`: an emergency never sits below
+    routine work. An unknown urgency goes last; a ticket without a due time goes after those with one.
+    """
+
+    def key(ticket: dict[str, Any]) -> tuple[int, int, str, int]:
+        urgency = ticket.get("urgency")
+        rank = URGENCIES.index(urgency) if urgency in URGENCIES else len(URGENCIES)
+        due = ticket.get("due")
+        return (rank, due is None, str(due or ""), int(ticket.get("id") or 0))
+
+    return sorted(tickets, key=key)
+
+
 class TicketStatus(StrEnum):
     OPEN = "open"
     ASSIGNED = "assigned"

@@ -8,7 +8,6 @@
 
 (function () {
   const PRIORITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
-  const URGENCY_RANK = { emergency: 0, urgent: 1, normal: 2, low: 3 };
   const UNACKED = ["active_unack", "rtn_unack"];
   const BOARD = ["open", "assigned", "in_progress", "resolved"];
   const NEXT = {
@@ -90,12 +89,22 @@
     }
   }
 
+  // 2026-12-06 12:57:41 UTC+8 in both languages: a date no reader takes for 12 June, and the
+  // offset of that moment (not of today), as on the command line
   function when(iso) {
     if (!iso) return "–";
     const d = new Date(iso);
     if (isNaN(d)) return String(iso);
-    const opts = { hour12: false, timeZone: siteZone() };
-    return d.toLocaleString(state.lang === "en" ? "en-GB" : "zh-CN", opts) + " " + zoneLabel();
+    try {
+      const p = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+        timeZone: siteZone(), hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "shortOffset",
+      }).formatToParts(d).map((part) => [part.type, part.value]));
+      const zone = (p.timeZoneName || "").replace("GMT", "UTC").replace(/^UTC$/, "UTC+0");
+      return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second + " " + zone;
+    } catch (e) {
+      return d.toISOString();
+    }
   }
 
   // how long: "12 min", "3 h 5 min", "2 d 3 h"
@@ -276,7 +285,11 @@
       }
       if (state.view === "tickets") route();
     });
-    source.addEventListener("incident", (ev) => FGW.onIncident && FGW.onIncident(JSON.parse(ev.data)));
+    source.addEventListener("incident", (ev) => {
+      // an incident opened or moved on: the alarm cards' "what to do" lines link to its next step
+      if (state.view === "alarms" || state.view === "alarm") reloadAlarms();
+      if (FGW.onIncident) FGW.onIncident(JSON.parse(ev.data));
+    });
     source.addEventListener("resync", () => reloadAlarms());
     source.onerror = () => {
       live.className = "live off";
@@ -444,8 +457,7 @@
     h("div", { class: "what" },
       h("span", { class: "message", text: message(alarm) }),
       alarm.during ? h("span", { class: "during", text: " — " + duringText(alarm) }) : null),
-    alarm.advice ? h("div", { class: "advice" }, h("span", { class: "advice-label", text: t("alarm.advice") + " " }),
-      h("span", { class: "advice-text", text: inLang(alarm.advice) })) : null,
+    adviceLine(alarm),
     h("div", { class: "meta" },
       h("span", { class: "state " + alarm.state, text: t("state." + alarm.state) }), " · ",
       h("span", { class: "since", title: when(alarm.raised_at), text: sinceText(alarm) }), " · ",
@@ -453,6 +465,26 @@
       alarm.acked_by ? " · " + t("alarm.acked_by", { user: alarm.acked_by }) : "",
       alarm.state === "shelved" && alarm.shelved_until ? " · " + t("alarm.shelved_until", { time: when(alarm.shelved_until) }) : ""),
     actions);
+  }
+
+  // one line "what to do": the open incident's next step (a link to it), else the playbook's first
+  // step, else the rule's advice; the whole text stays in the tooltip when a phone cuts it short
+  function adviceLine(alarm) {
+    const pb = alarm.playbook;
+    let body;
+    if (pb && pb.incident !== null && pb.incident !== undefined) {
+      const text = t("alarm.incident", { id: pb.incident }) + " " + (pb.step ? inLang(pb.step) : t("alarm.steps_done"));
+      body = h("a", { class: "advice-text advice-incident", href: "#/incident/" + encodeURIComponent(pb.incident), title: text, text: text });
+    } else if (pb && pb.step) {
+      body = h("span", { class: "advice-text advice-playbook", "data-playbook": pb.id, title: inLang(pb.title) + ": " + inLang(pb.step), text: inLang(pb.step) });
+    } else if (alarm.advice) {
+      body = h("span", { class: "advice-text", title: inLang(alarm.advice), text: inLang(alarm.advice) });
+    } else {
+      return null;
+    }
+    // a tap shows the whole text on a phone (a tooltip never does); a link still just opens
+    const open = (ev) => { if (ev.target.tagName !== "A") ev.currentTarget.classList.toggle("open"); };
+    return h("div", { class: "advice", onclick: open }, h("span", { class: "advice-label", text: t("alarm.advice") + " " }), body);
   }
 
   function dialog(title, fields, submitText, onSubmit) {
@@ -557,9 +589,7 @@
       fill(view, h("h1", { text: t("tickets.title") }), h("p", { class: "muted", id: "tickets-unavailable", text: explain(err) }));
       return;
     }
-    // the most urgent first, then the soonest due: an emergency never sits below routine work
-    data.tickets.sort((a, b) => (URGENCY_RANK[a.urgency] ?? 9) - (URGENCY_RANK[b.urgency] ?? 9)
-      || String(a.due || "~").localeCompare(String(b.due || "~")) || a.id - b.id);
+    // the API gives them most urgent first, then soonest due (rules.maintenance.tickets.board_order)
     const columns = BOARD.map((status) => {
       const tickets = data.tickets.filter((tk) => tk.status === status);
       return h("section", { class: "column", "data-status": status },
@@ -588,9 +618,12 @@
     const next = NEXT[tk.status] || [];
     return h("div", { class: "card ticket" + (overdue ? " overdue" : ""), "data-ticket-id": tk.id, "data-urgency": tk.urgency },
       h("div", {}, h("span", { class: "ticket-no", text: "#" + tk.id + " " }), h("strong", { class: "ticket-title", text: ticketTitle(tk) })),
+      h("div", { class: "ticket-where" },
+        h("span", { class: "device-name", text: inLang(tk.device_name) || tk.device }),
+        tk.location ? h("span", { class: "location muted", text: " · " + inLang(tk.location) }) : null),
       h("div", { class: "muted" },
         h("span", { class: "urg-" + tk.urgency, text: t("urgency." + tk.urgency) }), " · ",
-        tk.device, " · ", t("kind." + (tk.kind || "corrective"))),
+        h("span", { class: "device", text: tk.device }), " · ", t("kind." + (tk.kind || "corrective"))),
       h("div", { class: "muted" }, t("ticket.assignee") + ": " + (tk.assignee || "–")),
       h("div", { class: "muted" }, t("ticket.due") + ": " + when(tk.due),
         overdue ? h("span", { class: "overdue-mark", text: " " + t("ticket.overdue") }) : null),
@@ -732,7 +765,8 @@
 
   async function viewTrends(view, device, point) {
     const devices = (await api("GET", "/api/v1/devices")).devices;
-    const deviceSel = h("select", { id: "trend-device" }, ...devices.map((d) => h("option", { value: d.id, text: d.id })));
+    const deviceSel = h("select", { id: "trend-device" }, ...devices.map((d) => h("option", { value: d.id,
+      text: (d.name && d.name !== d.id ? inLang(splitName(d.name)) + " · " : "") + d.id })));
     deviceSel.value = device || (devices[0] && devices[0].id) || "";
     const pointSel = h("select", { id: "trend-point" });
     const rangeSel = h("select", { id: "trend-range" },
@@ -871,7 +905,7 @@
   // pages in their own files (incidents.js, energy.js, handover.js) register in FGW.views
   const FGW = window.FGW || (window.FGW = {});
   FGW.views = FGW.views || {};
-  Object.assign(FGW, { api, t, h, fill, may, when, explain, state, route: () => route() });
+  Object.assign(FGW, { api, t, h, fill, may, when, explain, state, inLang, splitName, route: () => route() });
 
   boot();
 })();

@@ -52,7 +52,7 @@
     const out = [];
     if (c.lifts && c.lifts.length) {
       out.push(h("div", { class: "ctx" }, t("incident.ctx.lifts") + ": ",
-        c.lifts.map((l) => l.name + " (" + [
+        c.lifts.map((l) => FGW.inLang(FGW.splitName(l.name)) + " (" + [
           l.moving ? t("incident.ctx.moving") : null,
           l.occupied ? t("incident.ctx.occupied") : null,
           l.floor !== null && l.floor !== undefined ? t("incident.ctx.floor", { floor: l.floor }) : null,
@@ -63,7 +63,7 @@
       out.push(h("div", { class: "ctx", text: t(c.fire_pump_ready ? "incident.ctx.pump_ready" : "incident.ctx.pump_not_ready") }));
     }
     if (c.lift && c.floor !== undefined) {
-      out.push(h("div", { class: "ctx", text: (c.lift_name || c.lift) + " · " + t("incident.ctx.floor", { floor: c.floor }) +
+      out.push(h("div", { class: "ctx", text: FGW.inLang(FGW.splitName(c.lift_name || c.lift)) + " · " + t("incident.ctx.floor", { floor: c.floor }) +
         (c.occupied ? " · " + t("incident.ctx.occupied") : "") }));
     }
     return out;
@@ -82,7 +82,23 @@
     h("div", { class: "meta", text: t("incident.opened", { time: when(incident.opened_at) }) +
       (incident.state === "closed" ? " · " + t("incident.closed", { time: when(incident.closed_at), cause: incident.cause }) : "") }),
     contextLines(incident),
-    h("ol", { class: "steps" }, incident.steps.map((s) => stepRow(incident, s, compact))));
+    h("ol", { class: "steps" }, shownSteps(incident, compact).map((s) => stepRow(incident, s, compact))),
+    compact ? moreSteps(incident) : null);
+  }
+
+  // on the alarm page (compact) an incident shows only what to do now: its next step and any step
+  // overdue, so the alarm cards stay within reach on a phone; the incident's page shows them all
+  function shownSteps(incident, compact) {
+    if (!compact) return incident.steps;
+    const open = incident.steps.filter((s) => !s.done_at);
+    return open.filter((s, i) => i === 0 || overdue(s));
+  }
+
+  function moreSteps(incident) {
+    const { h, t } = FGW;
+    const hidden = incident.steps.length - shownSteps(incident, true).length;
+    if (!hidden) return null;
+    return h("a", { class: "more-steps muted", href: "#/incident/" + incident.id, text: t("incident.more_steps", { n: hidden }) });
   }
 
   async function renderStrip() {
