@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.reports.energy import energy_report
 from gateway.storage.history import HistoryStore
 from gateway.storage.series_codec import Minute, encode_minutes

@@ -41,9 +41,9 @@ from pathlib import Path
 from bench.rules import poll_values
 from bench.sites import modbus_site_yaml
 from bench.support import header, median, victoria_metrics
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.export.influx import InfluxExporter
-from gateway.model import Quality, Reading
+from ground.model import Quality, Reading
 
 DEVICES = 100
 BATCH = 5000

@@ -17,7 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.demo import EXAMPLE, free_port, start_broker, write_demo_site
 from gateway.service import Gateway
 from simulators.control import send_inject

@@ -53,7 +53,7 @@ from bench.support import (
     stop_counting_writes,
     write_bytes,
 )
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.storage.series_codec import Section, decode_minutes, decode_samples
 
 

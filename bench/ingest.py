@@ -44,12 +44,12 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 
 from bench.support import broker, header, median
+from config.mqtt_settings import BrokerSettings
+from config.site import Site, load_site
 from drivers.mqtt_link import MqttLink
 from gateway.components import Component
-from gateway.config.site import Site, load_site
-from gateway.model import Reading
-from gateway.mqtt_settings import BrokerSettings
 from gateway.service import Gateway
+from ground.model import Reading
 
 
 def site_yaml(doors: int, mqtt_port: int) -> str:

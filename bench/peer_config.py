@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gateway.config.models import ModbusPoint, MqttPoint
-from gateway.config.site import Site
+from config.models import ModbusPoint, MqttPoint
+from config.site import Site
 
 FUNCTION_CODE = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 PEER_TYPE = {

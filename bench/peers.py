@@ -50,7 +50,7 @@ from bench.peer_uplink import MqttCut, Uplink
 from bench.peer_venv import Peer, PeerUnavailable, ensure_peer, peer_env, work_folder
 from bench.sites import UNITS_PER_BUS, estate_yaml
 from bench.support import FGW, broker, free_port, load_average, median, simulators, stop
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 
 GATEWAYS = ("fgw", "peer")
 LABEL = {"fgw": "Facility Gateway", "peer": "ThingsBoard GW"}

@@ -37,11 +37,11 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from bench.sites import modbus_site_yaml
 from bench.support import broker, free_port, header, median, simulators, stop, wait_for_port
+from config.models import ModbusPoint, Workarounds
+from config.site import Device, Site, load_site
 from drivers.modbus.plan import plan_reads
 from drivers.modbus.poller import ModbusBusDriver
-from gateway.config.models import ModbusPoint, Workarounds
-from gateway.config.site import Device, Site, load_site
-from gateway.model import DeviceStatus, Reading
+from ground.model import DeviceStatus, Reading
 
 MERGE_POINTS = 125
 

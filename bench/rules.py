@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 
 from bench.sites import modbus_site_yaml
 from bench.support import header
-from gateway.config.site import Rule, load_site
-from gateway.model import Quality, Reading
+from config.site import Rule, load_site
+from ground.model import Quality, Reading
 from rules.alarms import AlarmBook
 from rules.engine import RuleEngine
 

@@ -35,10 +35,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from bench.support import free_port, header, load_average, median, simulators
+from config.site import Site, load_site
 from drivers.modbus.budget import transaction_time
 from drivers.modbus.poller import ModbusBusDriver
-from gateway.config.site import Site, load_site
-from gateway.model import DeviceStatus, Quality, Reading
+from ground.model import DeviceStatus, Quality, Reading
 
 REGISTERS = 10
 TURNAROUND = 0.003

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from gateway.model import ReadingSink
+from ground.model import ReadingSink
 
 if TYPE_CHECKING:
-    from gateway.config.site import Site
+    from config.site import Site
 
 
 class Driver(Protocol):

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from config.models import MqttPoint
+from config.mqtt_settings import BrokerSettings
 from drivers.mqtt_link import LinkError, Message, MqttLink
 from drivers.mqtt_payload import (
     Payload,
@@ -47,15 +49,13 @@ from drivers.mqtt_payload import (
     payload_time,
     point_value,
 )
-from gateway.backoff import BROKER_RECONNECT_CAP, Backoff
-from gateway.config.models import MqttPoint
-from gateway.durations import format_duration
-from gateway.model import DeviceStatus, Quality, Reading, ReadingSink
-from gateway.mqtt_settings import BrokerSettings
-from gateway.tasks import cancel_and_wait
+from ground.backoff import BROKER_RECONNECT_CAP, Backoff
+from ground.durations import format_duration
+from ground.model import DeviceStatus, Quality, Reading, ReadingSink
+from ground.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from gateway.config.site import Device, Site
+    from config.site import Device, Site
 
 log = logging.getLogger("drivers.mqtt")
 
@@ -202,7 +202,7 @@ class MqttDriver:
         tb: TracebackType | None,
     ) -> None:
         group, self._group = self._group, None
-        await cancel_and_wait(self._tasks)  # once is not always enough on 3.11 (gateway.tasks)
+        await cancel_and_wait(self._tasks)  # once is not always enough on 3.11 (ground.tasks)
         self._tasks.clear()
         self._ready.clear()
         if group is not None:

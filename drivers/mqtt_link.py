@@ -54,8 +54,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.mqtt_settings import CALL_TIMEOUT, TCP_NODELAY, BrokerSettings
-from gateway.tasks import cancel_and_wait
+from config.mqtt_settings import CALL_TIMEOUT, TCP_NODELAY, BrokerSettings
+from ground.tasks import cancel_and_wait
 
 log = logging.getLogger("drivers.mqtt")
 

@@ -19,8 +19,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from gateway.config.models import MqttPoint
-from gateway.model import Quality, Value
+from config.models import MqttPoint
+from ground.model import Quality, Value
 
 MAX_PAYLOAD = 64 * 1024
 """Bytes. A bigger payload is refused before it is decoded: no point needs more, and a flood of

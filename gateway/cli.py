@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from config.errors import ConfigIssue, SiteError
 from gateway import __version__
 from gateway.commands import COMMAND_MODULES, SITE_HELP
 from gateway.commands.failures import describe
-from gateway.config.errors import ConfigIssue, SiteError
 
 if TYPE_CHECKING:
-    from gateway.config.site import Site
+    from config.site import Site
 
 
 LEVELS = ["debug", "info", "warning", "error"]
@@ -30,7 +30,7 @@ LEVELS = ["debug", "info", "warning", "error"]
 
 def _load(path: str) -> Site:
     """Load a site or exit 1 printing every issue (never a traceback)."""
-    from gateway.config.site import load_site
+    from config.site import load_site
 
     try:
         site = load_site(path)
@@ -61,8 +61,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _line_budget_warnings(site: Site) -> list[ConfigIssue]:
     """Buses whose configured polling cannot fit their serial line (`drivers.modbus.budget`)."""
+    from config.yamlsource import load_yaml
     from drivers.modbus.budget import budget_warnings
-    from gateway.config.yamlsource import load_yaml
 
     found = budget_warnings(site)
     if not found:

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from gateway.model import DeviceStatus, Reading
+from ground.model import DeviceStatus, Reading
 
 if TYPE_CHECKING:
     from gateway.service import Gateway

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from config.site import load_site
 from gateway.accounts import Accounts
 from gateway.api.component import ApiComponent
 from gateway.commands.failures import CommandFailure
-from gateway.config.site import load_site
 from gateway.service import Gateway
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "riverside.yaml"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.config.site import Device, Site
+from config.site import Device, Site
 
 Values = Callable[[str], Mapping[str, Any]]
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gateway.components import Component
 from gateway.incident_context import context_for, fire_state
-from gateway.model import Reading
 from gateway.storage.incidents import IncidentStore
+from ground.model import Reading
 from rules.alarms import ACTIVE_STATES
 from rules.incidents import Incident, IncidentBook, IncidentEvent
 

@@ -27,10 +27,10 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from config.models import ModbusPoint, PlanSpec
 from gateway.components import Component
-from gateway.config.models import ModbusPoint, PlanSpec
-from gateway.model import Quality, Reading
 from gateway.storage.tickets import Change, DuplicateActiveTicket, StoredEntry, TicketStore
+from ground.model import Quality, Reading
 from rules.maintenance import mutes
 from rules.maintenance import plans as planning
 from rules.maintenance.calendar import iso, local_date, local_midnight

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from config.models import MqttPoint
+from config.site import Device, Site
 from drivers.modbus.poller import poll_site_once as poll_modbus_once
 from drivers.mqtt import point_topic
 from drivers.mqtt_payload import PayloadError, parse_point
-from gateway.config.models import MqttPoint
-from gateway.config.site import Device, Site
-from gateway.model import Quality, Reading
+from ground.model import Quality, Reading
 
 log = logging.getLogger("fgw.poll")
 

@@ -41,14 +41,14 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from config.mqtt_settings import CALL_TIMEOUT, BrokerSettings
 from drivers.mqtt_link import LinkError, Message, MqttLink
-from gateway.backoff import BROKER_RECONNECT_CAP, Backoff
-from gateway.model import Reading
-from gateway.mqtt_settings import CALL_TIMEOUT, BrokerSettings
 from gateway.outbox import MemoryOutbox, Outbox
+from ground.backoff import BROKER_RECONNECT_CAP, Backoff
+from ground.model import Reading
 
 if TYPE_CHECKING:
-    from gateway.config.site import Site
+    from config.site import Site
 
 log = logging.getLogger("fgw.publisher")
 

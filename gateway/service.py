@@ -29,18 +29,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from config.site import Site
 from drivers import build_drivers
 from gateway.alarming import AlarmManagement
 from gateway.components import Component, build_components
-from gateway.config.site import Site
 from gateway.health import HealthMonitor
-from gateway.model import DeviceStatus, Reading
 from gateway.outbox_sqlite import SqliteOutbox
 from gateway.publisher import MqttPublisher
 from gateway.storage.history import HistoryStore
 from gateway.storage.sqlite import AlarmStore
-from gateway.tasks import cancel_and_wait
 from gateway.wear_alarm import wear_rules
+from ground.model import DeviceStatus, Reading
+from ground.tasks import cancel_and_wait
 from rules.alarms import Alarm, AlarmBook, AlarmTransition, UnknownAlarm
 from rules.engine import ConditionChange, RuleEngine
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from config.models import Text
+from config.site import Rule
 from gateway.components import Component
-from gateway.config.models import Text
-from gateway.config.site import Rule
 from rules.engine import ConditionChange
 
 if TYPE_CHECKING:
-    from gateway.config.site import Site
+    from config.site import Site
     from gateway.service import Gateway
 
 DEVICE = "gateway"

@@ -46,8 +46,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from gateway.config.site import Rule
-from gateway.model import Value
+from config.site import Rule
+from ground.model import Value
 from rules.engine import ConditionChange
 from rules.messages import pick, render
 

@@ -28,7 +28,7 @@ Why it is shaped like this:
   record alone (a bit per rule, the expressions shared like the index); only a true verdict goes on
   to the full evaluation, which reaches the rule's own state. Almost every evaluation is one of
   these: alarms are rare.
-- A rule's verdict is three-valued (see `rules.expr`): *unknown* (a point missing, bad or stale)
+- A rule's verdict is three-valued (see `ground.expr`): *unknown* (a point missing, bad or stale)
   never raises and never clears; it only restarts the `for`/`clear_for` timer in progress.
 - `for` (on-delay): the condition must be true at every evaluation for `for` seconds before the rule
   is reported active. `clear_for` (off-delay): false that long before reported inactive.
@@ -76,9 +76,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gateway.config.site import COMM_LOSS, Rule
-from gateway.model import DeviceStatus, Quality, Reading, Value
-from rules.expr import MISSING, Expression, ExpressionError, ExprState, Scope, parse_expression
+from config.site import COMM_LOSS, Rule
+from ground.expr import MISSING, Expression, ExpressionError, ExprState, Scope, parse_expression
+from ground.model import DeviceStatus, Quality, Reading, Value
 
 log = logging.getLogger(__name__)
 

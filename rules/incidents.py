@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.config.models import Text
-from gateway.config.playbooks import Playbook
+from config.models import Text
+from config.playbooks import Playbook
 from rules.alarms import iso
 
 Action = Literal["opened", "updated", "step_done", "step_overdue", "closed"]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from gateway.config.models import Text
-from gateway.model import Value
+from config.models import Text
+from ground.model import Value
 
 UNKNOWN = "?"
 _FORMATTER = string.Formatter()

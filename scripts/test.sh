@@ -9,6 +9,9 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+echo "== layers point down (import-linter, docs/architecture.md)"
+.venv/bin/lint-imports
+
 echo "== docs/equipment up to date"
 .venv/bin/python -m simulators.docgen --check
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from gateway.config.site import load_site
+from config.site import load_site
 from simulators.runner import run_until_cancelled
 
 

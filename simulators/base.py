@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from gateway.config.models import ModbusPoint, MqttPoint, Template
-from gateway.config.templates import load_template
+from config.models import ModbusPoint, MqttPoint, Template
+from config.templates import load_template
 from simulators.encode import encode_point, set_bit
 
 OFFLINE = "offline"

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from config.models import ModbusBus
 from drivers.modbus.budget import transaction_time
 from drivers.modbus.frames import (
     BUSY,
@@ -44,7 +45,6 @@ from drivers.modbus.frames import (
     rtu_frame,
     rtu_request_length,
 )
-from gateway.config.models import ModbusBus
 from simulators.base import DeviceSimulator
 from simulators.modbus_server import table_sizes
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
 
-from gateway.config.models import MqttPoint
+from config.models import MqttPoint
 from simulators.base import DeviceSimulator, state
 
 DENIED_BURST = 6

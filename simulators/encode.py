@@ -25,7 +25,7 @@ import struct
 from fractions import Fraction
 from typing import Any, Literal
 
-from gateway.config.models import ModbusPoint
+from config.models import ModbusPoint
 
 Overflow = Literal["clamp", "wrap"]
 

@@ -18,7 +18,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from gateway.config.models import ModbusBus, ModbusPoint
+from config.models import ModbusBus, ModbusPoint
 from simulators.base import DeviceSimulator
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.config.models import ModbusPoint, MqttPoint
+from config.models import ModbusPoint, MqttPoint
 from simulators.base import DeviceSimulator, StaticSimulator
 from simulators.door import AccessDoorSimulator
 from simulators.fire import FirePanelSimulator

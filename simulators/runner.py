@@ -20,9 +20,9 @@ from typing import Any, Self
 
 import aiomqtt
 
-from gateway.backoff import Backoff
-from gateway.config.models import ModbusBus
-from gateway.config.site import Site
+from config.models import ModbusBus
+from config.site import Site
+from ground.backoff import Backoff
 from simulators.base import DeviceSimulator
 from simulators.control import TOPIC_ROOT, handle_message, result_topic
 from simulators.converter import ConverterServer, PtyLine, line_for
@@ -58,7 +58,7 @@ class SiteSimulator:
     """The simulators of one site, on the wire.
 
     Args:
-        site: the loaded site (`gateway.config.site.load_site`).
+        site: the loaded site (`config.site.load_site`).
         broker_host, broker_port: the MQTT broker for the doors and the inject channel; default the
             site's own `mqtt` section. `mqtt=False` runs without MQTT (Modbus only).
         seed: a fixed seed makes every device's physics reproducible (each device gets its own stream).

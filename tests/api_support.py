@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from config.site import Site, load_site
 from gateway.accounts import Accounts
 from gateway.api.component import ApiComponent
-from gateway.config.site import Site, load_site
 from gateway.service import Gateway
 from simulators.control import send_inject
 from simulators.runner import SiteSimulator

@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import Any
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.logs import setup_logging
 from gateway.service import Gateway
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from config.site import load_site
 from gateway.accounts import Accounts, fast_hasher
 from gateway.api import create_app
-from gateway.config.site import load_site
 from gateway.service import Gateway
 from tests.api_support import add_users, console_site, login
 from tests.support import free_port

@@ -13,10 +13,10 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from config.site import Site, load_site
 from gateway.components import Component
-from gateway.config.site import Site, load_site
-from gateway.model import DeviceStatus, Quality, Reading
 from gateway.service import Gateway
+from ground.model import DeviceStatus, Quality, Reading
 from rules.alarms import AlarmTransition
 from rules.engine import ConditionChange
 from tests.e2e import write_site

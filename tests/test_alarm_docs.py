@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import load_site
+from config.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = (

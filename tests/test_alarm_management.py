@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from gateway.config.site import Site, load_site
-from gateway.model import DeviceStatus, Quality, Reading
+from config.site import Site, load_site
 from gateway.service import Gateway
+from ground.model import DeviceStatus, Quality, Reading
 from rules.alarms import ShelveRefused, TransitionRefused, UnknownAlarm
 from tests.support import free_port
 

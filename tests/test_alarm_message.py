@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.config.models import Text
-from gateway.config.site import Rule
+from config.models import Text
+from config.site import Rule
 from rules.alarms import AlarmBook
 from rules.engine import ConditionChange
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.api.sources import alarm_view
-from gateway.model import Quality, Reading
 from gateway.service import Gateway
+from ground.model import Quality, Reading
 from tests.test_incidents_component import Clock, gateway, incidents_of, site_file
 
 

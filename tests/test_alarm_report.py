@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from config.site import load_site
 from gateway.cli import main
-from gateway.config.site import load_site
 from gateway.storage.sqlite import AlarmStore
 from rules.alarm_load import Row, compute
 from rules.alarms import AlarmBook

@@ -10,10 +10,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gateway.config.models import Text
-from gateway.config.site import Rule
-from gateway.config.site import template_rules as site_template_rules
-from gateway.config.templates import load_template
+from config.models import Text
+from config.site import Rule
+from config.site import template_rules as site_template_rules
+from config.templates import load_template
 from rules.alarms import (
     ACTIVE_STATES,
     Alarm,

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from config.site import load_site
 from gateway.accounts import Accounts, fast_hasher
 from gateway.api import create_app
 from gateway.api.app import CONSOLE
-from gateway.config.site import load_site
 from gateway.service import Gateway
 from tests.api_support import PASSWORD, add_users, console_site, login
 from tests.support import free_port

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.api.events import CLIENT_QUEUE, MAX_CLIENTS, EventHub, StreamClosed
 from gateway.api.live import RATE_WINDOW, LiveState
-from gateway.model import Quality, Reading
+from ground.model import Quality, Reading
 
 
 async def test_every_client_gets_every_event_enriched() -> None:

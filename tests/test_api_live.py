@@ -184,7 +184,7 @@ async def test_a_console_that_cannot_bind_leaves_the_alarm_path_running(
 ) -> None:
     import socket
 
-    from gateway.config.site import load_site
+    from config.site import load_site
     from gateway.service import Gateway
     from tests.api_support import component_of, console_site
 

@@ -20,9 +20,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+from config.site import load_site
 from gateway.accounts import Accounts, fast_hasher
 from gateway.api import create_app
-from gateway.config.site import load_site
 from gateway.service import Gateway
 from tests.api_support import add_users, console_site
 from tests.support import free_port

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.backoff import Backoff
+from ground.backoff import Backoff
 
 
 def test_grows_to_the_cap_and_resets() -> None:

@@ -14,8 +14,8 @@ from bench.peer_report import markdown
 from bench.peer_uplink import Delivered
 from bench.peers import doors_yaml
 from bench.sites import estate_yaml
-from gateway.config.models import ModbusPoint
-from gateway.config.site import load_site
+from config.models import ModbusPoint
+from config.site import load_site
 
 
 def _site(tmp_path: Path, text: str) -> Path:

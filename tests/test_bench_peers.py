@@ -16,7 +16,7 @@ import pytest
 
 from bench import peers
 from bench.peer_venv import PeerUnavailable, ensure_peer
-from gateway.config.site import load_site
+from config.site import load_site
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.service import Gateway
 from rules.alarms import AlarmState
 from simulators.converter import ConverterServer, line_for

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import load_site
+from config.site import load_site
 from tests.e2e import watching, write_site
 from tests.support import Broker
 

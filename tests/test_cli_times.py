@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from config.site import load_site
 from gateway.accounts import Accounts, fast_hasher
 from gateway.cli import main
-from gateway.config.site import load_site
 from tests.e2e import write_site
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")

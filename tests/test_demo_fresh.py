@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from config.site import load_site
 from gateway.cli import build_parser
 from gateway.commands.failures import CommandFailure
-from gateway.config.site import load_site
 from gateway.demo import EXAMPLE, clear_demo_state, write_demo_site
 from gateway.storage.tickets import Change, TicketStore
 from rules.maintenance import ServiceTargets, new_ticket

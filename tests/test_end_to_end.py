@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.service import Gateway
 from simulators.control import send_inject
 from simulators.runner import SiteSimulator

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.config.models import Text
-from gateway.config.site import COMM_LOSS, Rule
-from gateway.config.site import template_rules as site_template_rules
-from gateway.config.templates import load_template
-from gateway.model import DeviceStatus, Quality, Reading, Value
+from config.models import Text
+from config.site import COMM_LOSS, Rule
+from config.site import template_rules as site_template_rules
+from config.templates import load_template
+from ground.model import DeviceStatus, Quality, Reading, Value
 from rules.engine import ConditionChange, RuleEngine
 
 WALL0 = 1_800_000_000.0  # wall clock = WALL0 + monotonic in these tests

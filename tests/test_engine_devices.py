@@ -11,10 +11,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config.site import Rule
-from gateway.config.site import template_rules as site_template_rules
-from gateway.config.templates import load_template
-from gateway.model import DeviceStatus, Quality, Reading
+from config.site import Rule
+from config.site import template_rules as site_template_rules
+from config.templates import load_template
+from ground.model import DeviceStatus, Quality, Reading
 from rules.engine import ConditionChange, RuleEngine
 
 WALL0 = 1_800_000_000.0

@@ -11,9 +11,9 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.config.models import Text
-from gateway.config.site import COMM_LOSS, Rule
-from gateway.model import DeviceStatus, Quality, Reading
+from config.models import Text
+from config.site import COMM_LOSS, Rule
+from ground.model import DeviceStatus, Quality, Reading
 from rules.engine import RuleEngine
 
 WALL0 = 1_800_000_000.0

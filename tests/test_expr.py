@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.expr import (
+from ground.expr import (
     MAX_LENGTH,
     MISSING,
     ExpressionError,

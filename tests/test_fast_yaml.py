@@ -1,4 +1,4 @@
-"""The quick YAML path (`gateway/config/fastyaml.py`) gives what ruamel's round-trip loader gives.
+"""The quick YAML path (`config/fastyaml.py`) gives what ruamel's round-trip loader gives.
 
 Differential: for the example site, the golden cases, the built-in templates, generated documents
 and hand-edit-like mutations of the example text, the quick path either declines (and ruamel reads
@@ -18,16 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from gateway.config.errors import SiteError
-from gateway.config.fastyaml import load_fast
-from gateway.config.yamlsource import load_yaml, load_yaml_ruamel
+from config.errors import SiteError
+from config.fastyaml import load_fast
+from config.yamlsource import load_yaml, load_yaml_ruamel
 
 ROOT = Path(__file__).parent.parent
 FILES = sorted(
     [
         ROOT / "examples" / "riverside.yaml",
         *(ROOT / "tests" / "cases").glob("*/site.yaml"),
-        *(ROOT / "gateway" / "templates").glob("*.yaml"),
+        *(ROOT / "config" / "templates").glob("*.yaml"),
     ]
 )
 

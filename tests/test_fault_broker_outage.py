@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.service import Gateway
 from rules.alarms import TransitionRefused
 from simulators.runner import SiteSimulator

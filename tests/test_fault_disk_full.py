@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.service import Gateway
 from simulators.runner import SiteSimulator
 from tests.e2e import watching

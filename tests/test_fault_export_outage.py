@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from config.site import load_site
 from gateway.components import Component
-from gateway.config.site import load_site
-from gateway.model import Quality, Reading
 from gateway.service import Gateway
+from ground.model import Quality, Reading
 from simulators.runner import SiteSimulator
 from tests.reliability_support import Victoria, until, wait_until, write_fault_site
 from tests.support import Broker, free_port

@@ -23,7 +23,7 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, M
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.service import Gateway
 from tests.reliability_support import until
 from tests.support import Broker, free_port

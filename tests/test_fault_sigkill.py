@@ -20,7 +20,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.storage.segqueue import read_queue
 from simulators.runner import SiteSimulator
 from tests.reliability_support import (

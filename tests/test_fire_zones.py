@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config.errors import SiteError
-from gateway.config.site import Site, load_site
+from config.errors import SiteError
+from config.site import Site, load_site
 from rules.messages import bits, render
 from tests.support import free_port
 from tests.test_alarm_management import Plant
@@ -215,7 +215,7 @@ def test_the_message_keeps_the_zones_once_the_fire_is_out(plant: Plant) -> None:
 def test_zones_come_and_go_without_a_new_episode_while_the_fire_holds(steps: list[Any]) -> None:
     """Whatever the zones do, an alarm that stays active keeps its episode and acknowledgement,
     its message lists exactly the zones in alarm, and a reworded alarm is a same-state transition."""
-    from gateway.model import Quality, Reading
+    from ground.model import Quality, Reading
     from rules.alarms import AlarmBook
     from rules.engine import RuleEngine
 

@@ -20,7 +20,7 @@ import pytest
 
 from bench.footprint import stored_samples
 from bench.support import write_bytes
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.storage.history import HistoryStore
 from simulators.runner import SiteSimulator
 from tests.reliability_support import EventCollector, until, write_fault_site

@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from config.errors import SiteError
+from config.models import ORDERS, REGISTER_COUNT, ModbusPoint
+from config.site import Site, load_site
 from drivers.modbus.decode import decode_point
 from drivers.mqtt import MqttDriver
-from gateway.config.errors import SiteError
-from gateway.config.models import ORDERS, REGISTER_COUNT, ModbusPoint
-from gateway.config.site import Site, load_site
-from gateway.model import DeviceStatus, Quality, Reading
+from ground.model import DeviceStatus, Quality, Reading
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "riverside.yaml"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from config.site import load_site
 from drivers.modbus.health import DeviceStats
-from gateway.config.site import load_site
 from gateway.health import HealthMonitor
 from gateway.service import Gateway
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.model import Quality, Reading
 from gateway.storage.history import HistoryStore
+from ground.model import Quality, Reading
 
 T0 = 1_700_000_040.0  # a whole minute
 

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.model import Quality, Reading
 from gateway.storage.deadband import SeriesFilter, default_deadband
 from gateway.storage.history import HistoryStore
 from gateway.storage.series_codec import (
@@ -26,6 +25,7 @@ from gateway.storage.series_codec import (
     encode_samples,
     pack_section,
 )
+from ground.model import Quality, Reading
 
 T0 = 1_700_000_040.0  # a whole minute
 
@@ -246,7 +246,7 @@ devices:
 def test_the_site_file_the_template_and_the_type_give_each_point_its_deadband(
     tmp_path: Path,
 ) -> None:
-    from gateway.config.site import load_site
+    from config.site import load_site
     from gateway.storage.deadbands import site_deadbands
 
     (tmp_path / "site.yaml").write_text(SITE)
@@ -273,8 +273,8 @@ def test_the_site_file_the_template_and_the_type_give_each_point_its_deadband(
     ],
 )
 def test_bad_history_settings_are_named(tmp_path: Path, history: str, error: str) -> None:
-    from gateway.config.errors import SiteError
-    from gateway.config.site import load_site
+    from config.errors import SiteError
+    from config.site import load_site
 
     (tmp_path / "site.yaml").write_text(
         "site: {id: bad}\nstorage: {path: ./state}\nhistory: " + history + "\n"

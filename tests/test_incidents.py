@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config.errors import SiteError
-from gateway.config.models import Text
-from gateway.config.playbooks import Playbook, Step, builtin_playbooks
-from gateway.config.site import load_site
+from config.errors import SiteError
+from config.models import Text
+from config.playbooks import Playbook, Step, builtin_playbooks
+from config.site import load_site
 from rules.incidents import Incident, IncidentBook, IncidentRefused, merge_context
 
 T0 = 1_800_000_000.0

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.incidents import IncidentsComponent
-from gateway.model import Quality, Reading
 from gateway.service import Gateway
+from ground.model import Quality, Reading
 from tests.support import free_port
 
 WALL0 = 1_800_000_000.0

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.service import Gateway
 from simulators.control import send_inject
 from simulators.runner import SiteSimulator

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from gateway.backoff import Backoff
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.export import influx
 from gateway.export.influx import ACK_ERROR, InfluxExporter, WriteRefused, chunks
 from gateway.export.lineproto import line, reading_lines
-from gateway.model import Quality, Reading
+from ground.backoff import Backoff
+from ground.model import Quality, Reading
 from tests.reliability_support import Victoria, wait_until
 from tests.support import free_port
 

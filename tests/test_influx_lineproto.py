@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.export.lineproto import LineBuilder, line, reading_lines
-from gateway.model import Quality, Reading
+from ground.model import Quality, Reading
 
 SPECIAL = st.sampled_from([",", " ", "=", '"', "\\", "\\ ", "\\,", "é", "温", "\t"])
 NAMES = st.lists(st.one_of(SPECIAL, st.text(min_size=1, max_size=3)), min_size=1, max_size=4).map(

@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from config.errors import SiteError
+from config.site import Site, load_site
 from gateway.accounts import Accounts, fast_hasher
 from gateway.api import create_app
-from gateway.config.errors import SiteError
-from gateway.config.site import Site, load_site
 from gateway.maintenance import Maintenance
-from gateway.model import DeviceStatus, Quality, Reading
 from gateway.service import Gateway
+from ground.model import DeviceStatus, Quality, Reading
 from rules.alarms import ACTIVE_STATES, ShelveRefused, TransitionRefused
 from rules.escalation import Escalator, Step
 from rules.maintenance import TicketTransitionRefused

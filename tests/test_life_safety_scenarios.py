@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.demo import EXAMPLE, write_demo_site
 from gateway.service import Gateway
 from simulators.control import send_inject

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.maintenance import Maintenance
-from gateway.model import Quality, Reading
 from gateway.service import Gateway
 from gateway.storage.tickets import Change, TicketStore
+from ground.model import Quality, Reading
 from rules.engine import ConditionChange
 from rules.maintenance import TicketTransitionRefused
 from tests.e2e import write_site

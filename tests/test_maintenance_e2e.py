@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from gateway.maintenance import Maintenance
 from gateway.service import Gateway
 from gateway.storage.tickets import TicketStore

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ground.cron import Cron, CronError
 from rules.maintenance import plans as planning
 from rules.maintenance.calendar import (
     Period,
@@ -20,7 +21,6 @@ from rules.maintenance.calendar import (
     month_bounds,
     next_morning,
 )
-from rules.maintenance.cron import Cron, CronError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.models import ModbusPoint, Workarounds
 from drivers.modbus.bisect import Learned, groups, learn
 from drivers.modbus.plan import ReadBlock, plan_reads
-from gateway.config.models import ModbusPoint, Workarounds
 
 
 def run(block: ReadBlock, readable: frozenset[int]) -> tuple[Learned, int]:

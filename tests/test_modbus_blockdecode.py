@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from config.models import ORDERS, REGISTER_COUNT, ModbusPoint, Workarounds
 from drivers.modbus.blockdecode import READING_FIELDS, BlockDecoder, Undecodable
 from drivers.modbus.decode import decode_point
 from drivers.modbus.plan import ReadBlock, plan_reads
-from gateway.config.models import ORDERS, REGISTER_COUNT, ModbusPoint, Workarounds
-from gateway.model import Quality, Reading
+from ground.model import Quality, Reading
 
 NUMERIC = ["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
 SPECIAL_WORDS = [

@@ -18,11 +18,11 @@ from typing import Literal
 
 import pytest
 
+from config.models import BusSim, ModbusBus, ModbusPoint
 from drivers.modbus.device import DevicePoller
 from drivers.modbus.link import Endpoint, NoAnswer
 from drivers.modbus.poller import ModbusBusDriver, poll_once
-from gateway.config.models import BusSim, ModbusBus, ModbusPoint
-from gateway.model import Quality
+from ground.model import Quality
 from simulators.base import DeviceSimulator
 from simulators.converter import ConverterServer, Line, PtyLine
 from simulators.registry import simulator_for
@@ -240,8 +240,8 @@ devices:
 
 
 def test_the_bus_alarm_is_the_root_cause_of_its_devices_comm_loss(tmp_path: Path) -> None:
-    from gateway.config.site import load_site
-    from gateway.model import DeviceStatus
+    from config.site import load_site
+    from ground.model import DeviceStatus
     from rules.engine import RuleEngine
 
     site = load_site(tmp_path / "site.yaml", SILENT_BUS_SITE)
@@ -310,7 +310,7 @@ devices:
 async def test_fgw_sim_serves_converters_transparent_converters_and_rtu_lines(
     tmp_path: Path,
 ) -> None:
-    from gateway.config.site import load_site
+    from config.site import load_site
     from simulators.runner import SiteSimulator
 
     text = WIRED_SITE.format(tcp=free_port(), transparent=free_port(), tty=tmp_path / "ttyS9")

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from config.models import ORDERS, ModbusPoint
 from drivers.modbus.decode import decode_point
-from gateway.config.models import ORDERS, ModbusPoint
-from gateway.model import Quality
+from ground.model import Quality
 from simulators.encode import encode_point
 
 INT_RANGES = {

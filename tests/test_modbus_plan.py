@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.models import ModbusPoint, Workarounds
 from drivers.modbus.plan import BIT_TABLES, ReadBlock, plan_reads
-from gateway.config.models import ModbusPoint, Workarounds
 
 
 @st.composite

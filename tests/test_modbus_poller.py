@@ -17,12 +17,12 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, M
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 
+from config.models import DeviceSpec, ModbusBus, ModbusPoint, Workarounds
+from config.site import Device
 from drivers.modbus.link import Endpoint, NoAnswer
 from drivers.modbus.plan import plan_reads
 from drivers.modbus.poller import ModbusBusDriver, SlotTimer, next_slot, poll_once
-from gateway.config.models import DeviceSpec, ModbusBus, ModbusPoint, Workarounds
-from gateway.config.site import Device
-from gateway.model import DeviceStatus, Quality, Reading
+from ground.model import DeviceStatus, Quality, Reading
 from simulators.encode import encode_point
 from tests.support import free_port
 
@@ -400,8 +400,8 @@ async def test_unreachable_server_gives_stale_readings_quickly() -> None:
 async def test_registry_builds_one_driver_per_bus_with_devices() -> None:
     from pathlib import Path
 
+    from config.site import load_site
     from drivers import DRIVERS, build_drivers, register_driver
-    from gateway.config.site import load_site
 
     site = load_site(Path(__file__).parent.parent / "examples" / "riverside.yaml")
     drivers = build_drivers(site, Recorder())

@@ -17,9 +17,9 @@ import pytest
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer
 
+from config.models import ModbusBus
 from drivers.modbus.poller import ModbusBusDriver, poll_once
-from gateway.config.models import ModbusBus
-from gateway.model import Quality
+from ground.model import Quality
 from tests.test_modbus_poller import (  # noqa: F401  (no_leaked_tasks: an autouse fixture)
     PUMP,
     SIMPLE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.reports.monthly import availability, covered, intervals
 
 SITE = """\

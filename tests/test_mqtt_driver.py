@@ -12,11 +12,11 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from config.models import MqttPoint
+from config.site import Site, load_site
 from drivers.mqtt import MqttDriver, build, point_topic
-from gateway.backoff import Backoff
-from gateway.config.models import MqttPoint
-from gateway.config.site import Site, load_site
-from gateway.model import DeviceStatus, Quality, Reading
+from ground.backoff import Backoff
+from ground.model import DeviceStatus, Quality, Reading
 from tests.support import Broker
 
 pytestmark = pytest.mark.integration

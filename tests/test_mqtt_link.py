@@ -22,8 +22,8 @@ from paho.mqtt import _packet
 from paho.mqtt.client import _ConnectionState
 from paho.mqtt.enums import CallbackAPIVersion
 
+from config.mqtt_settings import BrokerSettings
 from drivers.mqtt_link import READ_SIZE, Message, MqttLink, _BufferedClient, split_publish
-from gateway.mqtt_settings import BrokerSettings
 from tests.support import Broker
 
 PINGRESP = b"\xd0\x00"

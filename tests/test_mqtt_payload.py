@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.models import MqttPoint
 from drivers.mqtt_payload import (
     MAX_DEPTH,
     MAX_PAYLOAD,
@@ -19,8 +20,7 @@ from drivers.mqtt_payload import (
     payload_time,
     point_value,
 )
-from gateway.config.models import MqttPoint
-from gateway.model import Quality
+from ground.model import Quality
 
 
 def point(**kw: object) -> MqttPoint:

@@ -30,10 +30,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from config.mqtt_settings import BrokerSettings
+from config.site import load_site
 from drivers.mqtt_link import Message, MqttLink
-from gateway.config.site import load_site
 from gateway.logs import JsonFormatter
-from gateway.mqtt_settings import BrokerSettings
 from gateway.service import Gateway
 from tests.reliability_support import until
 from tests.support import MOSQUITTO, free_port, wait_for_port

@@ -25,14 +25,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.config.alarm_options import ChannelConfig
-from gateway.config.site import load_site
-from gateway.model import Quality, Reading
+from config.alarm_options import ChannelConfig
+from config.site import load_site
 from gateway.notify.component import NotifyComponent
 from gateway.notify.message import compose
 from gateway.notify.smtp import EmailSender
 from gateway.notify.webhook import DeliveryError, WebhookSender
 from gateway.service import Gateway
+from ground.model import Quality, Reading
 from tests.support import free_port
 
 WALL0 = 1_800_000_000.0

@@ -24,12 +24,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gateway.backoff import Backoff
-from gateway.config.site import load_site
-from gateway.model import Quality, Reading
+from config.site import load_site
 from gateway.notify.component import DONE, IDLE, LATER, NotifyComponent
 from gateway.notify.webhook import DeliveryError
 from gateway.service import Gateway
+from ground.backoff import Backoff
+from ground.model import Quality, Reading
 from rules.alarms import TransitionRefused
 from tests.support import free_port
 

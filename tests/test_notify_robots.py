@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config.alarm_options import ChannelConfig
+from config.alarm_options import ChannelConfig
 from gateway.notify.message import compose
 from gateway.notify.robots import RobotSender, clip, dingtalk_sign, feishu_sign
 from gateway.notify.webhook import DeliveryError
@@ -203,7 +203,7 @@ def test_a_missing_url_file_fails_at_start(tmp_path: Path) -> None:
 
 
 def test_robot_channels_and_the_console_address_validate() -> None:
-    from gateway.config.models import ConsoleConfig
+    from config.models import ConsoleConfig
 
     ding = ChannelConfig.model_validate(
         {"id": "d", "kind": "dingtalk", "url_file": "d.url", "secret_file": "d.secret",

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config.site import load_site
+from config.site import load_site
 from simulators.runner import SiteSimulator
 from tests.notify_support import RobotReceiver, robot_receiver
 from tests.reliability_support import until

@@ -19,11 +19,11 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from gateway.backoff import Backoff
-from gateway.config.site import Site, load_site
-from gateway.model import Quality, Reading
-from gateway.mqtt_settings import BrokerSettings
+from config.mqtt_settings import BrokerSettings
+from config.site import Site, load_site
 from gateway.publisher import MqttPublisher, alarm_message, encode_json
+from ground.backoff import Backoff
+from ground.model import Quality, Reading
 from tests.support import MOSQUITTO, Broker, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -346,7 +346,7 @@ async def test_events_published_while_the_broker_is_down_arrive_in_order(tmp_pat
 
 WILL_SCRIPT = """
 import asyncio, sys
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.publisher import MqttPublisher
 
 async def main():

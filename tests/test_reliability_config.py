@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.errors import SiteError
-from gateway.config.site import load_site
+from config.errors import SiteError
+from config.site import load_site
 
 DEVICES = "devices:\n  - {id: d, mqtt: {topic: x}, points: {v: {topic: v}}}\n"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.site import load_site
+from config.site import load_site
 from simulators import docgen
 from simulators.runner import SiteSimulator
 from tests.support import free_port

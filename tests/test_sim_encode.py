@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config.models import ModbusPoint
+from config.models import ModbusPoint
 from simulators.encode import encode_point, raw_integer, set_bit
 
 

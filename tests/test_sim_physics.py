@@ -369,7 +369,7 @@ def test_door_offline_says_nothing() -> None:
 
 
 def test_static_simulator_for_a_device_without_template() -> None:
-    from gateway.config.models import ModbusPoint
+    from config.models import ModbusPoint
 
     point = ModbusPoint.model_validate(
         {"register": "holding", "address": 0, "type": "uint16", "scale": 0.1, "range": [0, 100]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from gateway.config.models import ModbusPoint
+from config.models import ModbusPoint
 from simulators.base import DeviceSimulator
 
 FORMATS = {

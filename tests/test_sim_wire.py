@@ -16,7 +16,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from gateway.config.site import Site, load_site
+from config.site import Site, load_site
 from simulators.control import send_inject
 from simulators.runner import SiteSimulator
 from tests.support import Broker, free_port

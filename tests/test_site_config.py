@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config.errors import SiteError
-from gateway.config.site import COMM_LOSS, load_site
-from gateway.config.templates import load_template, template_names
+from config.errors import SiteError
+from config.site import COMM_LOSS, load_site
+from config.templates import load_template, template_names
 
 CASES = Path(__file__).parent / "cases"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "riverside.yaml"

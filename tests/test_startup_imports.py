@@ -19,7 +19,7 @@ ROOT = Path(__file__).parent.parent
 
 PROBE = """
 import json, sys
-from gateway.config.site import load_site
+from config.site import load_site
 from gateway.service import Gateway
 gateway = Gateway(load_site(sys.argv[1]))
 heavy = ["fastapi", "uvicorn", "starlette", "influxdb_client", "httpx", "aiosmtplib",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config.templates import load_template, template_names
+from config.templates import load_template, template_names
 
 
 @pytest.mark.parametrize("name", template_names())

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from config.site import Site, load_site
 from gateway.cli import main
-from gateway.config.site import Site, load_site
 from gateway.storage.sqlite import AlarmStore
 from gateway.storage.tickets import Change, TicketStore
 from rules.maintenance import ServiceTargets, Ticket, new_ticket

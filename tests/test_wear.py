@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.model import Quality, Reading
 from gateway.wear import FAR_ABOVE, Usage, WearMeter, low_space, read_proc_written
+from ground.model import Quality, Reading
 
 GIB = 1024**3
 
@@ -90,7 +90,7 @@ devices:
 def test_a_wearing_storage_raises_a_low_alarm_that_clears_and_suppresses_nothing(
     tmp_path: Path,
 ) -> None:
-    from gateway.config.site import load_site
+    from config.site import load_site
     from gateway.service import Gateway
     from gateway.wear_alarm import ALARM_ID, WearAlarm
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config.errors import SiteError
-from gateway.config.site import Site, load_site
+from config.errors import SiteError
+from config.site import Site, load_site
 from gateway.maintenance import Maintenance
 from rules.maintenance.mutes import alarms_to_mute, may_mute, mute_until
 from rules.maintenance.tickets import Ticket

@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
+from config.models import ModbusPoint, Register
 from drivers.modbus.plan import ReadBlock
-from gateway.config.models import ModbusPoint, Register
 
 Member = tuple[str, ModbusPoint]
 

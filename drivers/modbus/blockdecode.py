@@ -32,10 +32,10 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from config.models import ModbusPoint
 from drivers.modbus.decode import Decoded, decode_point, decode_string
 from drivers.modbus.plan import ReadBlock
-from gateway.config.models import ModbusPoint
-from gateway.model import Quality, Reading
+from ground.model import Quality, Reading
 
 _CODE: dict[str, str] = {
     "int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q", "uint64": "Q",

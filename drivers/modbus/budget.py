@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from config.models import ModbusBus, ModbusPoint
 from drivers.modbus.frames import FUNCTION_OF_TABLE, answer_bytes
 from drivers.modbus.plan import plan_reads
-from gateway.config.models import ModbusBus, ModbusPoint
 
 if TYPE_CHECKING:
-    from gateway.config.site import Device, Site
+    from config.site import Device, Site
 
 BITS_PER_CHAR = 11
 REQUEST_BYTES = 8

@@ -20,8 +20,8 @@ import math
 import struct
 from collections.abc import Sequence
 
-from gateway.config.models import ModbusPoint
-from gateway.model import Quality, Value
+from config.models import ModbusPoint
+from ground.model import Quality, Value
 
 _STRUCT: dict[str, str] = {
     "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "int64": ">q", "uint64": ">Q",

@@ -28,18 +28,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from config.models import ModbusBus, ModbusPoint
 from drivers.modbus.bisect import groups, learn
 from drivers.modbus.blockdecode import BlockDecoder, Undecodable
 from drivers.modbus.frames import BUSY, ILLEGAL_ADDRESS, ILLEGAL_VALUE
 from drivers.modbus.health import DeviceHealth
 from drivers.modbus.link import ErrorAnswer, Held, Link, NoAnswer
 from drivers.modbus.plan import ReadBlock, plan_reads
-from gateway.backoff import Backoff
-from gateway.config.models import ModbusBus, ModbusPoint
-from gateway.model import Quality, Reading
+from ground.backoff import Backoff
+from ground.model import Quality, Reading
 
 if TYPE_CHECKING:
-    from gateway.config.site import Device
+    from config.site import Device
 
 log = logging.getLogger("drivers.modbus")
 

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from config.models import ModbusBus
 from drivers.modbus.connection import (
     CannotConnect,
     Connection,
@@ -44,7 +45,6 @@ from drivers.modbus.frames import (
     frame_gap,
 )
 from drivers.modbus.plan import ReadBlock
-from gateway.config.models import ModbusBus
 
 RawData = list[int] | list[bool]
 

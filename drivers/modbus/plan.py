@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from gateway.config.models import ModbusPoint, Register, Workarounds
+from config.models import ModbusPoint, Register, Workarounds
 
 TABLES: tuple[Register, ...] = ("holding", "input", "coil", "discrete")
 BIT_TABLES = frozenset({"coil", "discrete"})

@@ -12,7 +12,7 @@ that want one awaitable to put in their own TaskGroup: it runs until cancelled.
 The key property: **one dead device must not slow its bus neighbours more than its own, rare
 attempts do.** The devices of a bus share its endpoint's connections (`drivers.modbus.link`), one
 request at a time on each, as a serial-to-Ethernet converter or an RS-485 line demands. A device that
-has lost communication is tried on an exponential back-off (`gateway.backoff.Backoff`, up to
+has lost communication is tried on an exponential back-off (`ground.backoff.Backoff`, up to
 `BACKOFF_CAP` seconds), so it costs the line one timeout now and then instead of one per poll; the
 same back-off paces reconnects to a restarted server.
 
@@ -30,15 +30,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from config.models import ModbusBus
 from drivers.modbus.device import DevicePoller, PollOutcome
 from drivers.modbus.health import DeviceStats
 from drivers.modbus.link import Endpoint, Link
-from gateway.config.models import ModbusBus
-from gateway.model import DeviceStatus, Reading, ReadingSink
-from gateway.tasks import cancel_and_wait
+from ground.model import DeviceStatus, Reading, ReadingSink
+from ground.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from gateway.config.site import Device, Site
+    from config.site import Device, Site
 
 log = logging.getLogger("drivers.modbus")
 
@@ -144,7 +144,7 @@ class ModbusBusDriver:
         tb: TracebackType | None,
     ) -> None:
         group, self._group = self._group, None
-        await cancel_and_wait(self._tasks)  # once is not always enough on 3.11 (gateway.tasks)
+        await cancel_and_wait(self._tasks)  # once is not always enough on 3.11 (ground.tasks)
         self._tasks.clear()
         try:
             if group is not None:

@@ -25,7 +25,7 @@ from gateway.accounts import Accounts
 from gateway.api.events import EventHub
 from gateway.api.live import LiveState
 from gateway.components import Component
-from gateway.model import Reading
+from ground.model import Reading
 
 if TYPE_CHECKING:
     import uvicorn

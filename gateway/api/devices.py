@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from config.site import Device
 from gateway.api.deps import gateway_of, live_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Viewer
@@ -19,7 +20,6 @@ from gateway.api.sources import (
     require,
     sort_alarms,
 )
-from gateway.config.site import Device
 from gateway.service import Gateway
 from rules.alarms import iso
 

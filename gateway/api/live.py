@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from gateway.api.events import EventHub
-from gateway.model import Reading
+from ground.model import Reading
 
 RATE_WINDOW = 10.0
 """Seconds over which readings/s is averaged."""

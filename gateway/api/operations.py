@@ -16,9 +16,9 @@ from fastapi import APIRouter, Query, Request
 from gateway.api.deps import gateway_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Viewer
-from gateway.durations import parse_duration
 from gateway.reports.energy import energy_report, parse_month
 from gateway.reports.handover import shift_report
+from ground.durations import parse_duration
 
 router = APIRouter(tags=["operations"])
 

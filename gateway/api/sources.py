@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from config.models import Text
 from gateway.api.errors import ApiError
-from gateway.config.models import Text
 from rules.alarms import iso
 
 if TYPE_CHECKING:

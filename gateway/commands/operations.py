@@ -37,8 +37,8 @@ def register(subparsers: Any) -> None:
 
 def cmd_shift(args: argparse.Namespace) -> int:
     from gateway.cli import _load
-    from gateway.durations import parse_duration
     from gateway.reports.handover import render_text, shift_report
+    from ground.durations import parse_duration
 
     try:
         span = parse_duration(args.since)

@@ -46,8 +46,8 @@ def register(subparsers: Any) -> None:
 
 def cmd_report_alarms(args: argparse.Namespace) -> int:
     from gateway.cli import _load
-    from gateway.durations import parse_duration
     from gateway.storage.sqlite import AlarmStore
+    from ground.durations import parse_duration
     from rules.alarm_load import Row, compute, epoch
     from rules.alarms import iso
     from rules.floods import ChatterSettings, FloodSettings

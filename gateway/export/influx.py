@@ -40,15 +40,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.backoff import Backoff
+from config.mqtt_settings import Secret
 from gateway.components import Component
 from gateway.export.lineproto import LineBuilder, line
-from gateway.model import Reading
-from gateway.mqtt_settings import Secret
 from gateway.storage.segqueue import SegmentQueue
+from ground.backoff import Backoff
+from ground.model import Reading
 
 if TYPE_CHECKING:
-    from gateway.config.site import Site
+    from config.site import Site
     from gateway.service import Gateway
     from rules.alarms import AlarmTransition
 

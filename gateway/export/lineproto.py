@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gateway.model import Quality, Reading
+from ground.model import Quality, Reading
 
 CACHE_LIMIT = 100_000
 """Cached heads or keys before a cache starts over: a site's devices and points are far fewer, so

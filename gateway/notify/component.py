@@ -22,14 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.backoff import Backoff
+from config.alarm_options import ROBOTS, ChannelConfig
 from gateway.components import Component
-from gateway.config.alarm_options import ROBOTS, ChannelConfig
 from gateway.notify.message import Message, compose
 from gateway.notify.robots import RobotSender
 from gateway.notify.smtp import EmailSender
 from gateway.notify.store import GIVEN_UP, KEEP_ENDED, SENT, NewRow, NotificationStore
 from gateway.notify.webhook import DeliveryError, WebhookSender
+from ground.backoff import Backoff
 from rules.escalation import Escalator, Notification, Step, escalating
 
 if TYPE_CHECKING:

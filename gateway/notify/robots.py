@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from gateway.config.alarm_options import ChannelConfig
+from config.alarm_options import ChannelConfig
 from gateway.notify.webhook import DeliveryError, read_secret, tls_context
 
 WECOM_TEXT_BYTES = 2048

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from gateway.config.alarm_options import ChannelConfig
+from config.alarm_options import ChannelConfig
 from gateway.notify.message import Message
 from gateway.notify.webhook import DeliveryError, read_secret, tls_context
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from gateway.config.alarm_options import ChannelConfig
-from gateway.mqtt_settings import Secret
+from config.alarm_options import ChannelConfig
+from config.mqtt_settings import Secret
 
 
 class DeliveryError(Exception):

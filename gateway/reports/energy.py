@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.config.site import Site
+from config.site import Site
 
 NIGHT_HOURS = (0, 5)
 """Night baseload window, site time: [00:00, 05:00)."""

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.config.site import Site
+from config.site import Site
 from gateway.storage.incidents import IncidentStore
 from gateway.storage.sqlite import AlarmStore
 from gateway.storage.tickets import TicketStore

@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from gateway.config.site import Site
+from config.site import Site
 from gateway.reports.energy import energy_report
 from gateway.storage.incidents import IncidentStore
 from rules.alarms import iso

@@ -14,7 +14,7 @@ from gateway.storage.deadband import default_deadband
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from gateway.config.site import Site
+    from config.site import Site
 
 
 def site_deadbands(site: Site) -> Callable[[str, str], float | None]:

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.components import Component
-from gateway.model import Quality, Reading
 from gateway.storage.db import open_database
 from gateway.storage.deadband import HEARTBEAT, MinuteFold, SeriesFilter, merge_minutes
 from gateway.storage.deadbands import site_deadbands
@@ -62,9 +61,10 @@ from gateway.storage.series_codec import (
     encode_samples,
     pack_section,
 )
+from ground.model import Quality, Reading
 
 if TYPE_CHECKING:
-    from gateway.config.site import Site
+    from config.site import Site
     from gateway.service import Gateway
 
 log = logging.getLogger("fgw.history")

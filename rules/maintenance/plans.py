@@ -27,15 +27,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from ground.cron import Cron
 from rules.maintenance.calendar import DAY, Period, end_of_day, iso, local_date, wall_minus
-from rules.maintenance.cron import Cron
 
 MAX_LEAD = 3 * DAY
 DEFAULT_WINDOW = 7 * DAY
 
 
 class PlanLike(Protocol):
-    """What scheduling reads from a plan (`gateway.config.models.PlanSpec` has it)."""
+    """What scheduling reads from a plan (`config.models.PlanSpec` has it)."""
 
     id: str
     every: str | None

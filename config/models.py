@@ -1,6 +1,6 @@
 """The site file (PRODUCT §2) and equipment templates (§3) as pydantic models.
 
-Models check the shape of each section; `gateway.config.site` checks what spans sections (a bus that
+Models check the shape of each section; `config.site` checks what spans sections (a bus that
 exists, unique ids, rule expressions naming real points) and resolves templates into devices.
 """
 
@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.config.alarm_options import AlarmsConfig, NotifyConfig
-from gateway.durations import parse_duration
+from config.alarm_options import AlarmsConfig, NotifyConfig
+from ground.durations import parse_duration
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 """Ids end up in MQTT topics, SQL rows and URLs: letters, digits, `_` and `-`, starting with a letter."""
@@ -273,7 +273,7 @@ class PlanSpec(Strict):
         if value is not None and len(value.split()) != 5:
             raise ValueError("cron needs five fields: minute hour day month weekday")
         if value is not None:
-            from rules.maintenance.cron import Cron
+            from ground.cron import Cron
 
             Cron.parse(value)  # CronError is a ValueError naming the field that is wrong
         return value
@@ -679,7 +679,7 @@ class PlaybookSpec(Strict):
 
 
 class SiteFile(Strict):
-    """The whole site file, as written; see `gateway.config.site.Site` for the resolved form."""
+    """The whole site file, as written; see `config.site.Site` for the resolved form."""
 
     site: SiteInfo
     storage: StorageConfig = StorageConfig()

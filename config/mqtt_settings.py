@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.config.site import Site
+    from config.site import Site
 
 TCP_NODELAY: tuple[int, int, int] = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 """Nagle's algorithm holds small packets back waiting for an ACK: ~37 ms on the first messages."""

@@ -1,7 +1,7 @@
 """Playbooks (应急预案, PRODUCT §11): the built-in ones, the site's overrides, resolved and checked.
 
 A playbook says what the building team does after a trigger alarm, step by step, each within a limit.
-Built-ins are data files beside the templates (`gateway/playbooks/*.yaml`); the site file's
+Built-ins are data files beside the templates (`config/playbooks/*.yaml`); the site file's
 `playbooks:` overrides them by id (only the keys it sets) or adds new ones. `resolve_playbooks`
 reports every problem with its file:line:field through the resolver's `error` callback.
 """
@@ -16,10 +16,10 @@ from importlib import resources
 
 from pydantic import ValidationError
 
-from gateway.config.errors import Loc, SiteError
-from gateway.config.models import JOIN_WITHIN, PlaybookSpec, Role, Text, TriggerSpec
-from gateway.config.validation import issues_from_validation
-from gateway.config.yamlsource import load_yaml
+from config.errors import Loc, SiteError
+from config.models import JOIN_WITHIN, PlaybookSpec, Role, Text, TriggerSpec
+from config.validation import issues_from_validation
+from config.yamlsource import load_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class Playbook:
 
 
 def builtin_names() -> list[str]:
-    folder = resources.files("gateway") / "playbooks"
+    folder = resources.files("config") / "playbooks"
     return sorted(
         p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
     )
@@ -61,8 +61,8 @@ def builtin_playbooks() -> dict[str, PlaybookSpec]:
     """
     specs: dict[str, PlaybookSpec] = {}
     for name in builtin_names():
-        resource = resources.files("gateway") / "playbooks" / f"{name}.yaml"
-        doc = load_yaml(f"gateway/playbooks/{name}.yaml", resource.read_text(encoding="utf-8"))
+        resource = resources.files("config") / "playbooks" / f"{name}.yaml"
+        doc = load_yaml(f"config/playbooks/{name}.yaml", resource.read_text(encoding="utf-8"))
         try:
             specs[name] = PlaybookSpec.model_validate(doc.data)
         except ValidationError as exc:

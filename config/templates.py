@@ -10,15 +10,15 @@ from importlib import resources
 
 from pydantic import ValidationError
 
-from gateway.config.errors import SiteError
-from gateway.config.models import Template
-from gateway.config.validation import issues_from_validation
-from gateway.config.yamlsource import load_yaml
+from config.errors import SiteError
+from config.models import Template
+from config.validation import issues_from_validation
+from config.yamlsource import load_yaml
 
 
 def template_names() -> list[str]:
     """Ids of every built-in template, sorted."""
-    folder = resources.files("gateway") / "templates"
+    folder = resources.files("config") / "templates"
     return sorted(
         p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
     )
@@ -34,8 +34,8 @@ def load_template(name: str) -> Template:
     """
     if name not in template_names():
         raise KeyError(name)
-    resource = resources.files("gateway") / "templates" / f"{name}.yaml"
-    doc = load_yaml(f"gateway/templates/{name}.yaml", resource.read_text(encoding="utf-8"))
+    resource = resources.files("config") / "templates" / f"{name}.yaml"
+    doc = load_yaml(f"config/templates/{name}.yaml", resource.read_text(encoding="utf-8"))
     try:
         return Template.model_validate(doc.data)
     except ValidationError as exc:

@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.model import Value
+from ground.model import Value
 
 MAX_LENGTH: Final = 4096
 MAX_NESTING: Final = 50

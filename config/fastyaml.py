@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from gateway.config.errors import Loc
+from config.errors import Loc
 
 try:
     import yaml

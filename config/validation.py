@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gateway.config.errors import ConfigIssue, Loc
-from gateway.config.models import POINT_TAGS
-from gateway.config.yamlsource import YamlDocument
+from config.errors import ConfigIssue, Loc
+from config.models import POINT_TAGS
+from config.yamlsource import YamlDocument
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
@@ -20,7 +20,7 @@ def _known_fields(model: type[BaseModel] | None, loc: Loc) -> list[str]:
     """Field names allowed where an unknown key was found, to suggest the one meant."""
     if model is None:
         return []
-    from gateway.config import models
+    from config import models
 
     current: Any = model
     for part in loc[:-1]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.config.errors import ConfigIssue, Loc, SiteError
-from gateway.config.fastyaml import load_fast
+from config.errors import ConfigIssue, Loc, SiteError
+from config.fastyaml import load_fast
 
 
 class Positions(Protocol):

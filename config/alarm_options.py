@@ -1,5 +1,5 @@
 """Site-file sections for alarm management: `alarms:` (chattering, floods) and `notify:` (channels,
-escalation). Part of `SiteFile` (see `gateway.config.models`).
+escalation). Part of `SiteFile` (see `config.models`).
 
 Kept in a module of their own because they are one subject — what the gateway does with an alarm
 once it exists — and so that `models.py` stays about equipment. Every check happens at load, with
@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from gateway.durations import parse_duration
+from ground.durations import parse_duration
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]*$"
 

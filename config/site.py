@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gateway.config.errors import ConfigIssue, Loc, SiteError
-from gateway.config.models import (
+from config.errors import ConfigIssue, Loc, SiteError
+from config.models import (
     CommLossSpec,
     DeviceSpec,
     ModbusBus,
@@ -28,11 +28,11 @@ from gateway.config.models import (
     Text,
     Urgency,
 )
-from gateway.config.playbooks import Playbook, resolve_playbooks
-from gateway.config.templates import load_template, template_names
-from gateway.config.validation import issues_from_validation
-from gateway.config.yamlsource import YamlDocument, load_yaml
-from rules.expr import ExpressionError, parse_expression
+from config.playbooks import Playbook, resolve_playbooks
+from config.templates import load_template, template_names
+from config.validation import issues_from_validation
+from config.yamlsource import YamlDocument, load_yaml
+from ground.expr import ExpressionError, parse_expression
 
 COMM_LOSS = "comm_loss"
 """The rule every device has: no answer for N polls or T seconds (PRODUCT §3)."""
