@@ -92,7 +92,7 @@ def start_broker(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         # Nagle off on the broker's side too: an alarm that follows another message to the same
-        # subscriber within a round trip would otherwise wait for a delayed ACK (~40 ms)
+        # subscriber within a round trip would otherwise wait for a delayed ACK
         "set_tcp_nodelay true\n" + ("user root\n" if os.geteuid() == 0 else "")
     )
     log = (workdir / "mosquitto.log").open("ab")

@@ -15,16 +15,8 @@ flushed and `offline` said, within `stop_timeout`), or `async with publisher:`; 
 publisher.stop()` ends either cleanly. One task, `fgw[mqtt-out:SITE]`, connects, announces and
 wakes for what no callback covers (messages queued by components, a stop, a dropped link).
 
-Why paho driven by the loop (`drivers/mqtt_link.MqttLink`, as the MQTT driver) rather than
-aiomqtt: an alarm used to wait three loop turns after its commit — the publisher task's wake-up, a
-task per publish, aiomqtt's writer registration — about 0.45 ms of the 2 ms the gateway may take
-from a device's message to the alarm on MQTT (docs/performance.md). Now the gateway calls
-`send_now()` right after the commit and the PUBLISH is on the socket before that call returns;
-PUBACKs come back through paho's `on_publish`, and the window is kept here.
-
-Why a sliding window: a message queued while others wait for their PUBACK is handed to paho at once
-(up to `WINDOW` in flight), not after the whole previous window came back: an alarm raised just after
-another one does not wait a round trip to leave.
+Why paho driven by the loop rather than aiomqtt, and why a sliding window of PUBACKs:
+docs/design/publishing.md.
 """
 
 from __future__ import annotations

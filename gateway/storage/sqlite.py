@@ -4,7 +4,7 @@ Why SQLite: the edge box has no database server and must survive power cuts. WAL
 `synchronous=FULL` makes each committed transition durable before it is published, so an alarm that
 reached MQTT is always in the journal, and a restart restores exactly what was committed.
 
-Why `write` takes everything at once: each commit costs an fsync (0.2–0.3 ms), and an alarm's path
+Why `write` takes everything at once: each commit costs an fsync, and an alarm's path
 from a reading to MQTT is made of commits. The transition's journal row, the records that changed
 without a transition, the delays that started or ended and the outbox rows of the messages to
 publish (`also`, the publisher's outbox shares this file) are one transaction: one fsync.

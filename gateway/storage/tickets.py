@@ -110,8 +110,8 @@ class TicketStore:
 
     Why the service shares the alarm store's connection: with two connections on one file, each
     commit of one makes the other drop its page cache and read ~10 pages again at its next
-    transaction — 20 to 45 µs on the path from a reading to its alarm, on every alarm after a
-    ticket changed. Both are used from the event loop's thread only, one transaction at a time.
+    transaction, on the path from a reading to its alarm, on every alarm after a ticket changed.
+    Both are used from the event loop's thread only, one transaction at a time.
     """
 
     def __init__(
