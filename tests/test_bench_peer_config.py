@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.peer_config import write_peer_config
 from bench.peer_measure import jitter_ms, polls_in, rates
 from bench.peer_report import markdown
-from bench.peer_uplink import Delivered
+from bench.peer_uplink import Delivered, answered
 from bench.peers import doors_yaml
 from bench.sites import estate_yaml
 from gateway.config.models import ModbusPoint
@@ -94,3 +94,10 @@ def test_report_of_a_run_where_nothing_was_counted_prints_dashes_not_errors() ->
     text = markdown({"polling": [row, {**row, "gateway": "peer", "cpu_us_per_value": 0.0}]})
     assert "| 4 | Facility Gateway | 0.0 | – |" in text
     assert "ThingsBoard / ours **nan×**" in text
+
+
+def test_a_readings_message_marking_every_point_stale_is_not_a_poll() -> None:
+    values = {"pressure": None, "running": None}
+    assert not answered({"values": values, "quality": {"pressure": "stale", "running": "stale"}})
+    assert answered({"values": {**values, "pressure": 4.2}, "quality": {"running": "bad"}})
+    assert answered({"values": {"pressure": 4.2}})
