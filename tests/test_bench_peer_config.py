@@ -96,6 +96,23 @@ def test_report_of_a_run_where_nothing_was_counted_prints_dashes_not_errors() ->
     assert "ThingsBoard / ours **nan×**" in text
 
 
+def test_a_transparent_converter_is_rtu_framing_over_tcp_in_the_peer(tmp_path: Path) -> None:
+    text = estate_yaml(2, mqtt_port=1883, modbus_ports=[5020])
+    site = load_site(_site(tmp_path, text.replace("transport: tcp", "transport: rtu-over-tcp")))
+    assert next(iter(site.buses.values())).transport == "rtu-over-tcp"
+    write_peer_config(site, tmp_path / "peer", broker_port=18830)
+    slaves = json.loads((tmp_path / "peer" / "modbus.json").read_text())["master"]["slaves"]
+    assert {(s["type"], s["method"]) for s in slaves} == {("tcp", "rtu")}
+
+
+def test_more_connections_than_the_peer_can_open_are_said(tmp_path: Path) -> None:
+    site = load_site(_site(tmp_path, estate_yaml(4, mqtt_port=1883, modbus_ports=[5020],
+                                                 max_connections=3)))  # fmt: skip
+    notes = write_peer_config(site, tmp_path / "peer", broker_port=18830)
+    assert any("bus-1: max_connections 3" in note and "one connection per host:port" in note
+               for note in notes)  # fmt: skip
+
+
 def test_a_readings_message_marking_every_point_stale_is_not_a_poll() -> None:
     values = {"pressure": None, "running": None}
     assert not answered({"values": values, "quality": {"pressure": "stale", "running": "stale"}})
