@@ -81,15 +81,16 @@ def line_demand(site: Site, live: list[str]) -> LineDemand:
     """What polling `live` every poll period asks of the bus's line: Facility Gateway's merged
     reads (`drivers.modbus.budget.line_load`) and the peer's one request per point."""
     (bus,) = site.buses.values()
-    baud = bus.line_baudrate or bus.baudrate
+    baud = bus.line_baudrate
     ours = line_load(bus, [site.devices[d] for d in live])
-    assert ours is not None  # the converter's bus states its baudrate
+    if baud is None or ours is None:
+        raise ValueError(f"bus {bus.id} states no baudrate: no line behind it")
     peer_s = peer_requests = 0.0
-    for device in live:
-        spec = site.devices[device]
-        for point in spec.points.values():
+    for name in live:
+        device = site.devices[name]
+        for point in device.points.values():
             if isinstance(point, ModbusPoint):
                 answer = 3 + answer_bytes(FUNCTION_OF_TABLE[point.table], point.register_count)
-                peer_s += transaction_time(REQUEST_BYTES, answer, baud) / spec.spec.poll
-                peer_requests += 1 / spec.spec.poll
+                peer_s += transaction_time(REQUEST_BYTES, answer, baud) / device.spec.poll
+                peer_requests += 1 / device.spec.poll
     return LineDemand(baud, ours.live, ours.requests_per_second, peer_s, peer_requests)
