@@ -2,9 +2,10 @@
 
 `write_peer_config(site, folder, broker_port)` writes `tb_gateway.json` (platform connection to a
 private Mosquitto, remote configuration and remote shell off, memory storage), `modbus.json` (one
-slave per Modbus device: same host, port, unit, registers, types, scale, poll period, timeout and
-retries as the site) and, when the site has doors, `mqtt.json` (one mapping per door topic), plus a
-quiet `logs.json`. What the peer's settings cannot say the same way is returned as notes.
+slave per Modbus device: same host, port, framing, unit, registers, types, scale, poll period,
+timeout and retries as the site) and, when the site has doors, `mqtt.json` (one mapping per door
+topic), plus a quiet `logs.json`. What the peer's settings cannot say the same way is returned as
+notes.
 """
 
 from __future__ import annotations
@@ -59,17 +60,25 @@ def slave_word_order(points: Iterable[ModbusPoint]) -> str:
     return max(("BIG", "LITTLE"), key=wide.count)
 
 
+FRAMER = {"tcp": "socket", "rtu-over-tcp": "rtu"}
+"""The peer's `method` ("type of a framer: socket or RTU") on a `tcp` slave: MBAP, or RTU frames
+over TCP (a transparent converter)."""
+
+
 def modbus_config(site: Site, notes: list[str]) -> dict[str, Any]:
     slaves = []
     orders = set()
+    buses: set[str] = set()
     for device_id, device in site.devices.items():
         ref = device.spec.modbus
         if ref is None:
             continue
         bus = site.buses[ref.bus]
-        if bus.transport != "tcp":
-            notes.append(f"{device_id}: bus {bus.id} is {bus.transport}; only tcp is generated")
+        if bus.transport == "rtu":
+            notes.append(f"{device_id}: bus {bus.id} is rtu (a serial port); only tcp and "
+                         "rtu-over-tcp are generated")  # fmt: skip
             continue
+        buses.add(bus.id)
         points = {n: p for n, p in device.points.items() if isinstance(p, ModbusPoint)}
         word_order = slave_word_order(points.values())
         orders |= {f"{device_id}.{n} ({p.order or 'big-endian'})" for n, p in points.items()
@@ -77,7 +86,7 @@ def modbus_config(site: Site, notes: list[str]) -> dict[str, Any]:
                    or (p.register_count > 1 and p.table in ("holding", "input")
                        and p.type != "string" and _word_order(p) != word_order)}  # fmt: skip
         slaves.append({
-            "host": bus.host, "port": bus.port, "type": "tcp", "method": "socket",
+            "host": bus.host, "port": bus.port, "type": "tcp", "method": FRAMER[bus.transport],
             "unitId": ref.unit, "deviceName": device_id,
             "deviceType": device.spec.template or "default",
             "timeout": device.spec.timeout or bus.timeout, "retries": bus.retries,
@@ -87,6 +96,13 @@ def modbus_config(site: Site, notes: list[str]) -> dict[str, Any]:
             "timeseries": [modbus_point(n, p) for n, p in points.items()],
             "attributeUpdates": [], "rpc": [],
         })  # fmt: skip
+    for bus_id in sorted(buses):
+        bus = site.buses[bus_id]
+        if bus.max_connections != 1:
+            notes.append(
+                f"bus {bus_id}: max_connections {bus.max_connections}; the peer has no such "
+                "setting and opens one connection per host:port, shared by its slaves"
+            )
     if orders:
         notes.append(
             "byte/word order is per slave in the peer, per point in the site; these points have "

@@ -67,6 +67,38 @@ def dead(rows: Sequence[dict[str, Any]]) -> list[str]:
     return _table(header, body)
 
 
+CONVERTERS = {"tcp": "Modbus TCP", "rtu-over-tcp": "transparent (RTU over TCP)"}
+
+
+def converter(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A row per run, then each unit's delivered poll rate per run (runs in the order made)."""
+    header = ["gateway", "converter", "units", "line time its polls of the live units need",
+              "live units' rate median / min, one silent", "live units at ≥ 95 %",
+              "silent unit's rate", "load"]  # fmt: skip
+    body = [[NAMES[r["gateway"]], CONVERTERS[r.get("transport", "tcp")], str(r["units"]),
+             f"{r['line_s_per_s']:.2f} s/s at {r['baudrate']:,} baud ({r['requests_per_s']:.0f} req/s)",
+             f"{r['live_rate_median']:.2f} / {r['live_rate_min']:.2f}",
+             f"{r['live_at_95pct']} of {r['live']}", f"{r['dead_rate']:.2f}", r["load"]]
+            for r in rows]  # fmt: skip
+    runs: dict[str, int] = {}
+    names = []
+    for r in rows:
+        runs[r["gateway"]] = runs.get(r["gateway"], 0) + 1
+        names.append(f"{NAMES[r['gateway']]} #{runs[r['gateway']]}")
+    units = list(dict.fromkeys(u for r in rows for u in r["unit_rates"]))
+    dead = list(dict.fromkeys(r["dead"] for r in rows))
+    per_unit = [[unit, *(_before_after(r, unit) for r in rows)] for unit in units]
+    per_unit += [[f"{unit} (silent)", *(_before_after(r, unit) for r in rows)] for unit in dead]
+    return [*_table(header, body), "",
+            *_table(["unit: polls/s, all live → one silent", *names], per_unit)]  # fmt: skip
+
+
+def _before_after(row: dict[str, Any], unit: str) -> str:
+    before = row.get("all_live_rates", {}).get(unit)
+    after = row["dead_rate"] if unit == row["dead"] else row["unit_rates"].get(unit)
+    return f"{_num(before, '.2f')} → {_num(after, '.2f')}"
+
+
 def outage(rows: Sequence[dict[str, Any]]) -> list[str]:
     header = ["gateway", "outage s", "readings of the outage delivered", "readings of the window",
               "fire alarms raised during it, delivered", "load"]  # fmt: skip
@@ -88,7 +120,8 @@ def ingest(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    sections = {"polling": polling, "dead": dead, "outage": outage, "ingest": ingest}
+    sections = {"polling": polling, "dead": dead, "converter": converter, "outage": outage,
+                "ingest": ingest}  # fmt: skip
     out = []
     meta = results.get("meta", {})
     if meta:

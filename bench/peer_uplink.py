@@ -40,6 +40,15 @@ class Delivered:
     """device -> point -> the first poll time at which a watched point was true."""
 
 
+def answered(body: dict[str, Any]) -> bool:
+    """Whether a Facility Gateway readings message is a poll the device answered: at least one
+    value is good. The message that marks every point `stale` once when a device stops answering
+    is not a poll (the peer sends nothing for a device that did not answer)."""
+    values = body.get("values", {})
+    quality = body.get("quality", {})
+    return any(point not in quality for point in values)
+
+
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -99,7 +108,7 @@ class Uplink:
                         self._poll(device, ts, row.get("values", {}), now)
             elif topic == f"{self.prefix}/events":
                 self.data.events.append({**body, "_arrived": now})
-            elif "ts" in body:
+            elif "ts" in body and answered(body):
                 self._poll(body.get("device", topic.rsplit("/", 1)[1]), _epoch(body["ts"]),
                            body.get("values", {}), now)  # fmt: skip
 

@@ -1,7 +1,8 @@
 """Facility Gateway beside ThingsBoard IoT Gateway on the same simulated building, same machine.
 
-    python -m bench.peers [--quick | --tiny] [--scenarios polling,dead,outage,ingest]
+    python -m bench.peers [--quick | --tiny] [--scenarios polling,dead,converter,outage,ingest]
                           [--devices 100,1000] [--seconds 180] [--rounds 2] [--out DIR]
+                          [--converter-transport tcp|rtu-over-tcp]
     python -m bench.peers --report DIR/results.json     # markdown tables of a run
 
 The peer (`thingsboard-gateway` 3.8 from PyPI) is installed into its own venv under the bench's
@@ -16,6 +17,10 @@ Scenarios:
   tree over the window after the settling time; delivered polls per device per second; jitter of
   the polls' own timestamps.
 - dead: one unit in the middle of a bus goes silent; each live neighbour's delivered poll rate.
+- converter: units behind a simulated Modbus TCP converter (a transparent one with
+  `--converter-transport rtu-over-tcp`) that accepts one connection and carries one request at a
+  time on its line (`bench.peer_converter`); each unit's delivered poll rate with every unit live,
+  then with the one in the middle silent: which gateway still reads every live unit.
 - outage: the gateways' broker connection cut for `--outage` s (a relay refuses them; the counter
   stays on the broker); fire on every fire panel during the cut; what arrives afterwards.
 - ingest: door messages at rising offered rates; the gateway's CPU, and how long after the last
@@ -39,11 +44,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
 from bench.peer_config import write_peer_config
+from bench.peer_converter import converter_site, line_demand
 from bench.peer_measure import jitter_ms, polls_in, rates, ratio, tree_cpu, tree_rss
 from bench.peer_report import markdown
 from bench.peer_uplink import MqttCut, Uplink
@@ -55,6 +61,7 @@ from config.site import Site, load_site
 GATEWAYS = ("fgw", "peer")
 LABEL = {"fgw": "Facility Gateway", "peer": "ThingsBoard GW"}
 PREFIX = "fgw/bench"
+SCENARIOS = ("polling", "dead", "converter", "outage", "ingest")
 
 
 @dataclass(frozen=True)
@@ -70,17 +77,25 @@ class Plan:
     ingest_rates: tuple[int, ...]
     ingest_seconds: float
     tail: float = 1.5
+    """Seconds after a window for what was polled in it and is still on its way."""
     dead_seconds: float | None = None
     """The dead-unit window (default: `seconds`)."""
-    """Seconds after a window for what was polled in it and is still on its way."""
+    converter_seconds: float | None = None
+    """The converter's window (default: the dead unit's)."""
+    converter_live: int = 8
+    """Live units behind the converter (one more is dead); they cost the run no time."""
+    converter_baud: int = 115200
+    """The converter's RS-485 line: fast enough for both gateways' polls of the live units."""
+    converter_transport: Literal["tcp", "rtu-over-tcp"] = "tcp"
+    """A Modbus TCP converter, or a transparent one (RTU frames over TCP)."""
 
 
 PLANS = {
     "full": Plan(
         (100, 1000), 180, 20, 2, 40, 30, 30, 20, (250, 500, 1000, 2000, 4000), 10, dead_seconds=60
     ),
-    "quick": Plan((100,), 20, 10, 1, 20, 10, 15, 10, (200, 1000), 4),
-    "tiny": Plan((4,), 1.5, 1, 1, 4, 2, 2, 2, (50,), 0.5, tail=0.5),
+    "quick": Plan((100,), 20, 10, 1, 20, 10, 15, 10, (200, 1000), 4, converter_seconds=15),
+    "tiny": Plan((4,), 1.5, 1, 1, 4, 2, 2, 2, (50,), 0.5, tail=0.5, converter_live=2),
 }
 
 
@@ -254,6 +269,64 @@ def dead_unit(name: str, plan: Plan, out: Path, peer: Peer | None) -> dict[str, 
     }  # fmt: skip
 
 
+def converter(name: str, plan: Plan, out: Path, peer: Peer | None) -> dict[str, Any]:
+    """Units behind a converter that accepts one connection: each unit's delivered poll rate with
+    every unit live, then with the one in the middle silent; and how much of the line each
+    gateway's polls of the live units need."""
+    live_count = plan.converter_live
+    folder = run_folder(out, "converter", name, str(live_count + 1))
+    window = plan.converter_seconds or plan.dead_seconds or plan.seconds
+    with broker(folder) as port:
+        text, dead = converter_site(live_count, mqtt_port=port, modbus_port=free_port(),
+                                    baudrate=plan.converter_baud,
+                                    transport=plan.converter_transport)  # fmt: skip
+        sim_path, site_path = folder / "sim-site.yaml", folder / "site.yaml"
+        sim_path.write_text(text)
+        site_path.write_text(text + console_yaml())
+        site = load_site(site_path)
+        with simulators(sim_path, [b.port for b in site.buses.values()]):  # type: ignore[misc]
+            uplink = Uplink(port, PREFIX)
+            try:
+                with gateway(name, site_path, site, port, folder, peer) as process:
+                    first = wait_first_polls(uplink, len(site.devices), plan.settle + 30)
+                    time.sleep(plan.settle / 2)
+                    uplink.take()
+                    a0 = time.time()
+                    time.sleep(window / 3)
+                    a1 = time.time()
+                    inject(port, dead, {"fault": "offline"})
+                    time.sleep(plan.settle / 2)
+                    b0 = time.time()
+                    time.sleep(window)
+                    b1 = time.time()
+                    load = load_average()
+                    time.sleep(plan.tail)
+                    exited = process.poll()
+            finally:
+                data = uplink.take()
+                uplink.close()
+    tidy(folder)
+    if exited is not None:
+        raise RuntimeError(f"{name} exited with {exited}: see {folder}")
+    live = [d for d in site.devices if d != dead]
+    polls = polls_in(data, b0, b1)
+    before = rates(polls_in(data, a0, a1), site.devices, a1 - a0)
+    after = dict(zip(live, rates(polls, live, b1 - b0), strict=True))
+    demand = line_demand(site, live)
+    return {
+        "gateway": name, "units": len(site.devices), "dead": dead, "window_s": b1 - b0,
+        "transport": plan.converter_transport, "baudrate": demand.baudrate,
+        "all_live_rates": dict(zip(site.devices, before, strict=True)),
+        "unit_rates": after,
+        "live_rate_median": median(list(after.values())), "live_rate_min": min(after.values()),
+        "live_at_95pct": sum(r >= 0.95 for r in after.values()), "live": len(live),
+        "dead_rate": len(polls.get(dead, [])) / (b1 - b0), "first_polls_s": first,
+        "line_s_per_s": demand.fgw_s if name == "fgw" else demand.peer_s,
+        "requests_per_s": demand.fgw_requests if name == "fgw" else demand.peer_requests,
+        "load": load,
+    }  # fmt: skip
+
+
 def outage(name: str, plan: Plan, out: Path, peer: Peer | None) -> dict[str, Any]:
     devices = plan.dead_devices
     folder = run_folder(out, "outage", name, str(devices))
@@ -408,6 +481,8 @@ def show(title: str, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> Non
         cells = []
         for key in keys:
             value = row.get(key)
+            if isinstance(value, dict):  # per unit: "unit rate, ..."
+                value = "[" + ", ".join(f"{k} {v:.2f}" for k, v in value.items()) + "]"
             cells.append(f"{key} {value:,.3g}" if isinstance(value, float) else f"{key} {value}")
         print(f"  {LABEL[row['gateway']]:<16} " + ", ".join(cells), flush=True)
 
@@ -417,6 +492,8 @@ POLLING_KEYS = ("devices", "cpu_pct", "cpu_us_per_value", "rss_mb_end", "rss_mb_
                 "jitter_p99_ms", "missed_polls", "load")  # fmt: skip
 DEAD_KEYS = ("devices", "neighbour_rate_median", "neighbour_rate_min", "neighbours_at_95pct",
              "neighbours", "dead_rate", "load")  # fmt: skip
+CONVERTER_KEYS = ("units", "baudrate", "line_s_per_s", "live_rate_median", "live_rate_min",
+                  "live_at_95pct", "live", "dead_rate", "load", "all_live_rates", "unit_rates")  # fmt: skip
 OUTAGE_KEYS = ("outage_s", "readings_expected_during", "readings_delivered_during",
                "readings_expected_window", "readings_delivered_window", "fire_events", "load")  # fmt: skip
 INGEST_KEYS = ("offered_per_s", "published_per_s", "values_delivered", "sent", "cpu_pct_while_sending",
@@ -464,10 +541,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a few minutes: 100 devices, short runs")
     size.add_argument("--tiny", action="store_true", help="seconds: for the smoke test")
-    parser.add_argument("--scenarios", default="polling,dead,outage,ingest")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--devices", help="polling sizes, e.g. 100,1000")
     parser.add_argument("--seconds", type=float, help="measured window of polling and dead")
     parser.add_argument("--rounds", type=int)
+    parser.add_argument("--converter-transport", choices=("tcp", "rtu-over-tcp"),
+                        help="the converter scenario's framing (default tcp: a Modbus TCP "
+                             "converter; rtu-over-tcp: a transparent one)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="output folder (configs, logs, results.json)")
     parser.add_argument("--report", type=Path, help="print a results.json as markdown tables")
     args = parser.parse_args(argv)
@@ -482,9 +562,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         overrides["seconds"] = args.seconds
     if args.rounds:
         overrides["rounds"] = args.rounds
+    if args.converter_transport:
+        overrides["converter_transport"] = args.converter_transport
     plan = Plan(**{**plan.__dict__, **overrides})
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scenarios) - {"polling", "dead", "outage", "ingest"}
+    unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     out = (args.out or work_folder() / "peers" / time.strftime("%Y%m%d-%H%M%S")).resolve()
@@ -500,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     steps: dict[str, Callable[[str, Path], list[dict[str, Any]]]] = {
         "polling": lambda g, f: [polling(g, n, plan, f, peer) for n in plan.devices],
         "dead": lambda g, f: [dead_unit(g, plan, f, peer)],
+        "converter": lambda g, f: [converter(g, plan, f, peer)],
         "outage": lambda g, f: [outage(g, plan, f, peer)],
         "ingest": lambda g, f: ingest(g, plan, f, peer),
     }
@@ -507,8 +590,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for r, name in alternate(plan.rounds):
             results[scenario] += steps[scenario](name, out / f"round-{r + 1}")
             (out / "results.json").write_text(json.dumps(results, indent=1))
-    keys = {"polling": POLLING_KEYS, "dead": DEAD_KEYS, "outage": OUTAGE_KEYS,
-            "ingest": INGEST_KEYS}  # fmt: skip
+    keys = {"polling": POLLING_KEYS, "dead": DEAD_KEYS, "converter": CONVERTER_KEYS,
+            "outage": OUTAGE_KEYS, "ingest": INGEST_KEYS}  # fmt: skip
     for scenario in scenarios:
         show(scenario, results[scenario], keys[scenario])
     if results.get("polling"):

@@ -1,6 +1,6 @@
 """The peer's config is generated from the same site file: same devices, registers, types, polls.
 
-Pure: a site file is loaded and turned into the peer's JSON; nothing runs.
+Pure: a site file is loaded and turned into the peer's JSON, figures into tables; nothing runs.
 """
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ import json
 from pathlib import Path
 
 from bench.peer_config import write_peer_config
+from bench.peer_converter import converter_site, line_demand
 from bench.peer_measure import jitter_ms, polls_in, rates
 from bench.peer_report import markdown
-from bench.peer_uplink import Delivered
-from bench.peers import doors_yaml
+from bench.peer_uplink import Delivered, answered
+from bench.peers import PLANS, doors_yaml
 from bench.sites import estate_yaml
 from config.models import ModbusPoint
 from config.site import load_site
+from drivers.modbus.budget import HEADROOM
 
 
 def _site(tmp_path: Path, text: str) -> Path:
@@ -94,3 +96,79 @@ def test_report_of_a_run_where_nothing_was_counted_prints_dashes_not_errors() ->
     text = markdown({"polling": [row, {**row, "gateway": "peer", "cpu_us_per_value": 0.0}]})
     assert "| 4 | Facility Gateway | 0.0 | – |" in text
     assert "ThingsBoard / ours **nan×**" in text
+
+
+def test_the_converter_site_puts_every_unit_behind_one_connection_in_both_gateways(
+    tmp_path: Path,
+) -> None:
+    text, silent = converter_site(8, mqtt_port=1883, modbus_port=5020, baudrate=115200)
+    site = load_site(_site(tmp_path, text))
+    (bus,) = site.buses.values()
+    assert (bus.transport, bus.max_connections, bus.sim.converter, bus.sim.connections) == (
+        "tcp", 1, True, 1,
+    )  # fmt: skip
+    units = [d.spec.modbus.unit for d in site.devices.values() if d.spec.modbus is not None]
+    assert units == list(range(1, 10)) and silent == "booster-pump-5"  # the middle one
+    notes = write_peer_config(site, tmp_path / "peer", broker_port=18830)
+    slaves = json.loads((tmp_path / "peer" / "modbus.json").read_text())["master"]["slaves"]
+    # the peer keys its connections by host:port: one endpoint, one connection, as the converter allows
+    assert {(s["host"], s["port"], s["type"], s["method"]) for s in slaves} == {
+        ("127.0.0.1", 5020, "tcp", "socket")
+    }
+    assert [s["unitId"] for s in slaves] == units
+    assert not any("max_connections" in note for note in notes)
+
+
+def test_a_transparent_converter_is_rtu_framing_over_tcp_in_the_peer(tmp_path: Path) -> None:
+    text = estate_yaml(2, mqtt_port=1883, modbus_ports=[5020])
+    site = load_site(_site(tmp_path, text.replace("transport: tcp", "transport: rtu-over-tcp")))
+    assert next(iter(site.buses.values())).transport == "rtu-over-tcp"
+    write_peer_config(site, tmp_path / "peer", broker_port=18830)
+    slaves = json.loads((tmp_path / "peer" / "modbus.json").read_text())["master"]["slaves"]
+    assert {(s["type"], s["method"]) for s in slaves} == {("tcp", "rtu")}
+
+
+def test_more_connections_than_the_peer_can_open_are_said(tmp_path: Path) -> None:
+    site = load_site(_site(tmp_path, estate_yaml(4, mqtt_port=1883, modbus_ports=[5020],
+                                                 max_connections=3)))  # fmt: skip
+    notes = write_peer_config(site, tmp_path / "peer", broker_port=18830)
+    assert any("bus-1: max_connections 3" in note and "one connection per host:port" in note
+               for note in notes)  # fmt: skip
+
+
+def test_the_converter_plans_line_carries_both_gateways_polls_of_the_live_units(
+    tmp_path: Path,
+) -> None:
+    """The scenario compares what a silent unit does to its neighbours, not the request counts:
+    at the plans' baud rate both gateways' polls of the live units fit the line."""
+    for plan in PLANS.values():
+        text, silent = converter_site(plan.converter_live, mqtt_port=1883, modbus_port=5020,
+                                      baudrate=plan.converter_baud)  # fmt: skip
+        site = load_site(_site(tmp_path, text))
+        demand = line_demand(site, [d for d in site.devices if d != silent])
+        assert demand.peer_requests == 10 * plan.converter_live  # a request per point
+        assert demand.fgw_requests < demand.peer_requests  # merged reads
+        assert demand.fgw_s < demand.peer_s <= HEADROOM, demand
+
+
+def test_a_readings_message_marking_every_point_stale_is_not_a_poll() -> None:
+    values = {"pressure": None, "running": None}
+    assert not answered({"values": values, "quality": {"pressure": "stale", "running": "stale"}})
+    assert answered({"values": {**values, "pressure": 4.2}, "quality": {"running": "bad"}})
+    assert answered({"values": {"pressure": 4.2}})
+
+
+def test_the_converter_report_shows_each_unit_before_and_after_one_went_silent() -> None:
+    row = {"gateway": "fgw", "units": 3, "dead": "energy-meter-2", "transport": "tcp",
+           "baudrate": 115200, "line_s_per_s": 0.03, "requests_per_s": 4.0,
+           "all_live_rates": {"booster-pump-1": 1.0, "energy-meter-2": 1.0, "lift-3": 1.0},
+           "unit_rates": {"booster-pump-1": 1.0, "lift-3": 0.98}, "live_rate_median": 0.99,
+           "live_rate_min": 0.98, "live_at_95pct": 2, "live": 2, "dead_rate": 0.0,
+           "load": "1.20"}  # fmt: skip
+    peer = {**row, "gateway": "peer", "unit_rates": {"booster-pump-1": 0.6, "lift-3": 0.55},
+            "live_at_95pct": 0}  # fmt: skip
+    text = markdown({"converter": [row, peer]})
+    assert "| Facility Gateway | Modbus TCP | 3 | 0.03 s/s at 115,200 baud (4 req/s) |" in text
+    assert "| 2 of 2 |" in text and "| 0 of 2 |" in text
+    assert "| lift-3 | 1.00 → 0.98 | 1.00 → 0.55 |" in text
+    assert "| energy-meter-2 (silent) | 1.00 → 0.00 | 1.00 → 0.00 |" in text

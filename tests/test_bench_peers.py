@@ -39,7 +39,7 @@ def test_tiny_run_prints_every_scenario_for_both(
     peers.main(["--tiny", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "Traceback" not in out
-    for scenario in ("polling", "dead", "outage", "ingest"):
+    for scenario in peers.SCENARIOS:
         section = out.split(f"## {scenario}\n", 1)[1].split("\n\n", 1)[0]
         assert "Facility Gateway" in section and "ThingsBoard GW" in section, section
     assert "CPU per value polled, peer/ours" in out
@@ -51,9 +51,17 @@ def test_tiny_run_prints_every_scenario_for_both(
     assert config["thingsboard"]["remoteConfiguration"] is False
     peers.main(["--report", str(tmp_path / "results.json")])
     report = capsys.readouterr().out
-    for scenario in ("polling", "dead", "outage", "ingest"):
+    for scenario in peers.SCENARIOS:
         assert f"### {scenario}" in report
     assert "| 4 | ThingsBoard IoT Gateway |" in report and "CPU per value polled" in report
+    assert "| booster-pump-1 |" in report  # the converter's units, each with its rates
+    assert [r["units"] for r in results["converter"]] == [3, 3]
+    # behind the converter: every slave of the peer on the one host:port (one connection)
+    converter = tmp_path / "round-1" / "converter-3-peer" / "peer" / "modbus.json"
+    endpoints = {
+        (s["host"], s["port"]) for s in json.loads(converter.read_text())["master"]["slaves"]
+    }
+    assert len(endpoints) == 1
     run = tmp_path / "round-1" / "polling-4-peer"
     slaves = json.loads((run / "peer" / "modbus.json").read_text())["master"]["slaves"]
     site = load_site(run / "site.yaml")  # the same devices and points as the site file
