@@ -2,7 +2,7 @@
 # The benchmark suite, from a fresh clone: installs what it needs (scripts/setup.sh), then runs every
 # bench in bench/ with its defaults and prints each figure beside its ceiling from the same run.
 #   ./scripts/bench.sh            full suite (about 75 minutes: the footprint of the default site runs 10,
-#                                 the comparison with ThingsBoard IoT Gateway about 50)
+#                                 the comparison with ThingsBoard IoT Gateway about 60)
 #   ./scripts/bench.sh --quick    every bench in a short configuration (about 7 minutes, 5 of them
 #                                 bench.peers, which installs the peer into .bench/peer-venv once)
 # Figures are noisy on a shared machine: each bench prints the 1-minute load average with them.
@@ -34,5 +34,5 @@ else
   $py -m bench.wire                                   # serial lines and converters, about 10 minutes
   $py -m bench.footprint --readings off               # the default site, 10 minutes
   $py -m bench.footprint --readings on --seconds 60   # readings published: start to first poll
-  $py -m bench.peers                                  # beside ThingsBoard IoT Gateway, about 50 minutes
+  $py -m bench.peers                                  # beside ThingsBoard IoT Gateway, about an hour
 fi
