@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite, from a fresh clone: installs what it needs (scripts/setup.sh), then runs every
 # bench in bench/ with its defaults and prints each figure beside its ceiling from the same run.
-#   ./scripts/bench.sh            full suite (about 75 minutes: the footprint of the default site runs 10,
+#   ./scripts/bench.sh            full suite (about 85 minutes: the footprint of the default site runs 10,
 #                                 the comparison with ThingsBoard IoT Gateway about 60)
 #   ./scripts/bench.sh --quick    every bench in a short configuration (about 7 minutes, 5 of them
 #                                 bench.peers, which installs the peer into .bench/peer-venv once)
