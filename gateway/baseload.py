@@ -24,8 +24,9 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from config.models import BaseloadRise
-from gateway.reports.energy import NIGHT_HOURS
 
+NIGHT_HOURS = (0, 5)
+"""The night, site time: [00:00, 05:00) (the energy report's `night_kw` too)."""
 REFERENCE_NIGHTS = 28
 """Nights before the one judged that make its reference: four weeks, each weekday four times."""
 MAX_SILENT = 900.0

@@ -268,3 +268,36 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met")
         await asyncio.sleep(0.01)
+
+
+async def test_the_energy_report_gives_the_limit_and_the_last_night(gateway: Gateway) -> None:
+    from gateway.reports.energy import energy_report, render_text
+
+    before = energy_report(gateway.site, (2026, 11), gateway.history, at(DAY))
+    watch = {m["meter"]: m["baseload_rise"] for m in before["meters"]}
+    assert watch["meter-2"] is None  # not opted in
+    assert watch["meter-1"] == {
+        "ratio": 1.3,
+        "min_kw": 1.0,
+        "min_nights": 14,
+        "priority": "low",
+        "last": None,
+    }
+    assert "night baseload alarm above 1.3x the 4 weeks before: no night judged yet" in (
+        render_text(before)
+    )
+    await component(gateway).evaluate_due(at(DAY))
+    after = energy_report(gateway.site, (2026, 11), gateway.history, at(DAY))
+    (meter,) = [m for m in after["meters"] if m["meter"] == "meter-1"]
+    assert meter["baseload_rise"]["last"] == {
+        "night": "2026-11-14",
+        "night_kw": 6.0,
+        "reference_kw": 4.0,
+        "nights": 28,
+        "risen": True,
+        "why": "",
+    }
+    assert (
+        "night baseload alarm above 1.3x the 4 weeks before: night of 2026-11-14 6.0 kW against "
+        "4.0 kW, RISEN" in render_text(after)
+    )
