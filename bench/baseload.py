@@ -8,7 +8,9 @@ compacted as the live writer does, the store's clock following the readings — 
 component's worker thread does once a night: `gateway.baseload.evaluate` for every meter (29
 queries of one night's minutes each). The first run is cold (a fresh connection, the page cache of
 the file as the writes left it); then the best of `--repeat`. Meanwhile the event loop runs a
-1 ms ticker: its worst lateness is what the evaluation, in its thread, costs the alarm path.
+1 ms ticker: its worst lateness is what the evaluation, in its thread, costs the alarm path; the
+same ticker with nothing else running, as long, gives the floor (`idle`) in the same run; each
+is the median and the max over the runs of each run's worst lag.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -72,7 +75,8 @@ def night_kw(_meter: str, ts: float) -> float:
 
 
 async def timed(store: HistoryStore, meters: list[str]) -> tuple[float, float, list[Verdict]]:
-    """Seconds for every meter's evaluation in a worker thread, and the event loop's worst lag."""
+    """Seconds for every meter's evaluation in a worker thread, and the event loop's worst lag
+    meanwhile."""
     rule = BaseloadRise()
     loop = asyncio.get_running_loop()
     worst = 0.0
@@ -85,16 +89,29 @@ async def timed(store: HistoryStore, meters: list[str]) -> tuple[float, float, l
             await asyncio.sleep(0.001)
             worst = max(worst, loop.time() - t0 - 0.001)
 
+    def work() -> list[Verdict]:
+        return [evaluate(store, m, NIGHT, ZONE, rule) for m in meters]
+
     task = asyncio.create_task(ticker(), name="bench.baseload.ticker")
     await asyncio.sleep(0.01)
     t0 = time.perf_counter()
-    verdicts = await asyncio.to_thread(
-        lambda: [evaluate(store, m, NIGHT, ZONE, rule) for m in meters]
-    )
+    verdicts = await asyncio.to_thread(work)
     seconds = time.perf_counter() - t0
     done = True
     await task
     return seconds, worst, verdicts
+
+
+async def idle_lag(seconds: float) -> float:
+    """The ticker's worst lag over a span of `seconds` with nothing else running."""
+    worst = 0.0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        t0 = loop.time()
+        await asyncio.sleep(0.001)
+        worst = max(worst, loop.time() - t0 - 0.001)
+    return worst
 
 
 def run(meters: int, repeat: int, days: int) -> list[Verdict]:
@@ -113,12 +130,16 @@ def run(meters: int, repeat: int, days: int) -> list[Verdict]:
         finally:
             store.close()
     best = min(r[0] for r in runs) if runs else cold
-    lag = max([cold_lag, *(r[1] for r in runs)])
+    lags = [cold_lag, *(r[1] for r in runs)]
+    floors = [asyncio.run(idle_lag(r[0])) for r in [(cold,), *runs]]
     v = verdicts[0]
     print(
         f"meters={meters} days={days} file={size / 2**20:.1f} MiB (built in {built:.1f} s) "
         f"first={cold * 1000:.0f} ms best={best * 1000:.0f} ms "
-        f"per_meter={best * 1000 / meters:.0f} ms loop_lag_max={lag * 1000:.1f} ms "
+        f"per_meter={best * 1000 / meters:.0f} ms\n  event loop's worst lag per run: "
+        f"median {statistics.median(lags) * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms; "
+        f"idle, as long: median {statistics.median(floors) * 1000:.1f} ms, "
+        f"max {max(floors) * 1000:.1f} ms "
         f"load={os.getloadavg()[0]:.2f}"
     )
     print(

@@ -229,3 +229,14 @@ def test_stored_minutes_give_the_known_verdict(tmp_path: Path) -> None:
         assert evaluate(store, "meter-9", DAY, SHANGHAI, BaseloadRise()).risen is None
     finally:
         store.close()
+
+
+def test_the_bench_judges_its_known_night(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench.baseload` (figures in docs/performance.md) still runs and judges what it built:
+    20 weekday nights at 4 kW and 8 weekend nights at 4.5 kW, then 5.5 kW."""
+    from bench.baseload import main
+
+    (verdict,) = main(["--meters", "1", "--repeat", "1"])
+    assert verdict.reference_kw == pytest.approx((20 * 4.0 + 8 * 4.5) / 28)
+    assert (verdict.night_kw, verdict.nights, verdict.risen) == (5.5, 28, True)
+    assert "best=" in capsys.readouterr().out
