@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -554,6 +555,30 @@ class Workarounds(Strict):
     pause_after: Duration = 0.0  # quiet time after each request, for slow RTU slaves
 
 
+class BaseloadRise(Strict):
+    """An energy meter's opt-in night baseload alarm `{meter}.baseload_rise` (PRODUCT §11).
+
+    Raised after a night (00:00-05:00 site time) whose mean power is above `ratio` times the mean
+    of the complete nights among the four weeks before, and at least `min_kw`; needs
+    `min_nights` complete reference nights. Warning class: `low` or `medium`, never life-safety.
+    """
+
+    RULE: ClassVar[str] = "baseload_rise"
+    """The alarm's rule id: the alarm is `{meter}.baseload_rise`."""
+
+    ratio: float = Field(default=1.3, gt=1.0, le=10.0)
+    min_kw: float = Field(default=0.0, ge=0)
+    min_nights: int = Field(default=14, ge=1, le=28)
+    priority: Literal["medium", "low"] = "low"
+    ticket: Urgency | None = None  # a corrective ticket per episode, as a rule's `ticket:`
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """`baseload_rise: true` is the defaults."""
+        return {} if value is True else value
+
+
 class DeviceSpec(Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
@@ -569,6 +594,24 @@ class DeviceSpec(Strict):
     points: dict[str, Point] = {}
     workarounds: Workarounds = Workarounds()
     zones: dict[int, Text] = {}  # a fire panel's zone names, by zone number (1-16)
+    baseload_rise: BaseloadRise | None = None  # energy meters: the night baseload alarm (§11)
+
+    @field_validator("baseload_rise", mode="before")
+    @classmethod
+    def _baseload_off(cls, value: Any) -> Any:
+        """`baseload_rise: false` is no alarm, as leaving it out."""
+        return None if value is False else value
+
+    @field_validator("baseload_rise")
+    @classmethod
+    def _baseload_meter(
+        cls, value: BaseloadRise | None, info: ValidationInfo
+    ) -> BaseloadRise | None:
+        if value is not None and info.data.get("template") != "energy_meter":
+            raise ValueError(
+                "a night baseload alarm needs an energy meter (template: energy_meter)"
+            )
+        return value
 
     @field_validator("zones", mode="before")
     @classmethod

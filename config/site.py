@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from config.errors import ConfigIssue, Loc, SiteError
 from config.models import (
+    BaseloadRise,
     CommLossSpec,
     DeviceSpec,
     ModbusBus,
@@ -286,6 +287,7 @@ class _Resolver:
         devices = self._devices(buses)
         self._dependencies(devices)
         self._site_rules(devices)
+        self._baseload_rule_ids(devices)
         self._site_plans(devices)
         first_index: dict[str, int] = {}
         for i, spec in enumerate(self.file.devices):
@@ -449,6 +451,19 @@ class _Resolver:
             if spec.enabled:
                 device.rules.append(rule)
             self._rule_locs[(spec.device, spec.id)] = here
+
+    def _baseload_rule_ids(self, devices: dict[str, Device]) -> None:
+        """A meter's night baseload alarm owns its alarm id: no rule of the meter may take it."""
+        for i, spec in enumerate(self.file.devices):
+            device = devices.get(spec.id)
+            if spec.baseload_rise is None or device is None or device.spec is not spec:
+                continue
+            if any(rule.id == BaseloadRise.RULE for rule in device.rules):
+                self.error(
+                    ("devices", i, "baseload_rise"),
+                    f"{spec.id} has a rule {BaseloadRise.RULE!r} already: the night baseload "
+                    "alarm takes that id (rename the rule)",
+                )
 
     def _site_plans(self, devices: dict[str, Device]) -> None:
         for i, plan in enumerate(self.file.maintenance):

@@ -118,6 +118,17 @@ def _wear_alarm(gateway: Gateway) -> Component | None:
 COMPONENTS.append(_wear_alarm)  # a low alarm while the storage wears (gateway/wear_alarm.py)
 
 
+def _baseload_alarm(gateway: Gateway) -> Component | None:
+    if not any(d.spec.baseload_rise is not None for d in gateway.site.devices.values()):
+        return None  # no meter opts in: the module is not loaded for nothing
+    from gateway.baseload_alarm import baseload_alarm_component
+
+    return baseload_alarm_component(gateway)
+
+
+COMPONENTS.append(_baseload_alarm)  # night baseload rise per opted-in meter (§11)
+
+
 def _systemd(gateway: Gateway) -> Component | None:
     if not os.environ.get("NOTIFY_SOCKET"):
         return None  # not started by systemd with Type=notify

@@ -32,6 +32,7 @@ from typing import Any
 from config.site import Site
 from drivers import build_drivers
 from gateway.alarming import AlarmManagement
+from gateway.baseload_rules import baseload_rules
 from gateway.components import Component, build_components
 from gateway.health import HealthMonitor
 from gateway.outbox_sqlite import SqliteOutbox
@@ -95,7 +96,8 @@ class Gateway:
         self.store = AlarmStore(site.storage_dir)
         self.engine = RuleEngine(rules, depends_on=site.depends_on())
         # the book also knows the gateway's own alarms (not the engine: they suppress nothing)
-        self.book = AlarmBook([*rules, *wear_rules(site)], locale=site.file.site.locale)
+        own = [*wear_rules(site), *baseload_rules(site)]
+        self.book = AlarmBook([*rules, *own], locale=site.file.site.locale)
         self.book.restore(Alarm.from_record(record) for record in self.store.alarm_records())
         # a restored active alarm must be able to clear: the engine starts from "inactive"
         self.engine.assume_active(self.book.active_condition_ids(), self.book.during())

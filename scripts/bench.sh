@@ -21,6 +21,7 @@ if [ "${1:-}" = "--quick" ]; then
   $py -m bench.export --polls 10000 --repeat 1
   $py -m bench.footprint --devices 200 --seconds 20 --settle 5
   $py -m bench.fire_latency --rounds 3
+  $py -m bench.baseload --meters 1 --repeat 1
   $py -m bench.wire --units 4 --seconds 2 --repeat 1 --warmup 1 --bauds 19200
   $py -m bench.peers --quick                          # beside ThingsBoard IoT Gateway (installs it)
 else
@@ -31,6 +32,7 @@ else
   $py -m bench.latency
   $py -m bench.export
   $py -m bench.fire_latency
+  $py -m bench.baseload                               # the nightly baseload judgement, 1 and 4 meters
   $py -m bench.wire                                   # serial lines and converters, about 10 minutes
   $py -m bench.footprint --readings off               # the default site, 10 minutes
   $py -m bench.footprint --readings on --seconds 60   # readings published: start to first poll

@@ -27,9 +27,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from config.site import Site
-
-NIGHT_HOURS = (0, 5)
-"""Night baseload window, site time: [00:00, 05:00)."""
+from gateway.baseload import NIGHT_HOURS
+from gateway.reports.baseload_status import baseload_line, baseload_status
 
 BASELINE_DAYS = 28
 CSV_HEADER = ["meter", "day", "kwh", "peak_kw", "night_kw"]
@@ -211,6 +210,9 @@ def energy_report(
     finally:
         if history is None:
             store.close()
+    watched = baseload_status(site)
+    for result in results:
+        result["baseload_rise"] = watched.get(result["meter"])  # the alarm's settings, last night
     return {
         "site": site.id,
         "month": f"{month[0]:04d}-{month[1]:02d}",
@@ -247,6 +249,9 @@ def render_text(report: dict[str, Any]) -> str:
             f"\n{m['meter']}: {m['kwh']:.1f} kWh, peak {_dash(m['peak_kw'])} kW, "
             f"night baseload {_dash(m['night_kw'])} kW{rise}"
         )
+        watch = m.get("baseload_rise")
+        if watch is not None:
+            lines.append(f"  {baseload_line(watch)}")
         for row in m["days"]:
             if row["kwh"] or row["peak_kw"] is not None:
                 lines.append(

@@ -755,6 +755,26 @@ class HistoryStore:
             b["mean"] = b.pop("_sum") / b["count"]
         return out
 
+    def minutes(self, device: str, point: str, start: float, end: float) -> list[Minute]:
+        """One point's exact 1-minute aggregates whose minute starts in [start, end], oldest first:
+        `(minute, min, max, sum, count, last, last_ts)`, whatever the raw window (for figures that
+        must not depend on deadbands, e.g. a night's mean power). Minutes finished but not yet
+        committed are not included; the open minute is."""
+        if end < start:
+            return []
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT id FROM series WHERE device = ? AND point = ?", (device, point)
+            ).fetchone()
+            if row is None:
+                return []
+            minutes = self._minutes(row[0], start, end)
+            series = self._series.get((device, point))
+            fold = series.fold if series is not None else None
+            if fold is not None and fold.n and math.floor(start / 60) * 60 <= fold.minute <= end:
+                minutes = merge_minutes([*minutes, fold.row()])
+        return [m for m in minutes if start <= m[0] <= end]
+
     def _chunks(self, table: str, sid: int, start: float, end: float) -> list[bytes]:
         """The point's chunk data (decompressed) of the hours that may hold [start, end]."""
         out = []

@@ -40,6 +40,22 @@
     return svg;
   }
 
+  // the night baseload alarm of a meter that opted in: its limit and the last night judged
+  function baseload(watch) {
+    const { h, t } = FGW;
+    const last = watch.last;
+    let text = t("energy.baseload_none");
+    if (last && last.risen === null) {
+      text = t("energy.baseload_skipped", { night: last.night });
+    } else if (last) {
+      text = t("energy.baseload_last", { night: last.night, kw: last.night_kw.toFixed(1),
+        ref: last.reference_kw.toFixed(1) });
+    }
+    return h("p", { class: "baseload" + (last && last.risen ? " risen" : "") },
+      h("span", { text: t("energy.baseload", { ratio: watch.ratio }) + " — " }),
+      h("span", { class: "last", text: text }));
+  }
+
   FGW.views.energy = async function (view) {
     const { h, t, fill } = FGW;
     const now = new Date();
@@ -57,6 +73,7 @@
         h("span", { text: t("energy.night", { kw: m.night_kw === null ? "-" : m.night_kw }) }),
         m.night_rise_pct === null ? null : h("span", { class: m.night_rise_pct > 10 ? "rise" : "",
           text: t("energy.rise", { pct: m.night_rise_pct }) })),
+      m.baseload_rise ? baseload(m.baseload_rise) : null,
       bars(m.days)));
     fill(view, h("h1", { text: t("energy.title") }), h("div", { class: "toolbar" }, picker),
       meters.length ? meters : h("p", { class: "muted", text: t("energy.none") }));
