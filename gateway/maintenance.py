@@ -20,7 +20,6 @@ the gateway's injectable wall clock, so tests walk through weeks in milliseconds
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from datetime import time as day_time
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from config.models import ModbusPoint, PlanSpec
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from gateway.storage.tickets import Change, DuplicateActiveTicket, StoredEntry, TicketStore
 from ground.model import Quality, Reading
 from rules.maintenance import mutes
@@ -56,7 +55,6 @@ from rules.maintenance.tickets import (
 )
 
 if TYPE_CHECKING:
-    from gateway.service import Gateway
     from rules.alarms import AlarmTransition
 
 log = logging.getLogger("fgw.maintenance")
@@ -90,7 +88,7 @@ class Maintenance(Component):
     """Tickets, plans and meters of one site.
 
     Args:
-        gateway: the running gateway (site, alarm book, publisher).
+        context: the site, the alarms and their commands, `P/events`, the journal's db.
         clock: wall-clock seconds for API actions (default: the gateway's wall clock).
         store: the ticket store (default: in the site's storage folder).
     """
@@ -99,13 +97,15 @@ class Maintenance(Component):
 
     def __init__(
         self,
-        gateway: Gateway,
+        context: ComponentContext,
         *,
         clock: Callable[[], float] | None = None,
         store: TicketStore | None = None,
     ) -> None:
-        self.gateway = gateway
-        self.site = gateway.site
+        self.site = context.site
+        self.alarms = context.alarms
+        self.commands = context.commands
+        self.events = context.events
         self.zone = ZoneInfo(self.site.file.site.timezone)
         self.locale = self.site.file.site.locale
         config = self.site.file.tickets
@@ -118,8 +118,8 @@ class Maintenance(Component):
         self.mute_limit = config.mute_limit
         self._mutes: dict[int, float] = {}  # ticket id -> when its mute ends
         self._unmute_at_start: list[tuple[Ticket, list[str]]] = []  # muted by older settings
-        self.clock = clock or getattr(gateway, "_wall", time.time)
-        self.store = store or TicketStore(self.site.storage_dir, db=gateway.store.connection)
+        self.clock = clock or context.clock.wall
+        self.store = store or TicketStore(self.site.storage_dir, db=context.db)
         self.meters: dict[tuple[str, str], Meter] = {}
         self.units: dict[tuple[str, str], str] = {}
         self._feeds: dict[tuple[str, str], list[Meter]] = {}
@@ -215,7 +215,7 @@ class Maintenance(Component):
         it had one ends `mute_limit` after it started); alarms no longer to be muted by work
         (life-safety, comm_loss) go back in service on the first tick."""
         changes: list[tuple[Ticket, list[TimelineEntry]]] = []
-        alarms = {a.id: a for a in self.gateway.book.all()}
+        alarms = {a.id: a for a in self.alarms.all()}
         for ticket in self.store.tickets(status=[str(TicketStatus.IN_PROGRESS)]):
             if not ticket.out_of_service or ticket.id is None:
                 continue
@@ -294,7 +294,7 @@ class Maintenance(Component):
             if str(t.to_state) != "active_unack" or t.from_state == t.to_state:
                 continue  # a flag or a change of `during` is not a new activation
             try:
-                urgency = self.gateway.book.rule(t.alarm_id).ticket
+                urgency = self.alarms.rule(t.alarm_id).ticket
             except KeyError:
                 continue
             if urgency is None:
@@ -477,7 +477,7 @@ class Maintenance(Component):
 
     def _alarm_condition_active(self, alarm_id: str) -> bool:
         try:
-            return bool(self.gateway.book.get(alarm_id).condition_active)
+            return bool(self.alarms.get(alarm_id).condition_active)
         except KeyError:
             return False  # the rule is gone: nothing can return to normal any more
 
@@ -504,14 +504,14 @@ class Maintenance(Component):
             self._put_back(ticket, back, SYSTEM)
 
     def _alarms_to_take_out(self, device: str) -> list[str]:
-        return mutes.alarms_to_mute(self.gateway.book.all(), device)
+        return mutes.alarms_to_mute(self.alarms.all(), device)
 
     def _take_out(self, ticket: Ticket, alarm_ids: Sequence[str]) -> None:
         by = ticket.assignee or f"ticket #{ticket.id}"
         reason = f"ticket #{ticket.id} in progress: {ticket.title}"
         for alarm_id in alarm_ids:
             try:
-                self.gateway.remove_from_service(alarm_id, by, reason)
+                self.commands.remove_from_service(alarm_id, by, reason)
             except Exception as exc:  # refused (already out) or unknown: the ticket goes on
                 log.warning("could not take %s out of service: %s", alarm_id, exc)
 
@@ -521,9 +521,9 @@ class Maintenance(Component):
             self._mutes.pop(ticket.id, None)
         for alarm_id in alarm_ids:
             try:
-                if not self.gateway.book.get(alarm_id).out_of_service:
+                if not self.alarms.get(alarm_id).out_of_service:
                     continue  # back already (a life-safety alarm reinstated at start)
-                self.gateway.return_to_service(alarm_id, by)
+                self.commands.return_to_service(alarm_id, by)
             except Exception as exc:
                 log.warning("could not return %s to service: %s", alarm_id, exc)
 
@@ -541,7 +541,7 @@ class Maintenance(Component):
             if not rows:
                 break
             for row in rows:
-                self.gateway.publisher.publish_event(_event(row))
+                self.events.publish(_event(row))
             self.store.mark_published(row.seq for row in rows)
             published += len(rows)
             for row in rows:
@@ -857,8 +857,8 @@ def _event(row: StoredEntry) -> dict[str, Any]:
     }
 
 
-def build(gateway: Gateway) -> Maintenance:
-    """The component factory (`gateway.components.COMPONENTS`); also sets `gateway.maintenance`."""
-    component = Maintenance(gateway)
-    gateway.maintenance = component  # type: ignore[attr-defined]
+def build(context: ComponentContext, capabilities: Capabilities) -> Maintenance:
+    """The `gateway.registry` factory; offers `maintenance` (the API's tickets and ledger)."""
+    component = Maintenance(context)
+    capabilities.maintenance = component
     return component

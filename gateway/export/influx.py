@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.mqtt_settings import Secret
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from gateway.export.lineproto import LineBuilder, line
 from gateway.storage.segqueue import SegmentQueue
 from ground.backoff import Backoff
@@ -49,7 +49,6 @@ from ground.model import Reading
 
 if TYPE_CHECKING:
     from config.site import Site
-    from gateway.service import Gateway
     from rules.alarms import AlarmTransition
 
 log = logging.getLogger("fgw.influx")
@@ -471,8 +470,8 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def influx_component(gateway: Gateway) -> InfluxExporter | None:
-    """The `COMPONENTS` factory: an exporter when the site has an `influx:` section."""
-    if gateway.site.file.influx is None:
+def build(context: ComponentContext, capabilities: Capabilities) -> InfluxExporter | None:
+    """The `gateway.registry` factory: an exporter when the site has an `influx:` section."""
+    if context.site.file.influx is None:
         return None
-    return InfluxExporter(gateway.site)
+    return InfluxExporter(context.site)
