@@ -7,12 +7,9 @@ and tells components, and another (`fgw[engine].tick`) advances timers. Each ala
 committed to SQLite *before* it is handed to the publisher, so whatever subscribers saw is in the
 journal after a power cut.
 
-Why one transaction per reading: the journal row, the alarm's outbox messages (the outbox is a table
-of the journal's file), records changed without a transition, on-delays that started and the
-notifications the transitions make due (`Component.stage`) are written together (`_write`): one
-fsync between a reading and its alarm on MQTT. Components hear of the transitions
-(`on_transitions`, e.g. a maintenance ticket and its own commit) once the broker has the alarm —
-or at once when more readings wait, or the broker is away (`MqttPublisher.delivered`).
+A reading's journal rows, outbox messages and the components' staged rows are one transaction;
+components hear of its transitions once the broker has the alarm (docs/design/service.md).
+Components are built from a `ComponentContext` and `Capabilities` (docs/design/components.md).
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 from config.site import Site
@@ -202,8 +198,6 @@ class Gateway:
             "gateway starting",
             extra={"site": self.site.id, "devices": len(self.site.devices)},
         )
-        if self._closed:
-            raise RuntimeError("a closed gateway cannot run")
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self.publisher.run(), name="fgw[mqtt-out].run")]
@@ -234,12 +228,7 @@ class Gateway:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def _close_components(self) -> None:
@@ -597,13 +586,9 @@ async def run_service(site: Site) -> int:
 
 
 def freeze_heap() -> None:
-    """Move every object alive now out of the garbage collector's sight (`gc.freeze`).
-
-    Why: the configuration, rules, templates and libraries are tens of thousands of objects that
-    live as long as the process, and a full collection walks all of them — 40 to 80 ms on the edge
-    box, at a moment nobody chooses, in the middle of an alarm's path (the bench's 44 ms outlier).
-    Frozen, they are never walked again; what the gateway allocates afterwards is collected as
-    usual. Called by `fgw run` only, not for gateways built inside another program or a test.
+    """Move every object alive now out of the garbage collector's sight (`gc.freeze`), so that no
+    full collection walks them again in an alarm's path (docs/design/service.md). Called by
+    `fgw run` only, not for gateways built inside another program or a test.
     """
     gc.collect()
     gc.freeze()
