@@ -255,6 +255,9 @@ class ComponentContext:
 class History(Protocol):
     """The local history of readings (`gateway.storage.history.HistoryStore`)."""
 
+    raw_window: float
+    """Seconds for which raw readings are kept (minute aggregates beyond)."""
+
     def query(
         self, device: str, point: str, start: float, end: float, max_points: int = 1000
     ) -> list[dict[str, Any]]: ...
@@ -266,6 +269,8 @@ class History(Protocol):
     def start(self) -> None: ...
 
     def stop(self, timeout: float = 10.0) -> None: ...
+
+    def close(self) -> None: ...
 
     def stats(self) -> dict[str, Any]: ...
 

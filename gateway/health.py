@@ -157,7 +157,7 @@ class HealthMonitor(Component):
         return check
 
     def _storage(self) -> dict[str, Any]:
-        errors = {}
+        errors: dict[str, Any] = {}
         journal_error = self.status.journal_error
         if journal_error:
             errors["journal"] = journal_error
