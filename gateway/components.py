@@ -7,8 +7,9 @@ told about readings, alarm transitions and the passing of time, and may run a ba
 A component is built from a `ComponentContext` (the site, the clocks, a read-only view of the
 alarms and readings, the operator's alarm commands, the event bus, ...) and the `Capabilities`
 other components offer; never from the service itself. This module imports no other module of
-the gateway, so every component can import it and the service can import every component: no
-cycle (docs/design/components.md). The table of components is `gateway.registry`.
+the gateway at run time (for the type checker, only modules that never import it back), so every
+component can import it and the service every component without a cycle
+(docs/design/components.md). The table of components is `gateway.registry`.
 """
 
 from __future__ import annotations
