@@ -339,8 +339,8 @@ class Gateway:
     def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
         """Journal and queue `transitions` in one transaction, send them, then tell components.
 
-        The log lines come after the send: writing them costs tens of microseconds that an alarm on
-        its way to the duty technician should not wait for.
+        The log lines come after the send: an alarm on its way to the duty technician should not wait
+        for them.
         """
         if not transitions:
             self._write(())  # changes under an overlay, delays: no transition
