@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from rules.alarms import AlarmTransition
-from rules.engine import ConditionChange, PendingTimer
+from config.alarm_options import AlarmsConfig
+from rules.alarms import AlarmBook, AlarmTransition
+from rules.engine import ConditionChange, PendingTimer, RuleEngine
 from rules.floods import (
     Activations,
     ChatterFilter,
@@ -35,18 +36,37 @@ from rules.floods import (
     FloodSettings,
 )
 
-if TYPE_CHECKING:
-    from gateway.service import Gateway
-
 log = logging.getLogger("fgw.alarming")
 
 
 class AlarmManagement:
-    """Owned by the `Gateway`; built after the alarm book and engine have been restored."""
+    """Owned by the `Gateway`; built after the alarm book and engine have been restored.
 
-    def __init__(self, gateway: Gateway, monotonic: float, wall: float) -> None:
-        self.gateway = gateway
-        options = gateway.site.file.alarms
+    Args:
+        options: the site's `alarms:` section.
+        book: the alarm book (flags are raised on it).
+        engine: the rule engine, whose delays are restored from `timers`.
+        timers: delays in progress saved on disk (alarm id -> kind, wall-clock start).
+        emit: journals, publishes and tells transitions (the gateway's one way to do so).
+        publish_event: a message for `P/events` (a flood's start and end).
+        monotonic: now, for timers.
+        wall: now, for timestamps.
+    """
+
+    def __init__(
+        self,
+        options: AlarmsConfig,
+        book: AlarmBook,
+        engine: RuleEngine,
+        timers: Mapping[str, tuple[str, float]],
+        *,
+        emit: Callable[[Sequence[AlarmTransition]], None],
+        publish_event: Callable[[Mapping[str, Any]], None],
+        monotonic: float,
+        wall: float,
+    ) -> None:
+        self.book, self.engine = book, engine
+        self._emit, self._publish_event = emit, publish_event
         self.chatter = ChatterFilter(
             ChatterSettings(
                 activations=options.chattering.activations,
@@ -61,10 +81,9 @@ class AlarmManagement:
                 end_at=options.flood.end_threshold,
             )
         )
-        book, engine, store = gateway.book, gateway.engine, gateway.store
         self.activations = Activations({a.id: a.episode for a in book.all()})
         self.chatter.restore([a.id for a in book.all() if a.chattering], monotonic)
-        saved = {alarm_id: PendingTimer(*timer) for alarm_id, timer in store.timers().items()}
+        saved = {alarm_id: PendingTimer(*timer) for alarm_id, timer in timers.items()}
         engine.restore_timers(saved, monotonic, wall)
         self.floods_total = 0
         self._pending_flags: list[ChatterFlag] = []
@@ -90,8 +109,8 @@ class AlarmManagement:
         self._flags(flags, wall)  # calm first, then the clear it was holding
         transitions: list[AlarmTransition] = []
         for change in released:
-            transitions.extend(self.gateway.book.apply(change))
-        self.gateway._emit(transitions)
+            transitions.extend(self.book.apply(change))
+        self._emit(transitions)
         self._floods(self.floods.tick(monotonic, wall), wall)
 
     def committed(self, transitions: Sequence[AlarmTransition], monotonic: float) -> None:
@@ -115,9 +134,9 @@ class AlarmManagement:
         """Alarm records changed without a transition (see `AlarmBook.take_silent`) and delays
         that started or ended, for the gateway's next transaction: kept until `written()`, so a
         refused write loses none of them and the newest of each wins."""
-        for alarm in self.gateway.book.take_silent():
+        for alarm in self.book.take_silent():
             self._unsaved[alarm.id] = alarm.record()
-        for alarm_id, timer in self.gateway.engine.take_timer_changes().items():
+        for alarm_id, timer in self.engine.take_timer_changes().items():
             self._unsaved_timers[alarm_id] = (timer.kind, timer.started) if timer else None
         return list(self._unsaved.values()), dict(self._unsaved_timers)
 
@@ -143,9 +162,7 @@ class AlarmManagement:
     def _flags(self, flags: Sequence[ChatterFlag], wall: float) -> None:
         for flag in flags:
             log.warning("alarm %s %s", flag.alarm_id, flag.reason, extra={"alarm": flag.alarm_id})
-            self.gateway._emit(
-                self.gateway.book.flag(flag.alarm_id, wall, flag.reason, chattering=flag.on)
-            )
+            self._emit(self.book.flag(flag.alarm_id, wall, flag.reason, chattering=flag.on))
 
     def _floods(self, floods: Sequence[tuple[str, Flood]], wall: float) -> None:
         window = self.floods.settings.window
@@ -162,9 +179,7 @@ class AlarmManagement:
                 )
             else:
                 log.warning("alarm flood over: %d alarms in all", len(flood.alarms))
-            self.gateway.publisher.publish_event(event)
+            self._publish_event(event)
             if state == "started":
                 reason = f"first out of a flood of {len(flood.alarms)} alarms"
-                self.gateway._emit(
-                    self.gateway.book.flag(flood.first_out, wall, reason, first_out=True)
-                )
+                self._emit(self.book.flag(flood.first_out, wall, reason, first_out=True))

@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from config.models import BaseloadRise
-from gateway.baseload import Verdict, evaluate, latest_night, night
+from gateway.baseload import MinuteSource, Verdict, evaluate, latest_night, night
 from gateway.baseload_rules import RULE
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from rules.engine import ConditionChange
 
 if TYPE_CHECKING:
     from config.site import Site
-    from gateway.service import Gateway
 
 log = logging.getLogger("fgw.baseload")
 
@@ -98,15 +97,23 @@ class BaseloadAlarm(Component):
     """Judges each opted-in meter's night once and raises or clears `{meter}.baseload_rise`.
 
     Args:
-        gateway: the running gateway (its site, history store and `system_condition`).
+        site: the site (its opted-in meters, time zone and storage folder).
+        history: the minute aggregates the nights are judged from (the history store).
+        system_condition: raises and clears the alarm through the alarm book.
         settle: seconds after 05:00 site time before a night is judged.
     """
 
     name = "baseload_alarm"
 
-    def __init__(self, gateway: Gateway, settle: float | None = None) -> None:
-        site = gateway.site
-        self.gateway = gateway
+    def __init__(
+        self,
+        site: Site,
+        history: MinuteSource,
+        system_condition: Callable[[ConditionChange], None],
+        settle: float | None = None,
+    ) -> None:
+        self.history = history
+        self.system_condition = system_condition
         self.zone = ZoneInfo(site.file.site.timezone)
         self.settle = settle_of(site) if settle is None else settle
         self.meters: dict[str, BaseloadRise] = {
@@ -179,7 +186,7 @@ class BaseloadAlarm(Component):
         return verdicts
 
     def _judge(self, day: date, meters: list[str]) -> list[Verdict]:
-        history = self.gateway.history
+        history = self.history
         return [
             evaluate(history, m, day, self.zone, self.meters[m], self.spacing[m]) for m in meters
         ]
@@ -207,7 +214,7 @@ class BaseloadAlarm(Component):
             f"night {verdict.night}: {verdict.night_kw:.2f} kW against {verdict.reference_kw:.2f} kW "
             f"over {verdict.nights} nights (limit {rule.ratio:g}x)"
         )
-        self.gateway.system_condition(
+        self.system_condition(
             ConditionChange(
                 alarm_id=f"{meter}.{RULE}",
                 device=meter,
@@ -235,8 +242,8 @@ class BaseloadAlarm(Component):
             await asyncio.wait(list(self._threads), timeout=30.0)
 
 
-def baseload_alarm_component(gateway: Gateway) -> Component | None:
-    """The `COMPONENTS` factory: none when no meter opts in."""
-    if not any(d.spec.baseload_rise is not None for d in gateway.site.devices.values()):
+def build(context: ComponentContext, capabilities: Capabilities) -> Component | None:
+    """The `gateway.registry` factory (listed only when a meter opts in); none without a history."""
+    if capabilities.history is None:
         return None
-    return BaseloadAlarm(gateway)
+    return BaseloadAlarm(context.site, capabilities.history, context.system_condition)

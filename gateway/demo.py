@@ -23,7 +23,6 @@ from ruamel.yaml import YAML
 
 from config.site import load_site
 from gateway.accounts import Accounts
-from gateway.api.component import ApiComponent
 from gateway.commands.failures import CommandFailure
 from gateway.service import Gateway
 
@@ -173,7 +172,8 @@ async def run_demo(workdir: Path, site_file: str | None = None, *, fresh: bool =
         site = load_site(site_path)
         async with SiteSimulator(site, "127.0.0.1", mqtt_port):
             gateway = Gateway(site)
-            console = next(c for c in gateway.components if isinstance(c, ApiComponent))
+            console = gateway.capabilities.console
+            assert console is not None  # always built: it keeps the accounts
             login = await asyncio.to_thread(demo_login, console.accounts, site_path.parent)
             _print_banner(site_path, site.topic_prefix, mqtt_port)
             _print_console(site.file.console.listen, login)

@@ -16,15 +16,10 @@ every tick and on every report, with an injectable monotonic clock.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from gateway.wear import WearMeter, values_per_second
-
-if TYPE_CHECKING:
-    from gateway.service import Gateway
 
 OK, DEGRADED, UNHEALTHY = "ok", "degraded", "unhealthy"
 _RANK = {OK: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -54,12 +49,15 @@ class _Progress:
         return now - self.since
 
 
+REPORTED = ("influx", "history", "notify")
+"""Components whose `stats()` are checks of their own (`_component_check`)."""
+
+
 class HealthMonitor(Component):
     """Samples the gateway's counters and reports its health.
 
     Args:
-        gateway: the gateway to watch.
-        monotonic: the clock (injectable).
+        context: the gateway's site, counters (`status`), components' stats and monotonic clock.
         stall_intervals: poll intervals without a completed poll before polling is stalled.
         publish_stall: seconds without an acknowledgement, while connected and not empty, before
             publishing is stalled.
@@ -69,16 +67,17 @@ class HealthMonitor(Component):
 
     def __init__(
         self,
-        gateway: Gateway,
+        context: ComponentContext,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
         stall_intervals: int = STALL_INTERVALS,
         publish_stall: float = PUBLISH_STALL,
     ) -> None:
-        self.gateway = gateway
-        self._monotonic = monotonic
-        periods = [d.spec.poll for d in gateway.site.devices.values() if d.spec.modbus is not None]
-        timeouts = [b.timeout for b in gateway.site.buses.values()] or [0.0]
+        self.site = site = context.site
+        self.status = context.status
+        self.components = context.stats
+        self.clock = context.clock
+        periods = [d.spec.poll for d in site.devices.values() if d.spec.modbus is not None]
+        timeouts = [b.timeout for b in site.buses.values()] or [0.0]
         self.poll_interval = max(max(periods, default=0.0), DEAD_DEVICE_INTERVAL + max(timeouts))
         self.polled = bool(periods)
         self.poll_stall = stall_intervals * self.poll_interval
@@ -86,7 +85,7 @@ class HealthMonitor(Component):
         self._polls = _Progress()
         self._acks = _Progress()
         self._dropped = _Progress()
-        self.wear = WearMeter(gateway.site.storage_dir, values_per_second(gateway.site))
+        self.wear = WearMeter(site.storage_dir, values_per_second(site))
 
     def on_tick(self, wall: float, monotonic: float) -> None:
         self._sample(monotonic)
@@ -94,23 +93,23 @@ class HealthMonitor(Component):
 
     def _sample(self, now: float) -> dict[str, float]:
         polls = 0
-        for driver in self.gateway.drivers.values():
+        for driver in self.status.drivers.values():
             for stats in driver.stats().values():
                 polls += int(getattr(stats, "polls", 0) or 0)
-        publisher = self.gateway.publisher
+        publisher = self.status.publisher
         waiting = len(publisher.outbox)
         # while nothing waits there is nothing to drain: count that as progress
         acked = publisher.published if waiting else -1 - publisher.published
         return {
             "polls": self._polls.sample(polls, now),
             "acks": self._acks.sample(acked, now),
-            "dropped": self._dropped.sample(self.gateway.dropped_batches, now),
+            "dropped": self._dropped.sample(self.status.dropped_batches, now),
         }
 
     # ------------------------------------------------------------------------------ report
 
     def report(self) -> dict[str, Any]:
-        now = self._monotonic()
+        now = self.clock.monotonic()
         quiet = self._sample(now)
         checks = {
             "polling": self._polling(quiet["polls"]),
@@ -120,9 +119,10 @@ class HealthMonitor(Component):
             "engine": self._engine(quiet["dropped"]),
             "wear": self.wear.report(now),
         }
-        for component in self.gateway.components:
-            if component.name in ("influx", "history", "notify"):
-                checks[component.name] = _component_check(component)
+        for name in self.components:
+            source = self.components.get(name)
+            if name in REPORTED and source is not None:
+                checks[name] = _component_check(source())
         status = max((c["status"] for c in checks.values()), key=_RANK.__getitem__, default=OK)
         return {"status": status, "checks": checks}
 
@@ -140,7 +140,7 @@ class HealthMonitor(Component):
         return check
 
     def _publishing(self, quiet: float) -> dict[str, Any]:
-        publisher = self.gateway.publisher
+        publisher = self.status.publisher
         stats = publisher.stats()
         check: dict[str, Any] = {
             "status": OK,
@@ -157,13 +157,12 @@ class HealthMonitor(Component):
         return check
 
     def _storage(self) -> dict[str, Any]:
-        errors = {}
-        journal_error = getattr(self.gateway, "journal_error", None)
+        errors: dict[str, Any] = {}
+        journal_error = self.status.journal_error
         if journal_error:
             errors["journal"] = journal_error
-            backlog = len(getattr(self.gateway, "journal_backlog", ()))
-            errors["journal_backlog"] = backlog
-        outbox_error = getattr(self.gateway.publisher.outbox, "error", None)
+            errors["journal_backlog"] = self.status.journal_backlog
+        outbox_error = getattr(self.status.publisher.outbox, "error", None)
         if outbox_error:
             errors["outbox"] = outbox_error
         if errors:
@@ -172,25 +171,24 @@ class HealthMonitor(Component):
 
     def _devices(self) -> dict[str, Any]:
         offline = []
-        for driver in self.gateway.drivers.values():
+        for driver in self.status.drivers.values():
             for device, stats in driver.stats().items():
                 online = stats.get("online") if isinstance(stats, dict) else stats.online
                 if online is False:
                     offline.append(device)
-        check: dict[str, Any] = {"status": OK, "total": len(self.gateway.site.devices)}
+        check: dict[str, Any] = {"status": OK, "total": len(self.site.devices)}
         if offline:
             check.update(status=DEGRADED, offline=sorted(offline))
         return check
 
     def _engine(self, quiet: float) -> dict[str, Any]:
-        dropped = self.gateway.dropped_batches
+        dropped = self.status.dropped_batches
         if dropped and quiet < self.poll_stall:
             return {"status": DEGRADED, "dropped_batches": dropped, "detail": "engine behind"}
         return {"status": OK, "dropped_batches": dropped}
 
 
-def _component_check(component: Component) -> dict[str, Any]:
-    stats: dict[str, Any] = component.stats()  # type: ignore[attr-defined]
+def _component_check(stats: dict[str, Any]) -> dict[str, Any]:
     check = {"status": OK, **stats}
     if stats.get("error") or stats.get("queue_error"):
         check["status"] = DEGRADED
@@ -207,6 +205,8 @@ def _component_check(component: Component) -> dict[str, Any]:
     return check
 
 
-def health_component(gateway: Gateway) -> Component:
-    """The `COMPONENTS` factory: the gateway's own monitor, so it is told about ticks."""
-    return gateway.monitor
+def build(context: ComponentContext, capabilities: Capabilities) -> Component:
+    """The `gateway.registry` factory; offers `health` (`Gateway.health()`, the wear meter)."""
+    monitor = HealthMonitor(context)
+    capabilities.health = monitor
+    return monitor

@@ -1,4 +1,4 @@
-"""The incidents component: playbooks followed live (PRODUCT §11). Sets `gateway.incidents`.
+"""The incidents component: playbooks followed live (PRODUCT §11). Offers `incidents`.
 
 It hears alarm transitions (an alarm becoming active opens or joins an incident), readings (a fire
 panel's zones added to an open fire incident), and time (overdue steps, on the gateway's wall clock,
@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from gateway.incident_context import context_for, fire_state
 from gateway.storage.incidents import IncidentStore
 from ground.model import Reading
@@ -27,7 +26,6 @@ from rules.alarms import ACTIVE_STATES
 from rules.incidents import Incident, IncidentBook, IncidentEvent
 
 if TYPE_CHECKING:
-    from gateway.service import Gateway
     from rules.alarms import AlarmTransition
 
 log = logging.getLogger("fgw.incidents")
@@ -42,34 +40,32 @@ RESTORE_CLOSED_FOR = 86400.0
 """Closed incidents younger than this are kept in memory: their episodes never open another."""
 
 
-@runtime_checkable
-class Announcer(Protocol):
-    """The notification side (gateway.notify): one message to the channels of a priority."""
-
-    def announce(
-        self, priority: str, subject: str, text: str, body: Mapping[str, Any], *, drill: bool
-    ) -> int:
-        """Queue the message; returns on how many channels. A drill goes nowhere unless the site
-        says `notify.drills: true`."""
-        ...
-
-
 class IncidentsComponent(Component):
-    """Incidents of one site: the book, its journal, and what the API and CLI call."""
+    """Incidents of one site: the book, its journal, and what the API and CLI call.
+
+    Args:
+        context: the site, the wall clock, the readings (`engine`), `P/events`, the journal's db.
+        capabilities: where an overdue step is announced (`notify`), read when it happens.
+        clock: wall-clock seconds (default: the gateway's).
+        store: the incident journal (default: in the journal's file).
+    """
 
     name = "incidents"
 
     def __init__(
         self,
-        gateway: Gateway,
+        context: ComponentContext,
+        capabilities: Capabilities,
         *,
         clock: Callable[[], float] | None = None,
         store: IncidentStore | None = None,
     ) -> None:
-        self.gateway = gateway
-        self.site = gateway.site
-        self.clock = clock or getattr(gateway, "_wall", time.time)
-        self.store = store or IncidentStore(self.site.storage_dir, db=gateway.store.connection)
+        self.site = context.site
+        self.engine = context.engine
+        self.events = context.events
+        self.capabilities = capabilities
+        self.clock = clock or context.clock.wall
+        self.store = store or IncidentStore(self.site.storage_dir, db=context.db)
         self.book = IncidentBook(self.site.playbooks, self.store.new_id)
         now = self.clock()
         self.book.restore(self.store.incidents(state="open"))
@@ -127,7 +123,7 @@ class IncidentsComponent(Component):
         events: list[IncidentEvent] = []
         for incident in self.book.open_incidents():
             if incident.playbook == "fire" and incident.context.get("panel") == device:
-                state = fire_state(self.gateway.engine.values(device))
+                state = fire_state(self.engine.values(device))
                 state = {k: v for k, v in state.items() if v is not None and v != []}
                 events += self.book.update_context(incident.id, state, self.clock())
         self._apply(events)
@@ -139,6 +135,10 @@ class IncidentsComponent(Component):
             self._publish_pending()
 
     # ------------------------------------------------------------------ actions (API, CLI)
+
+    def open_incidents(self) -> list[Incident]:
+        """The open incidents, as the book holds them."""
+        return self.book.open_incidents()
 
     def listing(self, state: str = "open") -> list[dict[str, Any]]:
         """Open incidents (or the newest `LIST_LIMIT` of all): open ones first, drills after real
@@ -178,7 +178,7 @@ class IncidentsComponent(Component):
     def close_incident(self, incident_id: int, by: str, cause: str) -> dict[str, Any]:
         """Raises KeyError, ValueError (no cause), IncidentRefused (closed, trigger active)."""
         self._refresh(incident_id)
-        event = self.book.close(incident_id, by, cause, self.clock(), self.gateway.engine.active())
+        event = self.book.close(incident_id, by, cause, self.clock(), self.engine.active())
         self._apply([event])
         return event.incident.payload()
 
@@ -197,7 +197,7 @@ class IncidentsComponent(Component):
 
     def _context(self, playbook: str, device: str | None) -> dict[str, Any]:
         try:
-            return context_for(self.site, self.gateway.engine.values, playbook, device)
+            return context_for(self.site, self.engine.values, playbook, device)
         except Exception:  # context is a help; an incident must open without it
             log.exception("incident context for %s/%s failed", playbook, device)
             return {}
@@ -216,7 +216,7 @@ class IncidentsComponent(Component):
             self.errors += 1
             log.error("incident journal: cannot write (%s); publishing anyway", exc)
             for e in events:
-                self.gateway.publisher.publish_event(e.event())
+                self.events.publish(e.event())
         else:
             self._publish_pending()
         for e in events:
@@ -236,7 +236,7 @@ class IncidentsComponent(Component):
             for row in rows:
                 if row.source != self.store.source:
                     self._follow(row.incident_id)
-                self.gateway.publisher.publish_event(row.event)
+                self.events.publish(row.event)
             if rows:
                 self.store.mark_published(r.seq for r in rows)
         except sqlite3.Error as exc:
@@ -260,7 +260,7 @@ class IncidentsComponent(Component):
             self._pending_context.append((incident_id, context))
 
     def _announce(self, event: IncidentEvent) -> None:
-        announcer = next((c for c in self.gateway.components if isinstance(c, Announcer)), None)
+        announcer = self.capabilities.notify
         if announcer is None:
             return
         subject, text = overdue_message(
@@ -286,8 +286,8 @@ def overdue_message(
     return f"{site_name}: {first}", f"{first}\n{second}\n{where}\n"
 
 
-def build(gateway: Gateway) -> IncidentsComponent | None:
-    """The `COMPONENTS` factory; also sets `gateway.incidents` for the API."""
-    component = IncidentsComponent(gateway)
-    gateway.incidents = component  # type: ignore[attr-defined]
+def build(context: ComponentContext, capabilities: Capabilities) -> IncidentsComponent:
+    """The `gateway.registry` factory; offers `incidents` (the API's)."""
+    component = IncidentsComponent(context, capabilities)
+    capabilities.incidents = component
     return component

@@ -16,12 +16,8 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-from gateway.components import Component
-
-if TYPE_CHECKING:
-    from gateway.service import Gateway
+from gateway.components import Capabilities, Component, ComponentContext
 
 log = logging.getLogger("fgw.systemd")
 
@@ -59,25 +55,26 @@ class SystemdNotifier(Component):
     """READY=1 when running, WATCHDOG=1 at half the watchdog period while not unhealthy, STOPPING=1.
 
     Args:
-        gateway: whose `health()` decides whether to feed the watchdog.
+        context: whose `status.health()` decides whether to feed the watchdog.
         env: the environment (injectable for tests).
     """
 
     name = "systemd"
 
-    def __init__(self, gateway: Gateway, env: Mapping[str, str] | None = None) -> None:
-        self.gateway = gateway
+    def __init__(self, context: ComponentContext, env: Mapping[str, str] | None = None) -> None:
+        self.site = context.site
+        self.status = context.status
         self.env = dict(env if env is not None else os.environ)
         self.watchdog = watchdog_seconds(self.env)
         self.starved = False
 
     async def run(self) -> None:
-        notify(f"READY=1\nSTATUS=polling {len(self.gateway.site.devices)} devices", self.env)
+        notify(f"READY=1\nSTATUS=polling {len(self.site.devices)} devices", self.env)
         if self.watchdog is None:
             return
         while True:
             await asyncio.sleep(self.watchdog / 2)
-            health = self.gateway.health()
+            health = self.status.health()
             if health["status"] == "unhealthy":
                 if not self.starved:
                     bad = [k for k, c in health["checks"].items() if c["status"] == "unhealthy"]
@@ -94,6 +91,6 @@ class SystemdNotifier(Component):
         notify("STOPPING=1", self.env)
 
 
-def systemd_component(gateway: Gateway) -> Component | None:
-    """The `COMPONENTS` factory: only when started by systemd with `Type=notify`."""
-    return SystemdNotifier(gateway) if os.environ.get("NOTIFY_SOCKET") else None
+def build(context: ComponentContext, capabilities: Capabilities) -> Component | None:
+    """The `gateway.registry` factory: only when started by systemd with `Type=notify`."""
+    return SystemdNotifier(context) if os.environ.get("NOTIFY_SOCKET") else None

@@ -7,12 +7,9 @@ and tells components, and another (`fgw[engine].tick`) advances timers. Each ala
 committed to SQLite *before* it is handed to the publisher, so whatever subscribers saw is in the
 journal after a power cut.
 
-Why one transaction per reading: the journal row, the alarm's outbox messages (the outbox is a table
-of the journal's file), records changed without a transition, on-delays that started and the
-notifications the transitions make due (`Component.stage`) are written together (`_write`): one
-fsync between a reading and its alarm on MQTT. Components hear of the transitions
-(`on_transitions`, e.g. a maintenance ticket and its own commit) once the broker has the alarm —
-or at once when more readings wait, or the broker is away (`MqttPublisher.delivered`).
+A reading's journal rows, outbox messages and the components' staged rows are one transaction;
+components hear of its transitions once the broker has the alarm (docs/design/service.md).
+Components are built from a `ComponentContext` and `Capabilities` (docs/design/components.md).
 """
 
 from __future__ import annotations
@@ -25,18 +22,28 @@ import signal
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from config.site import Site
 from drivers import build_drivers
 from gateway.alarming import AlarmManagement
 from gateway.baseload_rules import baseload_rules
-from gateway.components import Component, build_components
-from gateway.health import HealthMonitor
+from gateway.components import (
+    AlarmCommands,
+    Capabilities,
+    Clock,
+    Component,
+    ComponentContext,
+    EventBus,
+    PublisherView,
+    StatsRegistry,
+    StatsSource,
+)
 from gateway.outbox_sqlite import SqliteOutbox
 from gateway.publisher import MqttPublisher
+from gateway.registry import build_components
 from gateway.storage.history import HistoryStore
 from gateway.storage.sqlite import AlarmStore
 from gateway.wear_alarm import wear_rules
@@ -74,7 +81,8 @@ class _Transitions:
 
 
 class Gateway:
-    """One site's running gateway. Use `await gateway.run(stop_event)`.
+    """One site's running gateway. Use `await gateway.run(stop_event)`; one built and never run is
+    closed with `await gateway.close()` or `async with Gateway(site) as gateway:`.
 
     Args:
         site: the validated site.
@@ -90,8 +98,7 @@ class Gateway:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.site = site
-        self._monotonic = monotonic
-        self._wall = wall
+        self.clock = Clock(monotonic=monotonic, wall=wall)
         rules = [*site.rules(), *site.bus_rules()]
         self.store = AlarmStore(site.storage_dir)
         self.engine = RuleEngine(rules, depends_on=site.depends_on())
@@ -108,13 +115,43 @@ class Gateway:
         )
         self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot, outbox=self.outbox)
         self.history = HistoryStore.for_site(site)
+        self.events = EventBus(self.publisher.publish_event)
         self.journal_backlog: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.journal_error: str | None = None
-        self.monitor = HealthMonitor(self, monotonic=monotonic)
         # chattering latch, floods, and delays restored from disk (gateway.alarming)
-        self.alarming = AlarmManagement(self, monotonic(), wall())
+        self.alarming = AlarmManagement(
+            site.file.alarms,
+            self.book,
+            self.engine,
+            self.store.timers(),
+            emit=self._emit,
+            publish_event=self.events.publish,
+            monotonic=monotonic(),
+            wall=wall(),
+        )
         self.drivers = build_drivers(site, self)
-        self.components: list[Component] = build_components(self)
+        self.context = ComponentContext(
+            site=site,
+            clock=self.clock,
+            alarms=self.book,
+            engine=self.engine,
+            commands=AlarmCommands(
+                acknowledge=self.acknowledge,
+                acknowledge_device=self.acknowledge_device,
+                shelve=self.shelve,
+                unshelve=self.unshelve,
+                remove_from_service=self.remove_from_service,
+                return_to_service=self.return_to_service,
+                journal=self.journal,
+            ),
+            events=self.events,
+            db=self.store.connection,
+            system_condition=self.system_condition,
+            status=_Status(self),
+            stats=StatsRegistry(),
+        )
+        self.capabilities = Capabilities(history=self.history)
+        self.components: list[Component] = build_components(self.context, self.capabilities)
         # components whose rows commit in the journal's transaction (durable notifications)
         self._joined = [c for c in self.components if type(c).stage is not Component.stage]
         self._queue: deque[Sequence[Reading] | DeviceStatus] = deque()
@@ -124,6 +161,7 @@ class Gateway:
         self._deferred: deque[Sequence[Reading] | DeviceStatus | _Transitions] = deque()
         self.dropped_batches = 0
         self.transitions_total = 0
+        self._closed = False
         # life-safety alarms stored suppressed or out of service come back, announced (PRODUCT §9)
         self._emit(self.book.reinstate(wall()))
 
@@ -174,16 +212,38 @@ class Gateway:
                 await stop.wait()
                 await cancel_and_wait(tasks)
         finally:
-            for component in self.components:
-                try:
-                    await component.close()
-                except Exception:
-                    log.exception("component %s did not close cleanly", component.name)
+            self._closed = True
+            await self._close_components()
             await self.publisher.stop()
-            self.outbox.close()
-            self.history.close()
-            self.store.close()
+            self._close_storage()
             log.info("gateway stopped", extra={"site": self.site.id})
+
+    async def close(self) -> None:
+        """Release what building opened — components, outbox, history, journal — for a gateway
+        built and never run (`run` releases them itself). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._close_components()
+        self._close_storage()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _close_components(self) -> None:
+        for component in self.components:
+            try:
+                await component.close()
+            except Exception:
+                log.exception("component %s did not close cleanly", component.name)
+
+    def _close_storage(self) -> None:
+        self.outbox.close()
+        self.history.close()
+        self.store.close()
 
     async def _process(self) -> None:
         """The engine's task: like `process_queued`, but components hear of a batch's transitions
@@ -234,7 +294,7 @@ class Gateway:
             self._process_item(self._queue.popleft())
 
     def _process_item(self, item: Sequence[Reading] | DeviceStatus) -> None:
-        now = self._monotonic()
+        now = self.clock.monotonic()
         if isinstance(item, DeviceStatus):
             changes = self.engine.device_status(item, now)
         else:
@@ -255,7 +315,7 @@ class Gateway:
 
     def tick_once(self) -> None:
         """Advance timers, shelves and components once (the `_tick` task's work)."""
-        monotonic, wall = self._monotonic(), self._wall()
+        monotonic, wall = self.clock.monotonic(), self.clock.wall()
         self._write(())  # what a refused write left (journal rows, records, delays)
         self._handle(self.engine.tick(monotonic))
         self._emit(self.book.expire_shelves(wall))
@@ -270,19 +330,19 @@ class Gateway:
         self._handle([change])
 
     def _handle(self, changes: Sequence[ConditionChange]) -> None:
-        changes = self.alarming.filter(changes, self._monotonic(), self._wall())
+        changes = self.alarming.filter(changes, self.clock.monotonic(), self.clock.wall())
         transitions: list[AlarmTransition] = []
         for change in changes:
             transitions.extend(self.book.apply(change))
         self._emit(transitions)
-        self.alarming.after_changes(self._wall())
+        self.alarming.after_changes(self.clock.wall())
         self._write(())  # delays changed by the flags' transitions, if any are left
 
     def _emit(self, transitions: Sequence[AlarmTransition]) -> None:
         """Journal and queue `transitions` in one transaction, send them, then tell components.
 
-        The log lines come after the send: writing them costs tens of microseconds that an alarm on
-        its way to the duty technician should not wait for.
+        The log lines come after the send: an alarm on its way to the duty technician should not wait
+        for them.
         """
         if not transitions:
             self._write(())  # changes under an overlay, delays: no transition
@@ -301,7 +361,7 @@ class Gateway:
                 rows.append((t.alarm.record(), event))
                 priorities.append(payload["priority"])
                 self.publisher.publish_alarm(payload)
-                self.publisher.publish_event(event)
+                self.events.publish(event)
         finally:
             rows.extend((t.alarm.record(), t.event()) for t in transitions[len(rows) :])
             self._write(rows)
@@ -319,7 +379,7 @@ class Gateway:
         else:
             self._tell_deferred()  # earlier ones first: components hear in order
             self._tell(_Transitions(transitions))
-        self.alarming.committed(transitions, self._monotonic())
+        self.alarming.committed(transitions, self.clock.monotonic())
 
     def _tell(self, what: Sequence[Reading] | DeviceStatus | _Transitions) -> None:
         """One thing, to every component, in the table's order."""
@@ -352,7 +412,7 @@ class Gateway:
             return
         try:
             self.store.write(
-                self._wall(),
+                self.clock.wall(),
                 journal=self.journal_backlog,
                 records=records,
                 timers=timers,
@@ -389,7 +449,8 @@ class Gateway:
 
     def health(self) -> dict[str, Any]:
         """`{"status": "ok" | "degraded" | "unhealthy", "checks": {...}}`, for `/healthz`."""
-        return self.monitor.report()
+        monitor = self.capabilities.health
+        return monitor.report() if monitor is not None else {"status": "ok", "checks": {}}
 
     def _publish_readings(self, batch: Sequence[Reading]) -> None:
         by_device: dict[str, list[Reading]] = {}
@@ -405,7 +466,7 @@ class Gateway:
 
     def acknowledge(self, alarm_id: str, user: str, comment: str = "") -> None:
         """Acknowledge one alarm (raises the book's refusal for a transition not allowed)."""
-        self._emit(self.book.acknowledge(alarm_id, user, comment, self._wall()))
+        self._emit(self.book.acknowledge(alarm_id, user, comment, self.clock.wall()))
 
     def acknowledge_device(self, device: str, user: str, comment: str = "") -> list[str]:
         """Acknowledge every alarm of `device` waiting for it; returns their ids (maybe none).
@@ -415,7 +476,7 @@ class Gateway:
         """
         if device not in self.site.devices:
             raise UnknownAlarm(device)
-        transitions = self.book.acknowledge_device(device, user, comment, self._wall())
+        transitions = self.book.acknowledge_device(device, user, comment, self.clock.wall())
         self._emit(transitions)
         return [t.alarm_id for t in transitions]
 
@@ -428,22 +489,22 @@ class Gateway:
         """
         if not 0 < minutes <= SHELVE_MAX_MINUTES:
             raise ValueError(f"minutes must be in (0, {SHELVE_MAX_MINUTES}]")
-        now = self._wall()
+        now = self.clock.wall()
         self._emit(self.book.shelve(alarm_id, user, reason, now + minutes * 60.0, now))
         return self.book.get(alarm_id).payload()
 
     def unshelve(self, alarm_id: str, user: str) -> dict[str, Any]:
         """End a shelve early; the alarm shows its true state again. Raises as `shelve`."""
-        self._emit(self.book.unshelve(alarm_id, user, self._wall()))
+        self._emit(self.book.unshelve(alarm_id, user, self.clock.wall()))
         return self.book.get(alarm_id).payload()
 
     def remove_from_service(self, alarm_id: str, user: str, reason: str) -> dict[str, Any]:
         """Take an alarm out of service (sensor removed, equipment decommissioned)."""
-        self._emit(self.book.remove_from_service(alarm_id, user, reason, self._wall()))
+        self._emit(self.book.remove_from_service(alarm_id, user, reason, self.clock.wall()))
         return self.book.get(alarm_id).payload()
 
     def return_to_service(self, alarm_id: str, user: str) -> dict[str, Any]:
-        self._emit(self.book.return_to_service(alarm_id, user, self._wall()))
+        self._emit(self.book.return_to_service(alarm_id, user, self.clock.wall()))
         return self.book.get(alarm_id).payload()
 
     def journal(self, alarm_id: str, limit: int = 1000) -> list[dict[str, Any]]:
@@ -472,6 +533,46 @@ class Gateway:
         ]
 
 
+class _Status:
+    """The service's counters as components see them (`ServiceStatus`): read at each access."""
+
+    __slots__ = ("_gateway",)
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @property
+    def drivers(self) -> Mapping[str, StatsSource]:
+        return self._gateway.drivers
+
+    @property
+    def publisher(self) -> PublisherView:
+        return self._gateway.publisher
+
+    @property
+    def transitions_total(self) -> int:
+        return self._gateway.transitions_total
+
+    @property
+    def dropped_batches(self) -> int:
+        return self._gateway.dropped_batches
+
+    @property
+    def engine_queue(self) -> int:
+        return len(self._gateway._queue)
+
+    @property
+    def journal_error(self) -> str | None:
+        return self._gateway.journal_error
+
+    @property
+    def journal_backlog(self) -> int:
+        return len(self._gateway.journal_backlog)
+
+    def health(self) -> dict[str, Any]:
+        return self._gateway.health()
+
+
 async def run_service(site: Site) -> int:
     """`fgw run`: the gateway until SIGTERM or SIGINT; returns the exit code."""
     stop = asyncio.Event()
@@ -487,13 +588,9 @@ async def run_service(site: Site) -> int:
 
 
 def freeze_heap() -> None:
-    """Move every object alive now out of the garbage collector's sight (`gc.freeze`).
-
-    Why: the configuration, rules, templates and libraries are tens of thousands of objects that
-    live as long as the process, and a full collection walks all of them — 40 to 80 ms on the edge
-    box, at a moment nobody chooses, in the middle of an alarm's path (the bench's 44 ms outlier).
-    Frozen, they are never walked again; what the gateway allocates afterwards is collected as
-    usual. Called by `fgw run` only, not for gateways built inside another program or a test.
+    """Move every object alive now out of the garbage collector's sight (`gc.freeze`), so that no
+    full collection walks them again in an alarm's path (docs/design/service.md). Called by
+    `fgw run` only, not for gateways built inside another program or a test.
     """
     gc.collect()
     gc.freeze()

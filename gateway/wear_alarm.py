@@ -11,16 +11,12 @@ when the verdict changes (and once after a start, so an alarm restored active ca
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from config.models import Text
-from config.site import Rule
-from gateway.components import Component
+from config.site import Rule, Site
+from gateway.components import Capabilities, Component, ComponentContext, HealthView
 from rules.engine import ConditionChange
-
-if TYPE_CHECKING:
-    from config.site import Site
-    from gateway.service import Gateway
 
 DEVICE = "gateway"
 RULE = "storage_wear"
@@ -45,8 +41,14 @@ class WearAlarm(Component):
 
     name = "wear_alarm"
 
-    def __init__(self, gateway: Gateway, every: float = EVERY) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        health: HealthView,
+        system_condition: Callable[[ConditionChange], None],
+        every: float = EVERY,
+    ) -> None:
+        self.health = health
+        self.system_condition = system_condition
         self.every = every
         self._next: float | None = None
         self.active: bool | None = None  # None: not told yet since the start
@@ -55,13 +57,13 @@ class WearAlarm(Component):
         if self._next is not None and monotonic < self._next:
             return
         self._next = monotonic + self.every
-        check = self.gateway.monitor.wear.report(monotonic)
+        check = self.health.wear.report(monotonic)
         active = check["status"] != "ok"
         if active == self.active:
             return
         self.active = active
         detail = str(check.get("detail", ""))
-        self.gateway.system_condition(
+        self.system_condition(
             ConditionChange(
                 alarm_id=ALARM_ID,
                 device=DEVICE,
@@ -76,8 +78,9 @@ class WearAlarm(Component):
         )
 
 
-def wear_alarm_component(gateway: Gateway) -> Component | None:
-    """The `COMPONENTS` factory: none when the site has a device called `gateway`."""
-    if DEVICE in gateway.site.devices:
+def build(context: ComponentContext, capabilities: Capabilities) -> Component | None:
+    """The `gateway.registry` factory: none when the site has a device called `gateway` (or no
+    health monitor, whose wear meter it reads)."""
+    if DEVICE in context.site.devices or capabilities.health is None:
         return None
-    return WearAlarm(gateway)
+    return WearAlarm(capabilities.health, context.system_condition)

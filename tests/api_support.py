@@ -56,7 +56,9 @@ def add_users(accounts: Accounts) -> None:
 
 
 def component_of(gateway: Gateway) -> ApiComponent:
-    return next(c for c in gateway.components if isinstance(c, ApiComponent))
+    console = gateway.capabilities.console
+    assert isinstance(console, ApiComponent)
+    return console
 
 
 async def login(client: httpx.AsyncClient, name: str, password: str = PASSWORD) -> str:

@@ -23,7 +23,7 @@ async def test_reading_the_api_writes_nothing_to_the_accounts_database(tmp_path:
     accounts = Accounts(gateway.site.storage_dir, hasher=fast_hasher())
     add_users(accounts)
     _, token = accounts.create_token("vera", by="test", label="reader")
-    app = create_app(gateway, accounts=accounts)
+    app = create_app(gateway.context, gateway.capabilities, accounts=accounts)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
@@ -37,5 +37,4 @@ async def test_reading_the_api_writes_nothing_to_the_accounts_database(tmp_path:
             assert accounts._db.total_changes == before
     finally:
         accounts.close()
-        gateway.history.close()
-        gateway.store.close()
+        await gateway.close()

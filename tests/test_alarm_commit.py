@@ -30,15 +30,6 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         db.close()
 
 
-async def _close(gateway: Gateway) -> None:
-    """What the service does at its end, for a gateway built but never run."""
-    for component in gateway.components:
-        await component.close()
-    gateway.outbox.close()
-    gateway.history.close()
-    gateway.store.close()
-
-
 def _transactions(statements: Sequence[str]) -> list[list[str]]:
     """The statements grouped by transaction (`BEGIN …` to `COMMIT`), in order."""
     groups: list[list[str]] = []
@@ -80,7 +71,7 @@ async def test_a_transition_and_its_messages_are_one_commit(tmp_path: Path) -> N
             f"{site.topic_prefix}/events",
         ]
     finally:
-        await _close(gateway)
+        await gateway.close()
 
 
 async def test_a_refused_commit_keeps_the_alarm_deliverable_and_catches_up(tmp_path: Path) -> None:
@@ -106,7 +97,7 @@ async def test_a_refused_commit_keeps_the_alarm_deliverable_and_catches_up(tmp_p
         assert f"{site.topic_prefix}/alarms/pump-2/dry_run" in outbox
     finally:
         blocker.close()
-        await _close(gateway)
+        await gateway.close()
 
 
 class _Heard(Component):
@@ -187,6 +178,6 @@ async def test_components_hear_the_same_things_in_the_same_order_when_told_after
                     await task
             heard.append(component.heard)
         finally:
-            await _close(gateway)
+            await gateway.close()
     assert any(kind == "transitions" for kind, _ in heard[0])
     assert heard[1] == heard[0]

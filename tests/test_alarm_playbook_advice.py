@@ -22,7 +22,7 @@ def test_entrapment_links_to_its_incident_and_its_next_step(tmp_path: Path) -> N
     gw = gateway(site_file(tmp_path), clock)
     read(gw, clock, "lift-1", alarm_button=False, moving=False, door_open=False, occupied=False,
          in_service=True, fault_code=0, floor=3)  # fmt: skip
-    view = alarm_view(gw, "lift-1.entrapment")
+    view = alarm_view(gw.context, gw.capabilities, "lift-1.entrapment")
     # no incident yet: the playbook's first step
     assert view["playbook"] == {
         "id": "lift_entrapment",
@@ -35,12 +35,12 @@ def test_entrapment_links_to_its_incident_and_its_next_step(tmp_path: Path) -> N
     }
     read(gw, clock, "lift-1", alarm_button=True)
     [incident] = incidents_of(gw).listing()
-    view = alarm_view(gw, "lift-1.entrapment")
+    view = alarm_view(gw.context, gw.capabilities, "lift-1.entrapment")
     assert view["state"] == "active_unack"
     assert view["playbook"]["incident"] == incident["id"]
     assert view["playbook"]["step"]["en"].startswith("Talk to the passengers")
     incidents_of(gw).complete_step(incident["id"], "intercom", "wang", "two people, calm")
-    step = alarm_view(gw, "lift-1.entrapment")["playbook"]["step"]
+    step = alarm_view(gw.context, gw.capabilities, "lift-1.entrapment")["playbook"]["step"]
     assert step["en"].startswith("Call the lift maintenance company")
 
 
@@ -48,6 +48,6 @@ def test_an_alarm_without_a_playbook_keeps_the_rules_advice(tmp_path: Path) -> N
     clock = Clock()
     gw = gateway(site_file(tmp_path), clock)
     read(gw, clock, "lift-1", fault_code=7)
-    view = alarm_view(gw, "lift-1.lift_fault")
+    view = alarm_view(gw.context, gw.capabilities, "lift-1.lift_fault")
     assert view["playbook"] is None
     assert view["advice"]["en"] == "Call the lift company with the fault code"

@@ -22,6 +22,7 @@ from config.site import load_site
 from gateway.accounts import Accounts, fast_hasher
 from gateway.api import create_app
 from gateway.api.app import CONSOLE
+from gateway.components import ComponentContext
 from gateway.service import Gateway
 from tests.api_support import PASSWORD, add_users, console_site, login
 from tests.support import free_port
@@ -33,7 +34,7 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     gateway = Gateway(load_site(console_site(tmp_path, free_port())))
     accounts = Accounts(gateway.site.storage_dir, hasher=fast_hasher())
     add_users(accounts)
-    yield create_app(gateway, accounts=accounts)
+    yield create_app(gateway.context, gateway.capabilities, accounts=accounts)
     accounts.close()
 
 
@@ -511,8 +512,8 @@ async def test_metrics_in_prometheus_text(app: FastAPI) -> None:
         "fgw_storage_wear_warning",
     ):
         assert family in samples, family
-    gateway: Gateway = app.state.gateway
-    assert samples['fgw_alarms{state="normal"}'] == len(gateway.book.all())
+    context: ComponentContext = app.state.context
+    assert samples['fgw_alarms{state="normal"}'] == len(context.alarms.all())
 
 
 # ---------------------------------------------------------------------------------- catalogues

@@ -32,7 +32,7 @@ _GATEWAY = Gateway(load_site(console_site(_FOLDER, free_port())))
 _ACCOUNTS = Accounts(_GATEWAY.site.storage_dir, hasher=fast_hasher())
 add_users(_ACCOUNTS)
 _, _TOKEN = _ACCOUNTS.create_token("ada", by="test")
-APP = create_app(_GATEWAY, accounts=_ACCOUNTS)
+APP = create_app(_GATEWAY.context, _GATEWAY.capabilities, accounts=_ACCOUNTS)
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", APP).exclude(path="/api/v1/stream")
 
 PRODUCT_ROUTES = {

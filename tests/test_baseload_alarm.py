@@ -144,7 +144,9 @@ async def test_one_verdict_per_night_even_across_a_restart(gateway: Gateway) -> 
     ledger = json.loads((gateway.site.storage_dir / LEDGER).read_text())
     assert ledger["meter-1"]["night"] == "2026-11-14" and ledger["meter-1"]["risen"] is True
     assert (gateway.site.storage_dir / LEDGER).stat().st_mode & 0o777 == 0o600
-    again = BaseloadAlarm(gateway)  # what a restart builds: the ledger says it is done
+    again = BaseloadAlarm(
+        gateway.site, gateway.history, gateway.system_condition
+    )  # a restart's: the ledger says it is done
     assert await again.evaluate_due(at(DAY, 7200)) == []
     assert journal(gateway) == [("normal", "active_unack")]
 
@@ -233,18 +235,15 @@ async def test_an_unreadable_history_is_tried_again_and_raises_nothing(
             raise sqlite3.OperationalError("disk I/O error")
 
     alarm = component(gateway)
-    history = gateway.history
-    gateway.history = Broken()  # type: ignore[assignment]
-    try:
-        assert await alarm.evaluate_due(at(DAY)) == []
-        assert await alarm.evaluate_due(at(DAY, 700)) == []
-    finally:
-        gateway.history = history
+    alarm.history = Broken()
+    assert await alarm.evaluate_due(at(DAY)) == []
+    assert await alarm.evaluate_due(at(DAY, 700)) == []
     assert alarm.failing == "disk I/O error"
     assert [r.message for r in caplog.records if r.name == "fgw.baseload"].count(
         "night baseload of 2026-11-14 not judged: disk I/O error"
     ) == 1  # logged once, not at every try
     assert alarm.ledger.last("meter-1") is None
+    alarm.history = gateway.history  # the disk answers again
     assert len(await alarm.evaluate_due(at(DAY, 1400))) == 1
     assert alarm.failing is None
 

@@ -59,7 +59,7 @@ async def test_incident_on_a_phone_in_chinese(browser: Any, broker: Broker, tmp_
         )
         await page.locator('#incident-strip li[data-step="call_maintainer"]').wait_for()
         # six minutes later on the gateway's clock the next step is overdue: red
-        live.gateway._wall = lambda: time.time() + 6 * 60  # type: ignore[method-assign]
+        live.gateway.clock.wall = lambda: time.time() + 6 * 60
         late = page.locator('#incident-strip li[data-step="call_maintainer"].overdue')
         await late.wait_for(timeout=15_000)
         colour = await late.evaluate("el => getComputedStyle(el).backgroundColor")

@@ -48,7 +48,9 @@ def setup(tmp_path: Path) -> tuple[Gateway, HealthMonitor, FakeDriver, Clock]:
     driver = FakeDriver()
     gateway.drivers = {"modbus:bus": driver}  # type: ignore[dict-item]
     gateway.publisher._connected.set()  # as after a CONNACK
-    return gateway, gateway.monitor, driver, clock
+    monitor = gateway.capabilities.health
+    assert isinstance(monitor, HealthMonitor)
+    return gateway, monitor, driver, clock
 
 
 def test_ok_while_polls_complete_and_the_outbox_drains(setup) -> None:  # type: ignore[no-untyped-def]

@@ -222,7 +222,7 @@ def test_during_survives_a_restart_and_clears_when_the_cause_answers(
 
 
 def test_a_change_of_during_opens_no_second_ticket(plant: Plant) -> None:
-    m = plant.gw.maintenance  # type: ignore[attr-defined]
+    m = plant.gw.capabilities.maintenance
     plant.read("lift-1", alarm_button=True)
     [ticket] = m.list_tickets()
     assert ticket["origin"]["alarm"] == ENTRAPMENT and ticket["urgency"] == "emergency"
@@ -253,8 +253,8 @@ async def test_the_api_shows_during_and_life_safety(tmp_path: Path) -> None:
     gateway = Gateway(load_site(console_site(tmp_path, free_port())))
     accounts = Accounts(gateway.site.storage_dir, hasher=fast_hasher())
     add_users(accounts)
-    app = create_app(gateway, accounts=accounts)
-    wall = gateway._wall()
+    app = create_app(gateway.context, gateway.capabilities, accounts=accounts)
+    wall = gateway.clock.wall()
     gateway.readings([Reading("lift-1", "alarm_button", True, Quality.GOOD, wall)])
     gateway.device_status(DeviceStatus("lift-1", False, wall))
     gateway.process_queued()
@@ -266,8 +266,7 @@ async def test_the_api_shows_during_and_life_safety(tmp_path: Path) -> None:
             listed = (await c.get("/api/v1/alarms")).json()["alarms"]
     finally:
         accounts.close()
-        gateway.store.close()
-        gateway.history.close()
+        await gateway.close()
     assert alarm["state"] == "active_unack" and alarm["during"] == "lift-1.comm_loss"
     assert alarm["life_safety"] is True and alarm["shelvable"] is False
     comm = next(a for a in listed if a["id"] == "lift-1.comm_loss")
@@ -344,7 +343,7 @@ class LifeSafetyMachine(RuleBasedStateMachine):
 
     @rule(device=st.sampled_from(["lift-1", "fire-1", "meter-1"]), start=st.booleans())
     def work(self, device: str, start: bool) -> None:
-        m = self.plant.gw.maintenance  # type: ignore[attr-defined]
+        m = self.plant.gw.capabilities.maintenance
         assert isinstance(m, Maintenance)
         active = [t for t in m.list_tickets("active") if t["device"] == device]
         try:

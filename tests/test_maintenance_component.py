@@ -47,15 +47,11 @@ def gateway_for(site: Site, clock: Clock) -> Iterator[Gateway]:
     try:
         yield gateway
     finally:
-        for component in gateway.components:
-            asyncio.run(component.close())
-        gateway.outbox.close()
-        gateway.history.close()
-        gateway.store.close()
+        asyncio.run(gateway.close())
 
 
 def maint(gateway: Gateway) -> Maintenance:
-    component = gateway.maintenance  # type: ignore[attr-defined]
+    component = gateway.capabilities.maintenance
     assert isinstance(component, Maintenance)
     return component
 
@@ -199,7 +195,7 @@ def test_calendar_plans_fall_due_on_the_injected_clock_and_move_on_after_the_wor
         m.check(clock.now)
         assert m.list_tickets() == []
         clock.now += DAY  # 14 Nov 01:00: within the 3 days' lead before the 16th ends
-        gateway.maintenance.on_tick(clock.now, clock.now)  # type: ignore[attr-defined]
+        maint(gateway).on_tick(clock.now, clock.now)
         lift_tickets = m.list_tickets(device="lift-1")
         assert [t["title"] for t in lift_tickets] == ["Lift half-monthly service"]
         assert lift_tickets[0]["due"] == "2026-11-16T16:00:00Z"  # end of 16 Nov, Shanghai
@@ -241,7 +237,7 @@ def test_meter_plan_fires_once_and_not_again_after_a_restart(site: Site) -> None
     def feed(gateway: Gateway, value: float) -> None:
         clock.now += 1
         batch = [Reading("pump-1", "run_hours", value, Quality.GOOD, clock.now)]
-        gateway.maintenance.on_readings(batch)  # type: ignore[attr-defined]
+        maint(gateway).on_readings(batch)
 
     with gateway_for(site, clock) as gateway:
         for value in (1999.0, 1999.9, 1999.9):

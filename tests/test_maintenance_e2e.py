@@ -47,7 +47,7 @@ async def gateway_running(site: Site, watcher: Watcher) -> AsyncIterator[Gateway
 
 
 def maint(gateway: Gateway) -> Maintenance:
-    component = gateway.maintenance  # type: ignore[attr-defined]
+    component = gateway.capabilities.maintenance
     assert isinstance(component, Maintenance)
     return component
 

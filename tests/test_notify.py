@@ -421,6 +421,4 @@ async def test_escalation_repeats_until_acknowledged_on_real_channels(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await notify.close()
-        gw.store.close()
-        gw.history.close()
+        await gw.close()

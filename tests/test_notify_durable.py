@@ -330,7 +330,7 @@ async def test_given_up_after_give_up_after_counted_logged_once_and_shown(
         assert check["status"] == "degraded" and check["given_up"] == 1
         assert "given up: 1" in check["detail"]
         out = _Text()
-        _notify(out, gw)
+        _notify(out, gw.context)
         assert 'fgw_notify_given_up{channel="wx"} 1' in out.lines
         assert 'fgw_notify_channel_failing{channel="wx"} 1' in out.lines
     finally:

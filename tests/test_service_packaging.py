@@ -60,16 +60,23 @@ def test_watchdog_period_is_for_this_process_only() -> None:
     assert watchdog_seconds({}) is None
 
 
-class FakeGateway:
-    """Only what the notifier reads: the site's device count and health()."""
+class FakeStatus:
+    """Only what the notifier reads of the service's status: health()."""
 
     def __init__(self) -> None:
-        self.status = "ok"
-        self.site = type("S", (), {"devices": {"a": 1, "b": 2}})()
+        self.state = "ok"
 
     def health(self) -> dict[str, Any]:
-        checks = {"polling": {"status": self.status}}
-        return {"status": self.status, "checks": checks}
+        checks = {"polling": {"status": self.state}}
+        return {"status": self.state, "checks": checks}
+
+
+class FakeContext:
+    """Only what the notifier reads: the site's device count and the service's health()."""
+
+    def __init__(self) -> None:
+        self.status = FakeStatus()
+        self.site = type("S", (), {"devices": {"a": 1, "b": 2}})()
 
 
 async def test_the_watchdog_is_fed_only_while_not_unhealthy(
@@ -82,24 +89,24 @@ async def test_the_watchdog_is_fed_only_while_not_unhealthy(
     async def receive() -> str:
         return (await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)).decode()
 
-    gateway = FakeGateway()
+    context = FakeContext()
     env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"}
-    notifier = SystemdNotifier(gateway, env)  # type: ignore[arg-type]
+    notifier = SystemdNotifier(context, env)  # type: ignore[arg-type]
     task = asyncio.create_task(notifier.run(), name="test.notifier")
     try:
         assert (await receive()).startswith("READY=1\nSTATUS=polling 2 devices")
         assert await receive() == "WATCHDOG=1\nSTATUS=ok"
-        gateway.status = "degraded"  # broker away: a restart would not help, keep feeding
+        context.status.state = "degraded"  # broker away: a restart would not help, keep feeding
         while (message := await receive()) != "WATCHDOG=1\nSTATUS=degraded":
             pass
-        gateway.status = "unhealthy"
+        context.status.state = "unhealthy"
         while (message := await receive()).startswith("WATCHDOG=1"):
             pass
         assert message == "STATUS=unhealthy: polling"
         await asyncio.sleep(0.35)  # several watchdog periods (0.05 s) pass unfed
         with pytest.raises(BlockingIOError):
             sock.recv(4096)
-        gateway.status = "ok"
+        context.status.state = "ok"
         assert await receive() == "WATCHDOG=1\nSTATUS=ok"
     finally:
         task.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from gateway.wear import FAR_ABOVE, Usage, WearMeter, low_space, read_proc_written
@@ -91,6 +92,7 @@ def test_a_wearing_storage_raises_a_low_alarm_that_clears_and_suppresses_nothing
     tmp_path: Path,
 ) -> None:
     from config.site import load_site
+    from gateway.health import HealthMonitor
     from gateway.service import Gateway
     from gateway.wear_alarm import ALARM_ID, WearAlarm
 
@@ -98,7 +100,8 @@ def test_a_wearing_storage_raises_a_low_alarm_that_clears_and_suppresses_nothing
     gateway = Gateway(load_site(tmp_path / "site.yaml"))
     try:
         disk = Disk()
-        gateway.monitor.wear = WearMeter(
+        assert isinstance(gateway.capabilities.health, HealthMonitor)
+        gateway.capabilities.health.wear = WearMeter(
             tmp_path, 10, read_written=disk.read, usage=disk.usage_of, window=600
         )
         (alarm,) = [c for c in gateway.components if isinstance(c, WearAlarm)]
@@ -122,5 +125,4 @@ def test_a_wearing_storage_raises_a_low_alarm_that_clears_and_suppresses_nothing
         journal = gateway.journal(ALARM_ID)  # journaled like any alarm
         assert [row["to"] for row in journal] == ["active_unack", "rtn_unack"]
     finally:
-        gateway.history.close()
-        gateway.store.close()
+        asyncio.run(gateway.close())

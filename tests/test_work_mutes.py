@@ -49,7 +49,7 @@ def make_site(folder: Path, tickets: str = "") -> Site:
 
 
 def maint(plant: Plant) -> Maintenance:
-    component = plant.gw.maintenance  # type: ignore[attr-defined]
+    component = plant.gw.capabilities.maintenance
     assert isinstance(component, Maintenance)
     return component
 
@@ -125,7 +125,7 @@ def test_the_mute_ends_at_the_limit_and_the_event_says_the_work_overran(plant: P
     assert event["id"] == working["id"] and f"#{working['id']}" in event["note"]
     assert "overran" in event["note"] and "pump-2.dry_run" in event["detail"]["alarms"]
     assert event["ticket"]["status"] == "in_progress" and event["ticket"]["out_of_service"] == []
-    assert plant.gw._wall() - start >= 4 * HOUR
+    assert plant.gw.clock.wall() - start >= 4 * HOUR
     # back in the state the readings give: the fault cleared under the mute, the dry run is on
     assert plant.state("pump-2.pump_fault") == "rtn_unack"
     assert plant.state("pump-2.dry_run") == "active_unack"

@@ -1,7 +1,8 @@
-"""The HTTP API and web console (PRODUCT §7): `create_app(gateway)` and the component serving it.
+"""The HTTP API and web console (PRODUCT §7): `create_app(context, capabilities)` and the component
+serving it.
 
 `create_app` is imported on first use, not with the package: the console component lives here too
-and is built before the first poll, while FastAPI (a few hundred milliseconds of imports) is needed
+and is built before the first poll, while FastAPI (a costly import, docs/performance.md) is needed
 only once the console starts serving.
 """
 

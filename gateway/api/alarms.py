@@ -11,11 +11,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from gateway.api.deps import gateway_of
+from gateway.api.deps import capabilities_of, context_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Engineer, Viewer, note_audit
 from gateway.api.sources import alarm_view, plain, sort_alarms
-from gateway.service import Gateway
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
 
@@ -46,10 +45,10 @@ async def list_alarms(
     _: Viewer,
 ) -> dict[str, Any]:
     """`active`: every alarm not `normal` (shelved and suppressed ones included, shown as such)."""
-    gateway = gateway_of(request)
-    alarms = gateway.book.all() if state == "all" else gateway.book.non_normal()
+    ctx, caps = context_of(request), capabilities_of(request)
+    alarms = ctx.alarms.all() if state == "all" else ctx.alarms.non_normal()
     views = [
-        alarm_view(gateway, a.id)
+        alarm_view(ctx, caps, a.id)
         for a in alarms
         if (not priority or a.priority in priority) and (device is None or a.device == device)
     ]
@@ -58,7 +57,7 @@ async def list_alarms(
 
 @router.get("/{alarm_id}", summary="One alarm")
 async def get_alarm(*, alarm_id: AlarmId, request: Request, _: Viewer) -> dict[str, Any]:
-    return alarm_view(gateway_of(request), alarm_id)
+    return alarm_view(context_of(request), capabilities_of(request), alarm_id)
 
 
 @router.get("/{alarm_id}/journal", summary="Every transition of one alarm, oldest first")
@@ -69,9 +68,9 @@ async def alarm_journal(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     _: Viewer,
 ) -> dict[str, Any]:
-    gateway = gateway_of(request)
-    gateway.book.get(alarm_id)  # 404 for an unknown alarm
-    rows = [_journal_row(e) for e in gateway.journal(alarm_id, limit)]
+    ctx = context_of(request)
+    ctx.alarms.get(alarm_id)  # 404 for an unknown alarm
+    rows = [_journal_row(e) for e in ctx.commands.journal(alarm_id, limit)]
     return {"alarm": alarm_id, "journal": rows}
 
 
@@ -93,11 +92,11 @@ async def acknowledge(
     request: Request,
     principal: Engineer,
 ) -> dict[str, Any]:
-    gateway = gateway_of(request)
+    ctx = context_of(request)
     note_audit(request, alarm_id, comment=body.comment)
-    gateway.book.get(alarm_id)
-    gateway.acknowledge(alarm_id, principal.name, body.comment)
-    return alarm_view(gateway, alarm_id)
+    ctx.alarms.get(alarm_id)
+    ctx.commands.acknowledge(alarm_id, principal.name, body.comment)
+    return alarm_view(ctx, capabilities_of(request), alarm_id)
 
 
 @router.post("/{alarm_id}/shelve", summary="Shelve for a time, with a reason (engineer)")
@@ -108,14 +107,14 @@ async def shelve(
     request: Request,
     principal: Engineer,
 ) -> dict[str, Any]:
-    gateway = gateway_of(request)
+    ctx = context_of(request)
     note_audit(request, alarm_id, minutes=body.minutes, reason=body.reason)
-    gateway.book.get(alarm_id)
+    ctx.alarms.get(alarm_id)
     try:
-        gateway.shelve(alarm_id, principal.name, body.minutes, body.reason)
+        ctx.commands.shelve(alarm_id, principal.name, body.minutes, body.reason)
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
-    return alarm_view(gateway, alarm_id)
+    return alarm_view(ctx, capabilities_of(request), alarm_id)
 
 
 @router.post("/{alarm_id}/unshelve", summary="Unshelve (engineer)")
@@ -126,8 +125,8 @@ async def unshelve(
     body: UnshelveBody | None = None,
     principal: Engineer,
 ) -> dict[str, Any]:
-    gateway: Gateway = gateway_of(request)
+    ctx = context_of(request)
     note_audit(request, alarm_id, reason=body.reason if body else "")
-    gateway.book.get(alarm_id)
-    gateway.unshelve(alarm_id, principal.name)
-    return alarm_view(gateway, alarm_id)
+    ctx.alarms.get(alarm_id)
+    ctx.commands.unshelve(alarm_id, principal.name)
+    return alarm_view(ctx, capabilities_of(request), alarm_id)

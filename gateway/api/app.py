@@ -1,4 +1,4 @@
-"""`create_app(gateway)`: the HTTP API of PRODUCT §7 and the console, as one FastAPI application.
+"""`create_app(context, capabilities)`: the HTTP API of PRODUCT §7 and the console, one application.
 
 The console is static files (HTML, CSS, JS, message catalogues) served from `gateway/console`; it
 talks to the same API as any script does. The OpenAPI document is at `/api/v1/openapi.json`; the
@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from gateway import __version__
 from gateway.accounts import Accounts
 from gateway.api import alarms, auth, devices, incidents, operations, stream, tickets
-from gateway.api.deps import gateway_of, live_of
+from gateway.api.deps import capabilities_of, context_of, live_of
 from gateway.api.errors import ApiError, install_error_handlers
 from gateway.api.events import EventHub
 from gateway.api.live import LiveState
@@ -28,7 +28,7 @@ from gateway.api.security import AuditTrail, SecurityHeaders, Viewer
 from gateway.api.sources import alarm_view, site_health
 
 if TYPE_CHECKING:
-    from gateway.service import Gateway
+    from gateway.components import Capabilities, ComponentContext
 
 CONSOLE = Path(__file__).resolve().parent.parent / "console"
 LANGUAGES = ("zh-CN", "en")
@@ -40,37 +40,39 @@ def catalogue(lang: str) -> dict[str, str]:
     return data
 
 
-def event_enricher(gateway: Gateway) -> Any:
+def event_enricher(context: ComponentContext, capabilities: Capabilities) -> Any:
     """Alarm events carry the alarm's whole current view, so a console row updates in place."""
 
     def enrich(event: Any) -> dict[str, Any]:
         if event.get("type") == "alarm" and event.get("id"):
-            return {"alarm": alarm_view(gateway, str(event["id"]))}
+            return {"alarm": alarm_view(context, capabilities, str(event["id"]))}
         return {}
 
     return enrich
 
 
 def create_app(
-    gateway: Gateway,
+    context: ComponentContext,
+    capabilities: Capabilities,
     *,
     accounts: Accounts | None = None,
     live: LiveState | None = None,
 ) -> FastAPI:
-    """The application for `gateway`.
+    """The application for a gateway (running, or about to run).
 
     Args:
-        gateway: the running (or about to run) gateway whose alarms, devices and components it shows.
-        accounts: the accounts database; default: the API component's, else the site's own.
-        live: latest readings and the event hub; default: the API component's, so events flow.
+        context: the gateway's site, alarms, readings, commands and counters.
+        capabilities: what its components offer (tickets, incidents, history, the console).
+        accounts: the accounts database; default: the console component's, else the site's own.
+        live: latest readings and the event hub; default: the console component's, so events flow.
     """
-    from gateway.api.component import ApiComponent
-
-    component = next((c for c in gateway.components if isinstance(c, ApiComponent)), None)
+    console = capabilities.console
     if accounts is None:
-        accounts = component.accounts if component else Accounts(gateway.site.storage_dir)
+        accounts = console.accounts if console else Accounts(context.site.storage_dir)
     if live is None:
-        live = component.live if component else LiveState(EventHub(event_enricher(gateway)))
+        live = (
+            console.live if console else LiveState(EventHub(event_enricher(context, capabilities)))
+        )
 
     app = FastAPI(
         title="Facility Gateway",
@@ -80,17 +82,18 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.gateway = gateway
+    app.state.context = context
+    app.state.capabilities = capabilities
     app.state.accounts = accounts
     app.state.live = live
-    app.state.session_hours = gateway.site.file.console.session_hours
+    app.state.session_hours = context.site.file.console.session_hours
     install_error_handlers(app)
     for module in (auth, alarms, devices, tickets, incidents, operations, stream):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and a short health summary (no login)")
     async def healthz(*, request: Request) -> JSONResponse:
-        health = site_health(gateway_of(request))
+        health = site_health(context_of(request), capabilities_of(request))
         return JSONResponse(health, status_code=503 if health.get("status") == "unhealthy" else 200)
 
     @app.get(
@@ -101,24 +104,24 @@ def create_app(
     )
     async def metrics(*, request: Request, _: Viewer) -> PlainTextResponse:
         return PlainTextResponse(
-            render(gateway_of(request), live_of(request)),
+            render(context_of(request), capabilities_of(request), live_of(request)),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
     @app.get("/api/v1/site", tags=["health"], summary="The site: name, locale, devices")
     async def site(*, request: Request, _: Viewer) -> dict[str, Any]:
-        gw = gateway_of(request)
-        info = gw.site.file.site
+        ctx, caps = context_of(request), capabilities_of(request)
+        info = ctx.site.file.site
         return {
             "id": info.id,
             "name": info.name,
             "timezone": info.timezone,
             "locale": info.locale,
-            "health": site_health(gw),
+            "health": site_health(ctx, caps),
             "capabilities": {
-                "tickets": getattr(gw, "maintenance", None) is not None,
-                "history": getattr(gw, "history", None) is not None,
-                "shelve": callable(getattr(gw, "shelve", None)),
+                "tickets": caps.maintenance is not None,
+                "history": caps.history is not None,
+                "shelve": True,
             },
         }
 

@@ -1,11 +1,11 @@
-"""The console inside `fgw run`: uvicorn serving `create_app(gateway)` on `console.listen`.
+"""The console inside `fgw run`: uvicorn serving `create_app(...)` on `console.listen`.
 
 Why a component: the API reads the live alarm book and readings, so it must run on the gateway's own
 event loop; and a console that cannot bind its port must not take the alarm path down with it — it
 logs one clear error and the gateway goes on publishing alarms over MQTT.
 
-The port is bound at once, but the web stack — FastAPI, the routes and uvicorn: a few hundred
-milliseconds of imports and some 11 MB — is loaded when the console is first used: on the first
+The port is bound at once, but the web stack — FastAPI, the routes and uvicorn (its cost is in
+docs/performance.md) — is loaded when the console is first used: on the first
 connection to its port, and never before the first readings came in (or `DEFER_SECONDS` passed).
 The import runs in a worker thread. So the console never delays the first poll, a gateway nobody
 browses does not carry it, and the first connection waits in the listen backlog meanwhile.
@@ -24,13 +24,11 @@ from typing import TYPE_CHECKING, Any
 from gateway.accounts import Accounts
 from gateway.api.events import EventHub
 from gateway.api.live import LiveState
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from ground.model import Reading
 
 if TYPE_CHECKING:
     import uvicorn
-
-    from gateway.service import Gateway
 
 log = logging.getLogger("fgw.console")
 
@@ -60,33 +58,34 @@ def _import_web_stack() -> None:
 
 
 class ApiComponent(Component):
-    """Owns the accounts database, the live state (latest readings, event hub) and the server."""
+    """Owns the accounts database, the live state (latest readings, event hub) and the server.
+
+    Args:
+        context: what the API reads and commands (`create_app`'s).
+        capabilities: what the other components offer; read when the application is built.
+        accounts: the accounts database (default: the site's own).
+    """
 
     name = "console"
 
-    def __init__(self, gateway: Gateway, accounts: Accounts | None = None) -> None:
-        self.gateway = gateway
-        self.settings = gateway.site.file.console
-        self.accounts = accounts or Accounts(gateway.site.storage_dir)
+    def __init__(
+        self,
+        context: ComponentContext,
+        capabilities: Capabilities,
+        accounts: Accounts | None = None,
+    ) -> None:
+        self.context = context
+        self.capabilities = capabilities
+        self.settings = context.site.file.console
+        self.accounts = accounts or Accounts(context.site.storage_dir)
         self._enrich: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
         self.live = LiveState(EventHub(self._enrich_event))
         self.port: int | None = None  # the bound port once serving (listen may say port 0)
         self.app: Any = None  # the FastAPI application, once the console was first used
         self.serving = asyncio.Event()
         self._polled = asyncio.Event()  # set by the first readings: time to load the web stack
-        self._observe_events()
-
-    def _observe_events(self) -> None:
-        """See every event the gateway publishes on `P/events` (alarm transitions, ticket changes)."""
-        publisher = self.gateway.publisher
-        publish = publisher.publish_event
-        hub = self.live.hub
-
-        def publish_and_stream(event: Mapping[str, Any]) -> None:
-            publish(event)
-            hub.publish(event)
-
-        publisher.publish_event = publish_and_stream  # type: ignore[method-assign]
+        # every event the gateway publishes on `P/events` (alarm transitions, ticket changes)
+        context.events.subscribe(self.live.hub.publish)
 
     @property
     def url(self) -> str | None:
@@ -107,7 +106,7 @@ class ApiComponent(Component):
             enricher = getattr(app, "event_enricher", None)  # None while still being imported
             if enricher is None:
                 return {}
-            self._enrich = enricher(self.gateway)
+            self._enrich = enricher(self.context, self.capabilities)
         return self._enrich(event)
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
@@ -156,7 +155,7 @@ class ApiComponent(Component):
 
                 from gateway.api.app import create_app
 
-                app = self.app = create_app(self.gateway)
+                app = self.app = create_app(self.context, self.capabilities)
             except Exception:  # a broken console install must not stop the alarm path
                 log.exception("console not started: the application could not be built")
                 return
@@ -199,6 +198,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build(gateway: Gateway) -> ApiComponent:
-    """The `COMPONENTS` factory: always built (it also keeps the accounts), serving when enabled."""
-    return ApiComponent(gateway)
+def build(context: ComponentContext, capabilities: Capabilities) -> ApiComponent:
+    """The `gateway.registry` factory: always built (it also keeps the accounts), serving when
+    enabled; offers `console` (its accounts and live state, `create_app`'s defaults)."""
+    component = ApiComponent(context, capabilities)
+    capabilities.console = component
+    return component

@@ -1,4 +1,8 @@
-"""Small shared dependencies of the routes: the gateway and the API's live state."""
+"""Small shared dependencies of the routes: what the application was built with.
+
+`create_app` puts the gateway's `ComponentContext` and `Capabilities` and the API's live state on
+`app.state`; routes read them through these, never the service itself.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,17 @@ from fastapi import Request
 
 if TYPE_CHECKING:
     from gateway.api.live import LiveState
-    from gateway.service import Gateway
+    from gateway.components import Capabilities, ComponentContext
 
 
-def gateway_of(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+def context_of(request: Request) -> ComponentContext:
+    context: ComponentContext = request.app.state.context
+    return context
+
+
+def capabilities_of(request: Request) -> Capabilities:
+    capabilities: Capabilities = request.app.state.capabilities
+    return capabilities
 
 
 def live_of(request: Request) -> LiveState:

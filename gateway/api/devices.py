@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from config.site import Device
-from gateway.api.deps import gateway_of, live_of
+from gateway.api.deps import capabilities_of, context_of, live_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Viewer
 from gateway.api.sources import (
@@ -20,49 +20,49 @@ from gateway.api.sources import (
     require,
     sort_alarms,
 )
-from gateway.service import Gateway
+from gateway.components import ComponentContext
 from rules.alarms import iso
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
 
-def _device(gateway: Gateway, device_id: str) -> Device:
-    device = gateway.site.devices.get(device_id)
+def _device(ctx: ComponentContext, device_id: str) -> Device:
+    device = ctx.site.devices.get(device_id)
     if device is None:
         raise ApiError(404, f"no device {device_id!r}")
     return device
 
 
-def _summary(gateway: Gateway, device: Device, stats: Any) -> dict[str, Any]:
+def _summary(ctx: ComponentContext, device: Device, stats: Any) -> dict[str, Any]:
     spec = device.spec
     if spec.modbus is not None:
         connection = f"modbus {spec.modbus.bus} unit {spec.modbus.unit}"
     else:
-        connection = f"mqtt {gateway.site.device_topic(device)}" if spec.mqtt else ""
+        connection = f"mqtt {ctx.site.device_topic(device)}" if spec.mqtt else ""
     return {
         "id": device.id,
         "name": spec.name or device.id,
         "template": device.template.id if device.template else None,
         "connection": connection,
-        "health": device_health(gateway, device.id, stats),
-        "alarms": alarm_counts(gateway, device.id),
+        "health": device_health(ctx, device.id, stats),
+        "alarms": alarm_counts(ctx, device.id),
     }
 
 
 @router.get("/devices", summary="Every device with its health", tags=["devices"])
 async def list_devices(*, request: Request, _: Viewer) -> dict[str, Any]:
-    gateway = gateway_of(request)
-    stats = driver_stats(gateway)
-    return {"devices": [_summary(gateway, d, stats) for d in gateway.site.devices.values()]}
+    ctx = context_of(request)
+    stats = driver_stats(ctx)
+    return {"devices": [_summary(ctx, d, stats) for d in ctx.site.devices.values()]}
 
 
 @router.get("/devices/{device_id}", summary="One device: health, latest readings, alarms")
 async def get_device(*, device_id: str, request: Request, _: Viewer) -> dict[str, Any]:
-    gateway, live = gateway_of(request), live_of(request)
-    device = _device(gateway, device_id)
-    out = _summary(gateway, device, driver_stats(gateway))
+    ctx, live = context_of(request), live_of(request)
+    device = _device(ctx, device_id)
+    out = _summary(ctx, device, driver_stats(ctx))
     latest = live.latest.get(device.id, {})
-    good = gateway.engine.values(device.id)
+    good = ctx.engine.values(device.id)
     points = []
     for name, point in device.points.items():
         seen = latest.get(name)
@@ -85,7 +85,11 @@ async def get_device(*, device_id: str, request: Request, _: Viewer) -> dict[str
     out["asset"] = device.spec.asset.model_dump(mode="json")
     out["depends_on"] = list(device.spec.depends_on)
     out["active_alarms"] = sort_alarms(
-        [alarm_view(gateway, a.id) for a in gateway.book.non_normal() if a.device == device.id]
+        [
+            alarm_view(ctx, capabilities_of(request), a.id)
+            for a in ctx.alarms.non_normal()
+            if a.device == device.id
+        ]
     )
     return out
 
@@ -125,8 +129,7 @@ async def point_history(
     max_points: Annotated[int, Query(ge=2, le=5000)] = 500,
     _: Viewer,
 ) -> dict[str, Any]:
-    gateway = gateway_of(request)
-    device = _device(gateway, device_id)
+    device = _device(context_of(request), device_id)
     if point not in device.points:
         raise ApiError(404, f"device {device_id!r} has no point {point!r}")
     now = datetime.now(UTC)
@@ -134,7 +137,7 @@ async def point_history(
     start = _parse_time(from_, end - timedelta(hours=1), "from")
     if start >= end:
         raise ApiError(422, "from must be before to")
-    history = require(gateway, "history", "the local history of readings")
+    history = require(capabilities_of(request).history, "the local history of readings")
     rows = history.query(device_id, point, start.timestamp(), end.timestamp(), max_points)
     return {
         "device": device_id,
@@ -163,15 +166,15 @@ def _sample(row: Any) -> dict[str, Any]:
 async def list_assets(*, request: Request, _: Viewer) -> dict[str, Any]:
     """The site file's asset records, with what maintenance knows (run hours, last service) when
     maintenance runs on this gateway."""
-    gateway = gateway_of(request)
+    ctx = context_of(request)
     extra: dict[str, dict[str, Any]] = {}
-    maintenance = getattr(gateway, "maintenance", None)
-    if maintenance is not None and callable(getattr(maintenance, "assets", None)):
+    maintenance = capabilities_of(request).maintenance
+    if maintenance is not None:
         for row in plain(maintenance.assets()) or []:
             if isinstance(row, dict) and "device" in row:
                 extra[str(row["device"])] = row
     assets = []
-    for device in gateway.site.devices.values():
+    for device in ctx.site.devices.values():
         row = {
             "device": device.id,
             "name": device.spec.name or device.id,

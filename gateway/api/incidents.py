@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from gateway.api.deps import gateway_of
+from gateway.api.deps import capabilities_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Engineer, Viewer, note_audit
 from gateway.api.sources import require
+from gateway.components import IncidentDesk
 from rules.incidents import IncidentRefused
 
 router = APIRouter(tags=["incidents"])
@@ -38,8 +39,8 @@ class NewDrill(BaseModel):
     device: str | None = Field(default=None, max_length=100)
 
 
-def _incidents(request: Request) -> Any:
-    return require(gateway_of(request), "incidents", "incidents")
+def _incidents(request: Request) -> IncidentDesk:
+    return require(capabilities_of(request).incidents, "incidents")
 
 
 def _call(what: str, function: Any, *args: Any) -> Any:

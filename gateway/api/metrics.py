@@ -17,7 +17,7 @@ from rules.alarms import AlarmState
 
 if TYPE_CHECKING:
     from gateway.api.live import LiveState
-    from gateway.service import Gateway
+    from gateway.components import Capabilities, ComponentContext
 
 PRIORITIES = ("critical", "high", "medium", "low")
 
@@ -40,10 +40,10 @@ class _Text:
             self.lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
 
 
-def render(gateway: Gateway, live: LiveState) -> str:
+def render(ctx: ComponentContext, caps: Capabilities, live: LiveState) -> str:
     out = _Text()
-    stats = driver_stats(gateway)
-    health = {d: device_health(gateway, d, stats) for d in gateway.site.devices}
+    stats = driver_stats(ctx)
+    health = {d: device_health(ctx, d, stats) for d in ctx.site.devices}
     out.family(
         "fgw_device_polls_total",
         "counter",
@@ -78,9 +78,9 @@ def render(gateway: Gateway, live: LiveState) -> str:
         "fgw_alarm_transitions_total",
         "counter",
         "Alarm transitions since start.",
-        [({}, float(gateway.transitions_total))],
+        [({}, float(ctx.status.transitions_total))],
     )
-    alarms = gateway.book.all()
+    alarms = ctx.alarms.all()
     by_state = {str(s): 0 for s in AlarmState}
     by_priority = dict.fromkeys(PRIORITIES, 0)
     for alarm in alarms:
@@ -100,7 +100,7 @@ def render(gateway: Gateway, live: LiveState) -> str:
         (({"priority": p}, float(n)) for p, n in by_priority.items()),
     )
     # the core keeps its queue private; its length is what an operator needs to see
-    engine_queue = len(getattr(gateway, "_queue", ()))
+    engine_queue = ctx.status.engine_queue
     out.family(
         "fgw_engine_queue_depth",
         "gauge",
@@ -111,9 +111,9 @@ def render(gateway: Gateway, live: LiveState) -> str:
         "fgw_engine_dropped_batches_total",
         "counter",
         "Reading batches dropped because the engine was behind.",
-        [({}, float(gateway.dropped_batches))],
+        [({}, float(ctx.status.dropped_batches))],
     )
-    publisher = gateway.publisher.stats()
+    publisher = ctx.status.publisher.stats()
     out.family(
         "fgw_mqtt_outbox_depth",
         "gauge",
@@ -140,7 +140,7 @@ def render(gateway: Gateway, live: LiveState) -> str:
     )
     hub = live.hub
     depths = hub.queue_depths()
-    wear = gateway.monitor.wear.report(time.monotonic())
+    wear = caps.health.wear.report(time.monotonic()) if caps.health is not None else {}
     for name, kind, text, key in (
         ("fgw_written_bytes_total", "counter", "Bytes the gateway wrote to storage (/proc/self/io).",
          "written_bytes"),
@@ -154,12 +154,13 @@ def render(gateway: Gateway, live: LiveState) -> str:
     ):  # fmt: skip
         if key in wear:
             out.family(name, kind, text, [({}, float(wear[key]))])
-    out.family(
-        "fgw_storage_wear_warning",
-        "gauge",
-        "1 while the storage is nearly full or written far faster than expected.",
-        [({}, 0.0 if wear["status"] == "ok" else 1.0)],
-    )
+    if wear:
+        out.family(
+            "fgw_storage_wear_warning",
+            "gauge",
+            "1 while the storage is nearly full or written far faster than expected.",
+            [({}, 0.0 if wear["status"] == "ok" else 1.0)],
+        )
     out.family("fgw_stream_clients", "gauge", "Open live streams.", [({}, float(len(depths)))])
     out.family(
         "fgw_stream_queue_depth_max",
@@ -173,16 +174,16 @@ def render(gateway: Gateway, live: LiveState) -> str:
         "Live streams that fell behind and were told to resync.",
         [({}, float(hub.resyncs))],
     )
-    _notify(out, gateway)
+    _notify(out, ctx)
     return "\n".join(out.lines) + "\n"
 
 
-def _notify(out: _Text, gateway: Gateway) -> None:
+def _notify(out: _Text, ctx: ComponentContext) -> None:
     """Per notification channel: rows waiting, given up (kept 30 days), sent and failed tries."""
-    notify = next((c for c in gateway.components if c.name == "notify"), None)
-    if notify is None:
+    stats = ctx.stats.get("notify")
+    if stats is None:
         return
-    channels = notify.stats()["channels"]  # type: ignore[attr-defined]
+    channels = stats()["channels"]
     families = (
         ("fgw_notify_pending", "gauge", "Notifications waiting to be delivered.", "pending"),
         ("fgw_notify_given_up", "gauge",

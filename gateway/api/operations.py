@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 
-from gateway.api.deps import gateway_of
+from gateway.api.deps import capabilities_of, context_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Viewer
 from gateway.reports.energy import energy_report, parse_month
@@ -32,16 +32,16 @@ async def energy(
     month: Annotated[str | None, Query(max_length=7)] = None,
     _: Viewer,
 ) -> dict[str, Any]:
-    gateway = gateway_of(request)
+    ctx = context_of(request)
     if month is None:
-        now = datetime.fromtimestamp(gateway._wall(), ZoneInfo(gateway.site.file.site.timezone))
+        now = datetime.fromtimestamp(ctx.clock.wall(), ZoneInfo(ctx.site.file.site.timezone))
         month = f"{now.year:04d}-{now.month:02d}"
     try:
         parsed = parse_month(month)
     except ValueError as exc:
         raise ApiError(422, f"month: {exc}") from None
     return await asyncio.to_thread(
-        energy_report, gateway.site, parsed, gateway.history, gateway._wall()
+        energy_report, ctx.site, parsed, capabilities_of(request).history, ctx.clock.wall()
     )
 
 
@@ -52,11 +52,11 @@ async def handover(
     since: Annotated[str, Query(max_length=16)] = "12h",
     _: Viewer,
 ) -> dict[str, Any]:
-    gateway = gateway_of(request)
+    ctx = context_of(request)
     try:
         span = parse_duration(since)
     except ValueError as exc:
         raise ApiError(422, f"since: {exc}") from None
     if not 0 < span <= MAX_SHIFT_SECONDS:
         raise ApiError(422, "since: between 1s and 7d")
-    return shift_report(gateway.site, span, gateway._wall(), db=gateway.store.connection)
+    return shift_report(ctx.site, span, ctx.clock.wall(), db=ctx.db)

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from config.models import Text
 from gateway.api.errors import ApiError
 from rules.alarms import iso
 
 if TYPE_CHECKING:
-    from gateway.service import Gateway
+    from gateway.components import Capabilities, ComponentContext
+
+T = TypeVar("T")
 
 PRIORITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
-def require(gateway: Gateway, attribute: str, what: str) -> Any:
-    """The gateway's `attribute`, or a 503 saying the capability is not available here yet."""
-    value = getattr(gateway, attribute, None)
+def require(value: T | None, what: str) -> T:
+    """The capability `value`, or a 503 saying it is not available here yet."""
     if value is None:
         raise ApiError(503, f"{what} is not available on this gateway yet")
     return value
@@ -59,12 +60,12 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
+def alarm_view(ctx: ComponentContext, caps: Capabilities, alarm_id: str) -> dict[str, Any]:
     """The alarm's public payload plus what the console needs to offer the right actions."""
-    alarm = gateway.book.get(alarm_id)
+    alarm = ctx.alarms.get(alarm_id)
     view = alarm.payload()
-    view.update(alarm_context(gateway, alarm.device, alarm.id))
-    view["playbook"] = playbook_advice(gateway, alarm.id, alarm.rule)
+    view.update(alarm_context(ctx, alarm.device, alarm.id))
+    view["playbook"] = playbook_advice(ctx, caps, alarm.id, alarm.rule)
     view.update(
         {
             "shelvable": alarm.shelvable,
@@ -78,17 +79,19 @@ def alarm_view(gateway: Gateway, alarm_id: str) -> dict[str, Any]:
     return view
 
 
-def alarm_context(gateway: Gateway, device_id: str, alarm_id: str) -> dict[str, Any]:
+def alarm_context(ctx: ComponentContext, device_id: str, alarm_id: str) -> dict[str, Any]:
     """What the person on duty reads first: the device's name and place, and what to do, in
     both languages (`{"zh", "en"}`; a site file's "中文 / English" is split)."""
     try:
-        advice = gateway.book.rule(alarm_id).advice
+        advice = ctx.alarms.rule(alarm_id).advice
     except KeyError:
         advice = None
-    return {**device_context(gateway, device_id), "advice": advice.model_dump() if advice else None}
+    return {**device_context(ctx, device_id), "advice": advice.model_dump() if advice else None}
 
 
-def playbook_advice(gateway: Gateway, alarm_id: str, rule: str) -> dict[str, Any] | None:
+def playbook_advice(
+    ctx: ComponentContext, caps: Capabilities, alarm_id: str, rule: str
+) -> dict[str, Any] | None:
     """What the playbook says to do now, for the alarm card's one "what to do" line.
 
     The open (real) incident this alarm belongs to, with its first step not done yet (`step` is
@@ -96,9 +99,8 @@ def playbook_advice(gateway: Gateway, alarm_id: str, rule: str) -> dict[str, Any
     None when no playbook covers it (the card falls back to the rule's `advice`). Texts are
     `{"zh", "en"}`; `incident` is the incident's id or None.
     """
-    incidents = getattr(gateway, "incidents", None)
-    book = getattr(incidents, "book", None)
-    for incident in book.open_incidents() if book is not None else []:
+    incidents = caps.incidents
+    for incident in incidents.open_incidents() if incidents is not None else []:
         if incident.drill or alarm_id not in incident.alarms:
             continue
         step = next((s for s in incident.steps if s.done_at is None), None)
@@ -108,7 +110,7 @@ def playbook_advice(gateway: Gateway, alarm_id: str, rule: str) -> dict[str, Any
             "incident": incident.id,
             "step": {"zh": step.text.zh, "en": step.text.en} if step else None,
         }
-    for playbook in gateway.site.playbooks.values():
+    for playbook in ctx.site.playbooks.values():
         if playbook.triggered_by(alarm_id, rule) and playbook.steps:
             first = playbook.steps[0].text
             return {
@@ -120,10 +122,10 @@ def playbook_advice(gateway: Gateway, alarm_id: str, rule: str) -> dict[str, Any
     return None
 
 
-def device_context(gateway: Gateway, device_id: str) -> dict[str, Any]:
+def device_context(ctx: ComponentContext, device_id: str) -> dict[str, Any]:
     """The device's name (site file `name`, else its id) and place (asset `location`, else None),
     each as `{"zh", "en"}` — for alarm and ticket cards alike."""
-    device = gateway.site.devices.get(device_id)
+    device = ctx.site.devices.get(device_id)
     name = Text.split(device.spec.name or device_id) if device else Text.split(device_id)
     place = (
         Text.split(device.spec.asset.location) if device and device.spec.asset.location else None
@@ -139,10 +141,10 @@ def _plain(stats: Any) -> dict[str, Any]:
     return {}
 
 
-def driver_stats(gateway: Gateway) -> dict[str, tuple[str, dict[str, Any]]]:
+def driver_stats(ctx: ComponentContext) -> dict[str, tuple[str, dict[str, Any]]]:
     """Per device: (driver name, its counters as a plain dict)."""
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for name, driver in gateway.drivers.items():
+    for name, driver in ctx.status.drivers.items():
         try:
             stats = driver.stats()
         except Exception:  # one driver's broken counters must not hide the other devices
@@ -153,13 +155,13 @@ def driver_stats(gateway: Gateway) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def device_health(
-    gateway: Gateway, device_id: str, stats: Mapping[str, tuple[str, dict[str, Any]]]
+    ctx: ComponentContext, device_id: str, stats: Mapping[str, tuple[str, dict[str, Any]]]
 ) -> dict[str, Any]:
     """One shape for every driver: online, last_seen (ISO), polls, errors, last_poll_seconds."""
     driver, raw = stats.get(device_id, ("", {}))
     online = raw.get("online")
     if online is None:
-        online = gateway.engine.online(device_id)
+        online = ctx.engine.online(device_id)
     last_seen = raw.get("last_seen")
     polls = raw.get("polls", raw.get("messages"))
     errors = raw.get("errors", raw.get("malformed"))
@@ -177,25 +179,23 @@ def device_health(
     }
 
 
-def alarm_counts(gateway: Gateway, device_id: str) -> dict[str, int]:
+def alarm_counts(ctx: ComponentContext, device_id: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for alarm in gateway.book.all():
+    for alarm in ctx.alarms.all():
         if alarm.device == device_id and str(alarm.state) != "normal":
             counts[alarm.priority] = counts.get(alarm.priority, 0) + 1
     return counts
 
 
-def site_health(gateway: Gateway) -> dict[str, Any]:
-    """`gateway.health()` when the gateway has it; otherwise an honest minimum from driver stats."""
-    health = getattr(gateway, "health", None)
-    if callable(health):
-        result = health()
-        if isinstance(result, Mapping):
-            return dict(result)
-    stats = driver_stats(gateway)
-    online = sum(1 for d in gateway.site.devices if device_health(gateway, d, stats)["online"])
-    total = len(gateway.site.devices)
-    publisher = gateway.publisher.stats()
+def site_health(ctx: ComponentContext, caps: Capabilities) -> dict[str, Any]:
+    """The health monitor's report when the gateway has one; otherwise an honest minimum from
+    driver stats."""
+    if caps.health is not None:
+        return dict(caps.health.report())
+    stats = driver_stats(ctx)
+    online = sum(1 for d in ctx.site.devices if device_health(ctx, d, stats)["online"])
+    total = len(ctx.site.devices)
+    publisher = ctx.status.publisher.stats()
     return {
         "status": "ok" if online == total and publisher.get("connected") else "degraded",
         "devices": total,

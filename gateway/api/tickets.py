@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from gateway.api.deps import gateway_of
+from gateway.api.deps import capabilities_of, context_of
 from gateway.api.errors import ApiError
 from gateway.api.security import Engineer, Viewer, note_audit
 from gateway.api.sources import device_context, plain, require
+from gateway.components import TicketDesk
 from rules.maintenance.tickets import TicketTransitionRefused, board_order
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
@@ -38,15 +39,15 @@ class Transition(BaseModel):
     assignee: str | None = Field(default=None, max_length=64)
 
 
-def _maintenance(request: Request) -> Any:
-    return require(gateway_of(request), "maintenance", "maintenance tickets")
+def _maintenance(request: Request) -> TicketDesk:
+    return require(capabilities_of(request).maintenance, "maintenance tickets")
 
 
 def _view(request: Request, ticket: Any) -> dict[str, Any]:
     """The ticket as the maintenance component gives it, plus its device's name and location."""
     view: dict[str, Any] = plain(ticket)
     if isinstance(view, dict) and view.get("device"):
-        view.update(device_context(gateway_of(request), str(view["device"])))
+        view.update(device_context(context_of(request), str(view["device"])))
     return view
 
 
@@ -93,9 +94,9 @@ async def get_ticket(*, ticket_id: TicketId, request: Request, _: Viewer) -> dic
 async def create_ticket(
     *, body: NewTicket, request: Request, principal: Engineer
 ) -> dict[str, Any]:
-    gateway = gateway_of(request)
+    ctx = context_of(request)
     note_audit(request, body.device, title=body.title, urgency=body.urgency)
-    if body.device not in gateway.site.devices:
+    if body.device not in ctx.site.devices:
         raise ApiError(422, f"no device {body.device!r}")
     ticket = _call(
         _maintenance(request).create_ticket,

@@ -14,10 +14,9 @@ acknowledges them only after the server said 2xx. While the server is away the q
 up to `queue_max_mb`; then the oldest *readings* are dropped (a chunk at a time) and counted, alarm
 events never. A restart (even after SIGKILL) replays what is on disk, in order.
 
-Why chunks: a queue entry costs about the same whatever it holds (a header, a crc, an index row;
-with the SQLite queue of earlier releases, an insert, a peek and a delete), and one entry per line
-made the queue most of the exporter's work. A chunk holds lines of one kind only
-(readings or events, so events are still never dropped) joined by newlines, the way they are sent.
+A chunk holds lines of one kind only (readings or events, so events are never dropped), joined by
+newlines the way they are sent: an entry costs the same whatever it holds
+(docs/design/influx-export.md).
 
 Why numbers are written as floats: InfluxDB refuses a field whose type changes, and an MQTT device's
 JSON does not say whether `5` is an int or a float. Only good readings are exported: `stale` has no
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.mqtt_settings import Secret
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from gateway.export.lineproto import LineBuilder, line
 from gateway.storage.segqueue import SegmentQueue
 from ground.backoff import Backoff
@@ -49,7 +48,6 @@ from ground.model import Reading
 
 if TYPE_CHECKING:
     from config.site import Site
-    from gateway.service import Gateway
     from rules.alarms import AlarmTransition
 
 log = logging.getLogger("fgw.influx")
@@ -314,14 +312,9 @@ class InfluxExporter(Component):
             self.queue_error = None
 
     def _put(self, lines: Sequence[tuple[str, float, bool]]) -> None:
-        """Lines -> chunks -> the disk queue, with one write (on the loop or a worker thread).
-
-        Why on the loop while the queue is small: the spool is a copy into the page cache (no
-        fsync), ~1 ms for 5,000 lines, and handing it to a thread cost far more — the thread must
-        win the interpreter lock from the loop, which on a busy gateway it gets at the switch
-        interval: in `bench.export` the first spool's 1 ms of work took 240 ms, and the sending
-        could not start until the loop went idle. Near the bound a spool may rewrite a segment
-        (fsync, rename), and after a write error the disk is suspect: then a thread does it.
+        """Lines -> chunks -> the disk queue, with one write: on the loop while the queue is small
+        (a copy into the page cache costs less than waking a thread for it), in a worker thread
+        near the bound or after a write error (docs/design/influx-export.md).
         """
         entries = chunks(lines, self.chunk_lines, self.chunk_bytes)
         with self._queue_lock:
@@ -471,8 +464,8 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def influx_component(gateway: Gateway) -> InfluxExporter | None:
-    """The `COMPONENTS` factory: an exporter when the site has an `influx:` section."""
-    if gateway.site.file.influx is None:
+def build(context: ComponentContext, capabilities: Capabilities) -> InfluxExporter | None:
+    """The `gateway.registry` factory: an exporter when the site has an `influx:` section."""
+    if context.site.file.influx is None:
         return None
-    return InfluxExporter(gateway.site)
+    return InfluxExporter(context.site)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from config.alarm_options import ROBOTS, ChannelConfig
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext
 from gateway.notify.message import Message, compose
 from gateway.notify.robots import RobotSender
 from gateway.notify.smtp import EmailSender
@@ -35,7 +35,6 @@ from rules.escalation import Escalator, Notification, Step, escalating
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from gateway.service import Gateway
     from rules.alarms import AlarmTransition
 
 log = logging.getLogger("fgw.notify")
@@ -80,23 +79,25 @@ class NotifyComponent(Component):
 
     name = "notify"
 
-    def __init__(self, gateway: Gateway, backoff: Callable[[], Backoff] | None = None) -> None:
-        self.gateway = gateway
-        site = gateway.site
+    def __init__(
+        self, context: ComponentContext, backoff: Callable[[], Backoff] | None = None
+    ) -> None:
+        self.site = site = context.site
+        self.alarms = context.alarms
         config = site.file.notify
         base = site.path.parent
         self.locale = site.file.site.locale
         self.site_name = site.file.site.name or site.id
         self.public_url = site.file.console.public_url
-        self._monotonic = gateway._monotonic
-        self._wall = gateway._wall
+        self._monotonic = context.clock.monotonic
+        self._wall = context.clock.wall
         self.senders: dict[str, Sender] = {
             c.id: make_sender(c, base, self._wall) for c in config.channels
         }
         self.give_up_after = {c.id: c.give_up_after for c in config.channels}
         self.channels = {cid: ChannelStats() for cid in self.senders}
         self._backoff = backoff or (lambda: Backoff(initial=1.0, cap=RETRY_CAP))
-        self.store = NotificationStore(gateway.store.connection)
+        self.store = NotificationStore(context.db)
         self._write_error: str | None = None
         policy = {
             priority: [Step(s.after, tuple(s.notify), s.repeat) for s in steps]
@@ -108,7 +109,7 @@ class NotifyComponent(Component):
         with contextlib.suppress(sqlite3.Error):  # a full disk must not stop the start
             self.store.prune(now_wall - KEEP_ENDED)
         made = self.store.created_per_step()
-        for alarm in gateway.book.all():  # after a restart: carry on with the schedule
+        for alarm in self.alarms.all():  # after a restart: carry on with the schedule
             if escalating(str(alarm.state), alarm.life_safety) and alarm.raised_at is not None:
                 self.escalator.restore(
                     alarm.id,
@@ -170,7 +171,7 @@ class NotifyComponent(Component):
         rows: list[NewRow] = []
         for notification in due:
             try:
-                alarm = self.gateway.book.get(notification.alarm_id)
+                alarm = self.alarms.get(notification.alarm_id)
             except KeyError:
                 continue
             content = self._content(alarm.payload(), alarm.record(), notification)
@@ -186,7 +187,7 @@ class NotifyComponent(Component):
         self, payload: dict[str, Any], record: dict[str, Any], notification: Notification
     ) -> dict[str, Any]:
         """What every channel sends, as stored: the webhook's JSON, of which the others take parts."""
-        device = self.gateway.site.devices.get(str(payload.get("device")))
+        device = self.site.devices.get(str(payload.get("device")))
         during = record.get("during") or payload.get("during")
         link = None
         if self.public_url:
@@ -202,7 +203,7 @@ class NotifyComponent(Component):
         )
         content: dict[str, Any] = {
             "type": "alarm_notification",
-            "site": self.gateway.site.id,
+            "site": self.site.id,
             "step": notification.step,
             "repeat": notification.repeat,
             "subject": message.subject,
@@ -224,7 +225,7 @@ class NotifyComponent(Component):
         Durable like the alarms' notifications: one row per channel, keyed by incident and step,
         so it is sent once across restarts; no acknowledgement makes it moot. Returns on how many
         channels it was queued."""
-        if drill and not self.gateway.site.file.notify.drills:
+        if drill and not self.site.file.notify.drills:
             return 0
         steps = self.escalator.policy.get(priority) or ()
         channels = [
@@ -373,8 +374,11 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def build(gateway: Gateway) -> NotifyComponent | None:
-    """The `COMPONENTS` factory: a component only when the site has notification channels."""
-    if not gateway.site.file.notify.channels:
+def build(context: ComponentContext, capabilities: Capabilities) -> NotifyComponent | None:
+    """The `gateway.registry` factory: a component only when the site has notification channels;
+    offers `notify` (incidents announce through it)."""
+    if not context.site.file.notify.channels:
         return None
-    return NotifyComponent(gateway)
+    component = NotifyComponent(context)
+    capabilities.notify = component
+    return component

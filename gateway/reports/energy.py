@@ -23,12 +23,15 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from config.site import Site
 from gateway.baseload import NIGHT_HOURS
 from gateway.reports.baseload_status import baseload_line, baseload_status
+
+if TYPE_CHECKING:
+    from gateway.components import History
 
 BASELINE_DAYS = 28
 CSV_HEADER = ["meter", "day", "kwh", "peak_kw", "night_kw"]
@@ -165,7 +168,7 @@ def _per_minute(samples: Sequence[Sample]) -> list[Sample]:
 
 
 def _history(
-    store: Any, meter: str, point: str, start: float, end: float, cutoff: float, kind: str
+    store: History, meter: str, point: str, start: float, end: float, cutoff: float, kind: str
 ) -> list[Sample]:
     """Minute aggregates before `cutoff`, raw readings after it (a reset inside a minute is seen).
 
@@ -185,9 +188,10 @@ def _history(
 
 
 def energy_report(
-    site: Site, month: tuple[int, int], history: Any = None, now: float | None = None
+    site: Site, month: tuple[int, int], history: History | None = None, now: float | None = None
 ) -> dict[str, Any]:
-    """Every energy meter's month from the site's history (`history`: an open `HistoryStore`)."""
+    """Every energy meter's month from the site's history (`history`: the gateway's open store;
+    default: the site's, opened and closed here)."""
     from gateway.storage.history import HistoryStore
 
     zone = ZoneInfo(site.file.site.timezone)
@@ -197,7 +201,7 @@ def energy_report(
         (f"b{i}", first - (BASELINE_DAYS - i) * 86400, first - (BASELINE_DAYS - i - 1) * 86400)
         for i in range(BASELINE_DAYS)
     ]
-    store = history or HistoryStore.for_site(site)
+    store: History = history or HistoryStore.for_site(site)
     meters = [d.id for d in site.devices.values() if d.template and d.template.id == "energy_meter"]
     try:
         results = []

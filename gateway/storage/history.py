@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.components import Component
+from gateway.components import Capabilities, Component, ComponentContext, History
 from gateway.storage.db import open_database
 from gateway.storage.deadband import HEARTBEAT, MinuteFold, SeriesFilter, merge_minutes
 from gateway.storage.deadbands import site_deadbands
@@ -65,7 +65,6 @@ from ground.model import Quality, Reading
 
 if TYPE_CHECKING:
     from config.site import Site
-    from gateway.service import Gateway
 
 log = logging.getLogger("fgw.history")
 
@@ -889,9 +888,9 @@ def _hour_before(ts: float) -> int:
 # ------------------------------------------------------------------------------ the component
 
 
-def history_component(gateway: Gateway) -> Component:
-    """The `COMPONENTS` factory: feeds `gateway.history` and runs its writer thread."""
-    return HistoryRecorder(gateway.history)
+def build(context: ComponentContext, capabilities: Capabilities) -> Component:
+    """The `gateway.registry` factory: feeds the gateway's history store, runs its writer thread."""
+    return HistoryRecorder(capabilities.history)
 
 
 class HistoryRecorder(Component):
@@ -899,7 +898,7 @@ class HistoryRecorder(Component):
 
     name = "history"
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: History) -> None:
         self.store = store
 
     def on_readings(self, batch: Sequence[Reading]) -> None:
