@@ -18,6 +18,7 @@ from ground.expr.values import EMPTY, MISSING, Result, _Missing, is_number
 
 _Fn = Callable[[Scope], Result]
 _PURE: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max}
+_NOT_NUMBERS = (_Missing, str)  # what a sign cannot apply to (bools and numbers it can)
 
 
 def _arith(op: str) -> Callable[[Any, Any], Any]:
@@ -76,7 +77,7 @@ class Compiler:
 
             def unary(s: Scope) -> Result:
                 v = inner(s)
-                if isinstance(v, _Missing | str):
+                if isinstance(v, _NOT_NUMBERS):
                     return MISSING
                 return sign * v
 
