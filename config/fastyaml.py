@@ -23,8 +23,8 @@ try:
     import yaml
     from yaml._yaml import CParser
 except ImportError:  # PyYAML without libyaml: the ruamel path alone is used
-    yaml = None  # type: ignore[assignment]
-    CParser = object  # type: ignore[assignment,misc]
+    yaml = None
+    CParser = object
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
@@ -126,7 +126,7 @@ class NodePositions:
         return line
 
 
-class _Composer(CParser):  # type: ignore[misc,valid-type]
+class _Composer(CParser):
     """libyaml's composer without PyYAML's YAML 1.1 resolver: a plain scalar without a tag is
     marked `_PLAIN`, so that an explicit tag (which keeps its own) is told apart."""
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from config.site import Site
 
 TCP_NODELAY: tuple[int, int, int] = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-"""Nagle's algorithm holds small packets back waiting for an ACK: ~37 ms on the first messages."""
+"""Nagle's algorithm holds small packets back waiting for an ACK: the first messages are late."""
 
 CALL_TIMEOUT = 10.0
 """Seconds a client waits for CONNACK, SUBACK or PUBACK before it gives up on a call."""

@@ -4,41 +4,11 @@
         granted = await link.subscribe([("doors/lobby/state", 1), ...])
         await link.closed()            # raises LinkError when the connection drops
 
-Why not aiomqtt (the publisher's library): it reads one packet per socket-readiness callback and
-hands each message through an `asyncio.Queue` to a task, which alone reaches 62 % of a bare paho
-subscriber before the gateway does any work (docs/performance.md, "Ingest"). This module is paho's
-documented external-loop pattern (`loop_read`/`loop_write`/`loop_misc` from the loop's
-`add_reader`/`add_writer`), with three changes that matter under load:
-
-- **Buffered reads.** paho reads each packet with three `recv` calls (the command byte, the length,
-  the rest). `_BufferedClient` reads `READ_SIZE` bytes at once (and serves paho's reads from them),
-  and one readiness callback reads every packet the buffer holds (at most `MAX_BATCH`), then hands
-  them to `on_messages` as one list: one loop iteration and one call per buffer, not per message.
-- **PUBLISH packets split in place.** paho spends ~10 µs on each message (a state machine of dicts,
-  an `MQTTMessage` with its own `threading.Condition`, locks around the callback) — as much as the
-  whole gateway does with it afterwards. A complete QoS 0/1 PUBLISH found whole in the buffer is cut
-  into topic, payload and retain flag here (`split_publish`, MQTT 3.1.1 §3.3) and its PUBACK queued
-  through paho; every other packet (CONNACK, SUBACK, PINGRESP, QoS 2, one split across two reads,
-  anything malformed) is left to paho's own `loop_read`, which reads it as it always does.
-- **Nothing queued here.** Messages go from the socket to `on_messages` in the same callback, so
-  memory is bounded by one buffer. A consumer slower than the broker leaves bytes in the socket:
-  TCP pushes back, and the broker holds (QoS 1, persistent session) or drops (QoS 0) by its own
-  limits (Mosquitto's `max_queued_messages`), never this process.
-
-- **Publishes written at once.** `publish` hands the packet to paho and writes it to the socket
-  before returning, instead of registering a writer and waiting for the loop's next turn; an alarm
-  leaves in the same callback that committed it. `on_published(mid)` is paho's `on_publish`: after
-  the PUBACK for QoS 1, once written for QoS 0. The caller keeps its own window and order (the
-  publisher's outbox), so nothing waits in paho.
-
-Everything else is the same as before: a fresh paho client per connection (nothing of a dead
-session leaks into the next), credentials and TLS from `BrokerSettings`, `TCP_NODELAY`, keepalive
-by `loop_misc` once a second, QoS 1 PUBACKs queued as messages are read and written as soon as
-the batch has been handed over (a crash in between means the broker sends them again).
-
-It leans on three of paho's internals — `_sock_recv`, `_in_packet`, `_send_puback` — unchanged
-through paho-mqtt 2.x (pyproject pins `<3`); tests/test_mqtt_link.py checks that the same bytes
-give the same messages and PUBACKs as paho's own client.
+Messages go from the socket to `on_messages` in batches, in the readiness callback, with nothing
+queued here; `publish` writes the packet before it returns. A fresh paho client per connection.
+It leans on three of paho's internals (`_sock_recv`, `_in_packet`, `_send_puback`), unchanged
+through paho-mqtt 2.x (pyproject pins `<3`); tests/test_mqtt_link.py checks them against paho's
+own client. Why this shape rather than aiomqtt: docs/design/mqtt-link.md.
 """
 
 from __future__ import annotations
@@ -107,7 +77,7 @@ class _BufferedClient(mqtt.Client):
 
         Why not paho first: `loop_read` reads at least one packet its own way, and a gateway
         hearing a device now and then gets one message per readiness — each one through paho's
-        slow path (~10 µs warm, a good part of a reading's way to its alarm) if paho goes first.
+        slow path (a good part of a reading's way to its alarm) if paho goes first.
         """
         if self._rpos >= len(self._rbuf) and not self._in_packet["command"]:
             try:
@@ -531,6 +501,6 @@ def split_publish(buf: bytes, pos: int) -> tuple[int, str, bytes, bool, int | No
 
 
 def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
-    """Every socket paho opens: no Nagle delay (~37 ms on the first small messages otherwise)."""
+    """Every socket paho opens: no Nagle delay (the first small messages would wait for an ACK)."""
     with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(*TCP_NODELAY)

@@ -31,7 +31,7 @@ class Reading:
     Timers never use it; they run on the monotonic clock passed alongside.
 
     Treat a reading as immutable: it is shared by every consumer. It is not a frozen dataclass only
-    because a frozen one builds each instance through `object.__setattr__`, three times slower, and
+    because a frozen one builds each instance through `object.__setattr__`, which is slower, and
     drivers build one per point per poll; equality and hashing are those of a frozen one.
     """
 

@@ -2,250 +2,48 @@
 
 Pure code. Every transition is returned as an `AlarmTransition` (who, when, why, and a snapshot of the
 alarm) for the journal and `P/events`; a request that the state machine does not allow raises
-`TransitionRefused` (the API maps it to 409).
-
-The state is two layers:
-
-- the *base* state — what the condition and the acknowledgement say: `normal`, `active_unack`,
-  `active_ack`, `rtn_unack`;
-- *overlays* that hide it — `out_of_service` (over) `shelved` (over) `suppressed`. While any overlay
-  is on, the alarm shows the top one; the condition is still followed underneath, but not announced.
-
-Base transitions: normal→active_unack (raise: new episode); active_unack→active_ack (ack);
-active_ack→normal (clear); active_unack→rtn_unack (clear before ack); rtn_unack→normal (ack);
-rtn_unack→active_unack (re-activation before ack: a new activation, so a new episode).
-
-When the last overlay ends, the alarm goes to the state it truly has:
-
-- condition active, and it was already active and announced before the overlay and never cleared
-  meanwhile: the same episode, in its base state (`active_unack`, or `active_ack` if it had been
-  acknowledged: an acknowledgement is not lost to a comm-loss blip);
-- condition active otherwise: a new episode, `active_unack`;
-- condition inactive: `normal`, except that an alarm that was announced and not yet acknowledged
-  (`active_unack` before the overlay) goes to `rtn_unack`, so nobody misses that it happened.
-  An activation that started *and* ended under an overlay is never announced and leaves no episode:
-  the twenty alarms of a power cut do not come back as twenty `rtn_unack` afterwards.
-
-Life safety first (PRODUCT §9): a *life-safety* alarm (fire, entrapment, loss of supply…) is never
-`suppressed` — a change that says so is followed as active and its cause kept in `during` — and never
-taken out of service; it is shelved only if its rule says `shelvable: true`. `during` changing alone
-is published as a transition whose `from` and `to` are the same state, and survives a restart.
-So is a new message of an alarm that stays active (its rule's `follows` points changed: a second fire
-zone): the episode, the state and the acknowledgement stay as they are.
-`reinstate` (after `restore`) brings back alarms an older configuration left hidden: life-safety ones
-suppressed or out of service, and shelved ones whose rule is no longer shelvable.
+`TransitionRefused` (the API maps it to 409). The states, the overlays (out of service, shelved,
+suppressed) and what life safety changes are described in docs/design/alarm-engine.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from config.site import Rule
-from ground.model import Value
+from rules.alarm_model import (
+    ACTIVE_STATES,
+    BASE_STATES,
+    SYSTEM,
+    Alarm,
+    AlarmState,
+    AlarmTransition,
+    ShelveRefused,
+    TransitionRefused,
+    UnknownAlarm,
+    epoch,
+    iso,
+)
 from rules.engine import ConditionChange
 from rules.messages import pick, render
 
+__all__ = [
+    "ACTIVE_STATES",
+    "BASE_STATES",
+    "SYSTEM",
+    "Alarm",
+    "AlarmBook",
+    "AlarmState",
+    "AlarmTransition",
+    "ShelveRefused",
+    "TransitionRefused",
+    "UnknownAlarm",
+    "iso",
+]
+
 log = logging.getLogger(__name__)
-
-SYSTEM = "system"
-
-
-class AlarmState(StrEnum):
-    NORMAL = "normal"
-    ACTIVE_UNACK = "active_unack"
-    ACTIVE_ACK = "active_ack"
-    RTN_UNACK = "rtn_unack"
-    SHELVED = "shelved"
-    SUPPRESSED = "suppressed"
-    OUT_OF_SERVICE = "out_of_service"
-
-
-BASE_STATES = frozenset(
-    {AlarmState.NORMAL, AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK, AlarmState.RTN_UNACK}
-)
-ACTIVE_STATES = frozenset({AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK})
-
-
-class TransitionRefused(Exception):
-    """The requested transition is not allowed from the alarm's current state (HTTP 409)."""
-
-    def __init__(self, alarm_id: str, state: str, action: str, why: str = "") -> None:
-        self.alarm_id, self.state, self.action = alarm_id, state, action
-        super().__init__(
-            f"cannot {action} {alarm_id} in state {state}" + (f": {why}" if why else "")
-        )
-
-
-class ShelveRefused(TransitionRefused):
-    """The alarm may never be shelved (`shelvable: false`, e.g. fire alarm, entrapment)."""
-
-
-class UnknownAlarm(KeyError):
-    """No alarm with this id (HTTP 404)."""
-
-
-def iso(t: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC with a `Z`, millisecond precision; None stays None."""
-    if t is None:
-        return None
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _epoch(at: float | datetime) -> float:
-    return at.timestamp() if isinstance(at, datetime) else float(at)
-
-
-@dataclass(slots=True)
-class Alarm:
-    """The current record of one alarm `{device}.{rule}`. Times are wall-clock epoch seconds."""
-
-    id: str
-    device: str
-    rule: str
-    priority: str
-    state: AlarmState = AlarmState.NORMAL
-    message: str = ""
-    message_zh: str = ""
-    message_en: str = ""
-    value: Value | None = None
-    episode: int = 0
-    raised_at: float | None = None
-    acked_at: float | None = None
-    acked_by: str | None = None
-    cleared_at: float | None = None
-    shelvable: bool = True
-    condition_active: bool = False
-    suppressed_by: str = ""  # root-cause alarm id while suppressed by design
-    # below: the layers under the shown state (see the module docstring)
-    base: AlarmState = AlarmState.NORMAL
-    out_of_service: bool = False
-    shelved_until: float | None = None
-    shelved_by: str | None = None
-    shelve_reason: str = ""
-    hidden_cleared: bool = False  # the condition was inactive at some time under the overlay
-    hidden_cleared_at: float | None = None
-    values: dict[str, Value] = field(default_factory=dict)
-    # flags set by alarm-load management (`rules.floods`), shown but not states of their own
-    chattering: bool = False  # flipped too often: held active until quiet
-    first_out: bool = False  # the first alarm of the flood it started (this episode)
-    life_safety: bool = False  # never suppressed nor out of service (PRODUCT §9)
-    during: str | None = None  # life-safety, active under a root cause: that alarm's id
-
-    def payload(self) -> dict[str, Any]:
-        """The retained `P/alarms/{device}/{rule}` JSON (PRODUCT §6), plus both message languages."""
-        return {
-            "id": self.id,
-            "device": self.device,
-            "rule": self.rule,
-            "priority": self.priority,
-            "state": str(self.state),
-            "message": self.message,
-            "value": self.value,
-            "episode": self.episode,
-            "raised_at": iso(self.raised_at),
-            "acked_at": iso(self.acked_at),
-            "acked_by": self.acked_by,
-            "cleared_at": iso(self.cleared_at),
-            "message_zh": self.message_zh,
-            "message_en": self.message_en,
-            "suppressed_by": self.suppressed_by or None,
-            "shelved_until": iso(self.shelved_until),
-            "shelved_by": self.shelved_by,
-            "shelve_reason": self.shelve_reason or None,
-            "out_of_service": self.out_of_service,
-            "chattering": self.chattering,
-            "first_out": self.first_out,
-            "life_safety": self.life_safety,
-            "during": self.during,
-        }
-
-    def record(self) -> dict[str, Any]:
-        """Everything, JSON-ready, for the alarm store; `from_record` reads it back.
-
-        Field by field rather than `dataclasses.asdict`: every value is a scalar except `values`
-        (a dict of scalars), so a shallow copy is a full one, and `asdict`'s recursive deep copy
-        cost ~150 µs on every transition, on the way from a reading to its alarm on MQTT.
-        """
-        data = {name: getattr(self, name) for name in _ALARM_FIELDS}
-        data["state"] = str(self.state)
-        data["base"] = str(self.base)
-        data["values"] = dict(self.values)
-        return data
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Alarm:
-        """An alarm from `record()` output; unknown keys are ignored, missing ones get defaults."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        data = {k: v for k, v in record.items() if k in names}
-        data["state"] = AlarmState(data.get("state", AlarmState.NORMAL))
-        data["base"] = AlarmState(data.get("base", _base_of(data["state"], record)))
-        data["values"] = dict(data.get("values") or {})
-        return cls(**data)
-
-    def copy(self) -> Alarm:
-        return dataclasses.replace(self, values=dict(self.values))
-
-    @property
-    def overlay(self) -> AlarmState | None:
-        """The overlay shown on top of the base state, if any (highest first)."""
-        if self.out_of_service:
-            return AlarmState.OUT_OF_SERVICE
-        if self.shelved_until is not None:
-            return AlarmState.SHELVED
-        if self.suppressed_by:
-            return AlarmState.SUPPRESSED
-        return None
-
-
-_ALARM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Alarm))
-
-
-def _base_of(state: AlarmState, record: Mapping[str, Any]) -> AlarmState:
-    """For a record written without `base`: the base state its shown state implies."""
-    if state in BASE_STATES:
-        return state
-    return AlarmState.ACTIVE_UNACK if record.get("condition_active") else AlarmState.NORMAL
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmTransition:
-    """One state change of one alarm, as written to the journal and published on `P/events`."""
-
-    alarm_id: str
-    from_state: AlarmState
-    to_state: AlarmState
-    episode: int
-    at: float
-    by: str
-    reason: str
-    value: Value | None
-    alarm: Alarm  # a snapshot taken right after the transition
-
-    def event(self) -> dict[str, Any]:
-        return {
-            "type": "alarm",
-            "id": self.alarm_id,
-            "from": str(self.from_state),
-            "to": str(self.to_state),
-            "episode": self.episode,
-            "at": iso(self.at),
-            "by": self.by,
-            "reason": self.reason,
-            "priority": self.alarm.priority,
-            "message": self.alarm.message,
-            "value": self.value,
-            "cause": self.alarm.suppressed_by or None,
-            "chattering": self.alarm.chattering,
-            "first_out": self.alarm.first_out,
-            "life_safety": self.alarm.life_safety,
-            "during": self.alarm.during,
-        }
 
 
 class AlarmBook:
@@ -373,7 +171,8 @@ class AlarmBook:
         alarm.condition_active = active
 
     def _show(self, alarm: Alarm, at: float) -> None:
-        """Show the top overlay, or — when none is left — resolve the base state (module docstring)."""
+        """Show the top overlay, or — when none is left — resolve the base state
+        (docs/design/alarm-engine.md, "When the last overlay ends")."""
         overlay = alarm.overlay
         if overlay is not None:
             alarm.state = overlay
@@ -396,7 +195,7 @@ class AlarmBook:
     ) -> list[AlarmTransition]:
         """active_unack→active_ack, rtn_unack→normal; anything else is refused."""
         alarm = self.get(alarm_id)
-        when = _epoch(at)
+        when = epoch(at)
         before = alarm.state
         if before == AlarmState.ACTIVE_UNACK:
             alarm.base = alarm.state = AlarmState.ACTIVE_ACK
@@ -435,7 +234,7 @@ class AlarmBook:
             TransitionRefused: already shelved, or out of service.
         """
         alarm = self.get(alarm_id)
-        when, end = _epoch(at), _epoch(until)
+        when, end = epoch(at), epoch(until)
         if not alarm.shelvable:
             raise ShelveRefused(alarm_id, alarm.state, "shelve", "this alarm is not shelvable")
         if alarm.state in (AlarmState.SHELVED, AlarmState.OUT_OF_SERVICE):
@@ -455,7 +254,7 @@ class AlarmBook:
         alarm = self.get(alarm_id)
         if alarm.shelved_until is None:
             raise TransitionRefused(alarm_id, alarm.state, "unshelve", "it is not shelved")
-        when = _epoch(at)
+        when = epoch(at)
         before = alarm.state
         alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = None, None, ""
         self._show(alarm, when)
@@ -463,7 +262,7 @@ class AlarmBook:
 
     def expire_shelves(self, at: float | datetime) -> list[AlarmTransition]:
         """Unshelve (by `system`) every alarm whose shelving time is over."""
-        when = _epoch(at)
+        when = epoch(at)
         out: list[AlarmTransition] = []
         for alarm in self._alarms.values():
             if alarm.shelved_until is not None and alarm.shelved_until <= when:
@@ -485,7 +284,7 @@ class AlarmBook:
             )
         if alarm.out_of_service:
             raise TransitionRefused(alarm_id, alarm.state, "remove from service", "already")
-        when = _epoch(at)
+        when = epoch(at)
         before = alarm.state
         if alarm.overlay is None:
             self._begin_overlay(alarm)
@@ -499,7 +298,7 @@ class AlarmBook:
         alarm = self.get(alarm_id)
         if not alarm.out_of_service:
             raise TransitionRefused(alarm_id, alarm.state, "return to service", "it is in service")
-        when = _epoch(at)
+        when = epoch(at)
         before = alarm.state
         alarm.out_of_service = False
         self._show(alarm, when)
@@ -531,7 +330,7 @@ class AlarmBook:
             alarm.first_out, changed = first_out, True
         if not changed:
             return []
-        when = _epoch(at)
+        when = epoch(at)
         return [
             AlarmTransition(
                 alarm_id=alarm.id,
@@ -574,7 +373,7 @@ class AlarmBook:
         service (their rule was not life-safety then), and shelved alarms whose rule is not
         shelvable (any more). Nothing else: a restart says nothing by itself.
         """
-        when = _epoch(at)
+        when = epoch(at)
         out: list[AlarmTransition] = []
         for alarm in self._alarms.values():
             shelved = not alarm.shelvable and alarm.shelved_until is not None

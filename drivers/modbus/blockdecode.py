@@ -1,7 +1,7 @@
 """One read request's response -> its points' `Reading`s, with the decoding worked out once.
 
-`decode_point` (in `drivers.modbus.decode`) is the reference: clear, one point at a time, and about
-4 µs a point — it rebuilds bytes from the words, re-orders them by letters and reads several
+`decode_point` (in `drivers.modbus.decode`) is the reference: clear, one point at a time, and slow
+for a poll — it rebuilds bytes from the words, re-orders them by letters and reads several
 properties of the pydantic point model on every poll. A poll decodes the same points the same way
 every time, so `BlockDecoder` does that work when the plan is made and keeps, per point, only plain
 values in one flat tuple: where its number sits among the block's unpacked values, the bit mask,

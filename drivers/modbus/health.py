@@ -28,7 +28,7 @@ class DeviceStats:
     """Counters for /metrics and `GET /api/v1/devices` (PRODUCT §7).
 
     Treat it as immutable. Not a frozen dataclass because a frozen one builds each instance through
-    `object.__setattr__`, several times slower, and the health check asks every device for its
+    `object.__setattr__`, which is slower, and the health check asks every device for its
     stats every second; equality and hashing are those of a frozen one.
 
     Attributes:
