@@ -26,10 +26,6 @@ its hour; queries look that far back. The current minute of each point is kept i
 add it) and written at the first commit after it ends. A power cut loses at most what was not yet
 committed: the readings of the last `commit_interval` and the minutes still open.
 
-Upgrading from the layout with one row per poll (`poll`, `stream`, or `raw` before it): their
-minute aggregates (`agg`) stay readable and age out; their raw rows are dropped by the writer's
-first prune, so readings from before the upgrade are answered by minutes.
-
 A full disk does not stop the gateway: the failed interval is counted in `dropped`, `error` says
 why (the health check reports it), the failure is logged once and the recovery once.
 """
@@ -96,11 +92,6 @@ CREATE TABLE IF NOT EXISTS minute_chunk (
     PRIMARY KEY (hour, series)
 );
 """
-
-LEGACY_AGG = "agg"
-"""The earlier layouts' minute aggregates (one row per point and minute): read and aged out."""
-LEGACY_RAW = ("raw", "poll", "stream")
-"""The earlier layouts' raw rows: dropped by the first prune."""
 
 QUALITY_CODE = {Quality.GOOD: 0, Quality.BAD: 1, Quality.STALE: 2}
 QUALITY_NAME = {code: str(quality) for quality, code in QUALITY_CODE.items()}
@@ -216,8 +207,6 @@ class HistoryStore:
         self._db.execute("PRAGMA journal_size_limit=8388608")
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(_SCHEMA)
-        self._legacy_agg = self._has_table(LEGACY_AGG)
-        self._legacy_raw = any(self._has_table(name) for name in LEGACY_RAW)
         self._db_lock = threading.Lock()  # the writer thread and queries share the connection
         self._series: dict[tuple[str, str], _Series] = {}
         self._open_scan: int | None = None  # the wall minute of the last scan for finished ones
@@ -256,12 +245,6 @@ class HistoryStore:
             heartbeat=history.heartbeat,
             deadband=site_deadbands(site),
         )
-
-    def _has_table(self, name: str) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        ).fetchone()
-        return row is not None
 
     # ------------------------------------------------------------------------------ writing
 
@@ -635,19 +618,12 @@ class HistoryStore:
         """Delete rows past their window, then the oldest rows while over `max_bytes`.
 
         Returns:
-            How many sample rows (a point's hour; a reading of the earlier layouts) and aggregate
-            rows (a point's hour; a minute of the earlier layouts) were deleted.
+            How many sample rows and aggregate rows (a point's hour each) were deleted.
         """
         now = self._wall() if now is None else now
         deleted = {"raw": 0, "agg": 0}
         with self._db_lock:
             db = self._db
-            if self._legacy_raw:
-                for name in LEGACY_RAW:
-                    if self._has_table(name):
-                        deleted["raw"] += db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                        db.execute(f"DROP TABLE {name}")
-                self._legacy_raw = False
             raw_hour = _hour_before(now - self.raw_window)
             deleted["raw"] += db.execute(
                 "DELETE FROM sample_chunk WHERE hour < ?", (raw_hour,)
@@ -656,10 +632,6 @@ class HistoryStore:
             deleted["agg"] += db.execute(
                 "DELETE FROM minute_chunk WHERE hour < ?", (agg_hour,)
             ).rowcount
-            if self._legacy_agg:
-                deleted["agg"] += db.execute(
-                    f"DELETE FROM {LEGACY_AGG} WHERE minute < ?", (now - self.aggregate_window,)
-                ).rowcount
             # over the bound: the oldest samples (the last hour always stays), then the oldest
             # minutes — a year of aggregates must not wipe out the samples of today
             keep_raw = _hour_before(now - min(self.raw_window, MIN_RAW_KEPT))
@@ -674,13 +646,6 @@ class HistoryStore:
                         "DELETE FROM sample_chunk WHERE hour = ?", (oldest,)
                     ).rowcount
                     continue
-                if self._legacy_agg:
-                    first = db.execute(f"SELECT min(minute) FROM {LEGACY_AGG}").fetchone()[0]
-                    if first is not None:
-                        deleted["agg"] += db.execute(
-                            f"DELETE FROM {LEGACY_AGG} WHERE minute < ?", (first + 86400,)
-                        ).rowcount
-                        continue
                 oldest = db.execute("SELECT min(hour) FROM minute_chunk").fetchone()[0]
                 if oldest is None:
                     break
@@ -847,12 +812,6 @@ class HistoryStore:
             rows += decode_minutes(data)
         for data in self._blocks("minutes", sid, start, end):
             rows += decode_minutes(data)
-        if self._legacy_agg:
-            rows += self._db.execute(
-                f"SELECT minute, min, max, sum, n, last, last_ts FROM {LEGACY_AGG} "
-                "WHERE series = ? AND minute BETWEEN ? AND ?",
-                (sid, first_minute, end),
-            ).fetchall()
         return merge_minutes([m for m in rows if first_minute <= m[0] <= end])
 
     def stats(self) -> dict[str, Any]:

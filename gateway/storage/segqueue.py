@@ -42,10 +42,6 @@ passed keeps only its events, so it is rewritten with just them (write a tempora
 rename), merged into the segment before it when that one is such a rewrite too. On disk the queue
 therefore takes its bound plus at most the dead part of two segments (the one being acknowledged and
 the one the watermark is in) and the events.
-
-An existing SQLite queue (`legacy`, the format of earlier releases, with or without its `items`
-column) is taken in on the first start, in order and with its `dropped` counter, in a temporary
-folder renamed into place when complete; then the SQLite file is removed.
 """
 
 from __future__ import annotations
@@ -55,8 +51,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
-import sqlite3
 import struct
 import zlib
 from array import array
@@ -172,7 +166,6 @@ class SegmentQueue:
         max_bytes: the bound on queued bytes (bodies plus `RECORD_OVERHEAD` each).
         durable: fsync every write (survives a power cut) rather than hand it to the kernel
             (survives a crash).
-        legacy: an SQLite queue file of earlier releases to take in on the first start.
         cache_bytes: bodies kept in memory for `peek` (default `CACHE_BYTES`, at most the bound).
         segment_bytes: when a segment is full (default: `SEGMENT_BYTES`, at least 64 KiB and at
             most a sixteenth of the bound).
@@ -187,7 +180,6 @@ class SegmentQueue:
         max_bytes: int,
         *,
         durable: bool = False,
-        legacy: str | Path | None = None,
         cache_bytes: int | None = None,
         segment_bytes: int | None = None,
     ) -> None:
@@ -208,8 +200,6 @@ class SegmentQueue:
         self._oldest: float | None = None
         self._state_fd = -1
         self._closed = False
-        if legacy is not None and Path(legacy).exists():
-            _take_in_legacy(Path(legacy), self.path, max_bytes)
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._open_state()
         self._load()
@@ -776,64 +766,3 @@ def _sync_folder(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-# ------------------------------------------------------------------------------ migration
-
-
-def _take_in_legacy(legacy: Path, folder: Path, max_bytes: int) -> None:
-    """An SQLite queue of earlier releases -> a segment queue at `folder`, in order, with its
-    `dropped` counter; then the SQLite file goes.
-
-    The new queue is built in `<folder>.migrating` and renamed into place when complete (fsynced):
-    if `folder` exists, an earlier start finished the migration and only the removal is left. An
-    old file SQLite cannot read is renamed `<name>.unreadable` (kept for a human, logged) so that
-    the gateway starts with an empty queue rather than not at all.
-
-    Raises:
-        OSError: the new queue cannot be written; the old file stays, to be taken in at the next
-            start.
-    """
-    if not folder.exists():
-        staging = folder.with_name(folder.name + ".migrating")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            taken = _copy_legacy(legacy, staging, max_bytes)
-        except sqlite3.Error as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            aside = legacy.with_name(legacy.name + ".unreadable")
-            log.error("queue %s: cannot read %s (%s): moved to %s", folder, legacy, exc, aside)
-            os.replace(legacy, aside)
-            return
-        staging.rename(folder)
-        _sync_folder(folder.parent)
-        log.info("queue %s: %d lines taken in from %s", folder, taken, legacy)
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{legacy}{suffix}")
-
-
-def _copy_legacy(legacy: Path, staging: Path, max_bytes: int) -> int:
-    """The rows of the old queue, in order, into a new queue at `staging`; returns the lines."""
-    db = sqlite3.connect(legacy, isolation_level=None)
-    try:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
-        if not columns:
-            raise sqlite3.DatabaseError("no queue table")
-        items = "items" if "items" in columns else "1"
-        row = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
-        dropped = int(row[0]) if row else 0
-        queue = SegmentQueue(staging, max_bytes, durable=True)
-        taken = 0
-        try:
-            cursor = db.execute(f"SELECT body, ts, droppable, {items} FROM queue ORDER BY seq")
-            while rows := cursor.fetchmany(500):
-                queue.put_many((bytes(b), float(t), bool(d), int(n)) for b, t, d, n in rows)
-                taken += sum(int(r[3]) for r in rows)
-            if dropped:
-                queue._write_state(queue._acked, queue._drop_mark, queue._dropped + dropped)
-        finally:
-            queue.close()
-        return taken
-    finally:
-        db.close()
