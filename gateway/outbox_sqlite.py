@@ -2,8 +2,8 @@
 
 `MemoryOutbox` keeps order and bounds readings, but a power cut in the middle of a broker outage
 would lose every event queued meanwhile. `SqliteOutbox` keeps the same contract (`tests/test_outbox.py`
-runs against both) and writes the messages that must not be lost — alarms and events — to
-`<storage>/outbox.sqlite3` (WAL, `synchronous=FULL`), removing them only after the broker's PUBACK.
+runs against both) and writes the messages that must not be lost — alarms and events — to an SQLite
+file (WAL, `synchronous=FULL`), removing them only after the broker's PUBACK.
 On start it loads what a previous run left, so the next connection delivers it first, in order.
 
 Readings (`droppable`) stay in memory: they are bounded, latest-value messages, and replaying an
@@ -18,7 +18,7 @@ why, and the write is retried at the next commit.
 
 Why the gateway's outbox lives in the journal's file (`SqliteOutbox.shared`, table `outbox` of
 `<storage>/gateway.sqlite3`): an alarm's retained state and event are then written by `stage` in the
-very transaction that journals the transition — one fsync where there were two, and the journal row
+very transaction that journals the transition — one fsync, not two, and the journal row
 and its messages are on disk together or not at all. Deleting acknowledged messages is not urgent
 (one delivered twice after a crash is the at-least-once contract anyway), so it rides on the next
 transaction, or a commit of its own `ACK_COMMIT_DELAY` later: never an fsync between a reading and

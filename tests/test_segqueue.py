@@ -1,4 +1,4 @@
-"""The export's disk queue (`gateway/storage/segqueue.py`): the bound drops the oldest readings and
+"""The export's disk queue (`gateway/storage/segqueue/`): the bound drops the oldest readings and
 never events, chunked entries count their items, acknowledgements and drops survive restarts, torn
 tails are cut, a full disk queues nothing of a batch, and a state machine against a plain list
 (puts, peeks, acks, restarts, crashes, torn tails)."""
@@ -18,14 +18,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from gateway.storage.segqueue import (
-    RECORD_OVERHEAD,
-    SEGMENT_MAGIC,
-    SegmentQueue,
-    _scan,
-    _Segment,
-    read_queue,
-)
+from gateway.storage.segqueue import RECORD_OVERHEAD, SEGMENT_MAGIC, SegmentQueue, read_queue
+from gateway.storage.segqueue.format import Segment, scan
 
 # ------------------------------------------------------------------------------ ported
 
@@ -90,9 +84,9 @@ def test_ack_counts_only_what_the_bound_left_of_a_peeked_batch(tmp_path: Path) -
 # ------------------------------------------------------------------------------ the files
 
 
-def records(path: Path) -> _Segment:
-    segment = _Segment(path, None, 0)
-    _scan(path.read_bytes(), segment, 0)
+def records(path: Path) -> Segment:
+    segment = Segment(path, None, 0)
+    scan(path.read_bytes(), segment, 0)
     return segment
 
 
