@@ -2,8 +2,8 @@
 
 `MemoryOutbox` keeps order and bounds readings, but a power cut in the middle of a broker outage
 would lose every event queued meanwhile. `SqliteOutbox` keeps the same contract (`tests/test_outbox.py`
-runs against both) and writes the messages that must not be lost — alarms and events — to
-`<storage>/outbox.sqlite3` (WAL, `synchronous=FULL`), removing them only after the broker's PUBACK.
+runs against both) and writes the messages that must not be lost — alarms and events — to an SQLite
+file (WAL, `synchronous=FULL`), removing them only after the broker's PUBACK.
 On start it loads what a previous run left, so the next connection delivers it first, in order.
 
 Readings (`droppable`) stay in memory: they are bounded, latest-value messages, and replaying an
@@ -18,11 +18,11 @@ why, and the write is retried at the next commit.
 
 Why the gateway's outbox lives in the journal's file (`SqliteOutbox.shared`, table `outbox` of
 `<storage>/gateway.sqlite3`): an alarm's retained state and event are then written by `stage` in the
-very transaction that journals the transition — one fsync where there were two, and the journal row
-and its messages are on disk together or not at all. A previous version's `outbox.sqlite3` is taken
-in on start. Deleting acknowledged messages is not urgent (one delivered twice after a crash is the
-at-least-once contract anyway), so it rides on the next transaction, or a commit of its own
-`ACK_COMMIT_DELAY` later: never an fsync between a reading and its alarm.
+very transaction that journals the transition — one fsync, not two, and the journal row
+and its messages are on disk together or not at all. Deleting acknowledged messages is not urgent
+(one delivered twice after a crash is the at-least-once contract anyway), so it rides on the next
+transaction, or a commit of its own `ACK_COMMIT_DELAY` later: never an fsync between a reading and
+its alarm.
 """
 
 from __future__ import annotations
@@ -94,20 +94,14 @@ class SqliteOutbox:
         self._closed = False
 
     @classmethod
-    def shared(
-        cls, db: sqlite3.Connection, path: Path, *, legacy: Path | None = None
-    ) -> SqliteOutbox:
-        """The outbox as a table of another store's file (the journal's), taking in `legacy`.
+    def shared(cls, db: sqlite3.Connection, path: Path) -> SqliteOutbox:
+        """The outbox as a table of another store's file (the journal's).
 
         Args:
             db: the store's connection (WAL, `synchronous=FULL`); the store closes it.
             path: that file, for messages.
-            legacy: an outbox file of its own left by a previous version: its messages are queued
-                first, in order, and the file removed once they are committed here.
         """
         db.executescript(_SCHEMA)
-        if legacy is not None and legacy.exists():
-            _take_in(db, legacy)
         return cls(path, db=db)
 
     # ------------------------------------------------------------------------------ Outbox
@@ -252,29 +246,3 @@ class SqliteOutbox:
             self._ack_commit = None
         if self._owns_db:
             self._db.close()
-
-
-def _take_in(db: sqlite3.Connection, legacy: Path) -> None:
-    """Queue the messages of a previous version's outbox file after what `db` holds, then remove
-    the file. A file that cannot be read is left in place and said so: nothing is deleted unread."""
-    try:
-        old = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
-        try:
-            rows = old.execute(
-                "SELECT topic, payload, qos, retain FROM outbox ORDER BY seq"
-            ).fetchall()
-        finally:
-            old.close()
-    except sqlite3.Error as exc:
-        log.error("outbox %s: cannot take in a previous version's messages (%s)", legacy, exc)
-        return
-    with transaction(db):
-        start = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
-        db.executemany(
-            "INSERT INTO outbox (seq, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)",
-            [(start + i, *row) for i, row in enumerate(rows, 1)],
-        )
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{legacy}{suffix}").unlink(missing_ok=True)
-    if rows:
-        log.info("outbox: %d message(s) taken in from %s", len(rows), legacy)

@@ -41,8 +41,8 @@ class Entry:
 COMPONENTS: tuple[Entry, ...] = (
     # the HTTP API and web console (gateway/api), on console.listen
     Entry("gateway.api.component:build"),
-    # local history of readings (gateway/storage/history.py)
-    Entry("gateway.storage.history:build"),
+    # local history of readings (gateway/storage/history/)
+    Entry("gateway.storage.history.component:build"),
     # InfluxDB export with a disk queue, when the site has `influx:`
     Entry("gateway.export.influx:build", lambda site: site.file.influx is not None),
     # samples progress for Gateway.health() (gateway/health.py)

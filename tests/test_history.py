@@ -227,47 +227,6 @@ def test_under_a_tight_bound_the_last_hour_of_raw_outlives_old_aggregates(
     store.close()
 
 
-_FIRST_LAYOUT = """
-CREATE TABLE series (id INTEGER PRIMARY KEY, device TEXT NOT NULL, point TEXT NOT NULL,
-                     UNIQUE (device, point));
-CREATE TABLE raw (series INTEGER NOT NULL, ts REAL NOT NULL, value, quality INTEGER NOT NULL);
-CREATE INDEX raw_by_series ON raw (series, ts);
-CREATE TABLE agg (series INTEGER NOT NULL, minute INTEGER NOT NULL, min REAL NOT NULL,
-                  max REAL NOT NULL, sum REAL NOT NULL, n INTEGER NOT NULL, last REAL NOT NULL,
-                  last_ts REAL NOT NULL, PRIMARY KEY (series, minute)) WITHOUT ROWID;
-"""
-
-
-def test_a_file_of_the_first_layout_keeps_its_minutes_and_drops_its_rows(
-    tmp_path: Path, clock: Clock
-) -> None:
-    old = sqlite3.connect(tmp_path / "history.sqlite3")
-    old.executescript(_FIRST_LAYOUT)
-    old.execute("INSERT INTO series VALUES (1, 'pump-1', 'p')")
-    old.executemany(
-        "INSERT INTO raw VALUES (1, ?, ?, ?)", [(T0 + 1, 1.5, 0), (T0 + 2, None, 2), (T0 + 3, 9, 1)]
-    )
-    old.execute("INSERT INTO agg VALUES (1, ?, 1.5, 1.5, 1.5, 1, 1.5, ?)", (T0, T0 + 1))
-    old.commit()
-    old.close()
-    store = HistoryStore(tmp_path, raw_window=3600, wall=clock)  # an upgraded gateway starts
-    store.add([r("p", 4.0, T0 + 4), r("q", 5.0, T0 + 4), r("p", 2.0, T0 + 5)])
-    store.flush()
-    assert store.query("pump-1", "p", T0, T0 + 10) == [
-        {"ts": T0 + 4, "value": 4.0, "quality": "good"},
-        {"ts": T0 + 5, "value": 2.0, "quality": "good"},
-    ]
-    (minute,) = store.query("pump-1", "p", T0, T0 + 59, max_points=1)
-    assert (minute["min"], minute["max"], minute["count"], minute["last"]) == (1.5, 4.0, 3, 2.0)
-    assert store.prune()["raw"] == 3  # the earlier layout's rows go at the first prune
-    store.close()
-    tables = sqlite3.connect(tmp_path / "history.sqlite3").execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table'"
-    )
-    names = {name for (name,) in tables}
-    assert "raw" not in names and "agg" in names  # its minutes stay until they age out
-
-
 def test_values_of_every_kind_come_back_as_they_went_in(store: HistoryStore) -> None:
     values = [1.25, 7, True, "auto", None, math.inf, -(2**70), 1e308 * 10]
     for ts in (T0 + 1, T0 + 2):

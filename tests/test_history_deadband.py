@@ -287,7 +287,7 @@ def test_bad_history_settings_are_named(tmp_path: Path, history: str, error: str
 def test_an_hour_is_compacted_a_slice_of_series_at_a_time(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gateway.storage.history as history
+    import gateway.storage.history.compact as history
 
     monkeypatch.setattr(history, "COMPACT_SLICE", 2)
     store = HistoryStore(tmp_path, wall=clock)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -214,39 +213,6 @@ def test_a_small_queue_bound_makes_small_chunks(tmp_path: Path) -> None:
     )
     assert exporter.chunk_bytes == 65536 and exporter.chunk_lines == 1000
     exporter.queue.close()
-
-
-async def test_an_upgraded_box_sends_what_its_sqlite_queue_held(tmp_path: Path) -> None:
-    site = site_with_influx(tmp_path)
-    site.storage_dir.mkdir(parents=True)
-    old = site.storage_dir / "influx-queue.sqlite3"  # the queue file of earlier releases
-    db = sqlite3.connect(old, isolation_level=None)
-    db.executescript(
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-        "CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, droppable INTEGER NOT NULL,"
-        " ts REAL NOT NULL, body BLOB NOT NULL, items INTEGER NOT NULL DEFAULT 1);"
-        "INSERT INTO meta VALUES ('dropped', 4);"
-    )
-    lines = [
-        f"device,device=pump-1,site=riverside flow={i}.0 {round((T + i) * 1000)}" for i in range(5)
-    ]
-    db.execute(
-        "INSERT INTO queue (droppable, ts, body, items) VALUES (1, ?, ?, 3)",
-        (T, "\n".join(lines[:3]).encode()),
-    )
-    db.execute(
-        "INSERT INTO queue (droppable, ts, body, items) VALUES (1, ?, ?, 2)",
-        (T + 3, "\n".join(lines[3:]).encode()),
-    )
-    db.close()
-    writer = Recording()
-    writer.up = True
-    exporter = InfluxExporter(site, writer=writer)
-    assert exporter.stats()["queued"] == 5 and exporter.stats()["dropped"] == 4
-    assert not old.exists()
-    await exporter._drain(deadline=None)
-    assert writer.lines == lines and exporter.stats()["queued"] == 0
-    await exporter.close()
 
 
 async def test_a_failed_acknowledgement_keeps_the_exporter_and_sends_again(

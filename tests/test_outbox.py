@@ -157,27 +157,6 @@ def test_staged_messages_commit_with_the_callers_transaction_or_not_at_all(tmp_p
     store.close()
 
 
-def test_a_previous_versions_outbox_file_is_taken_in_first_and_removed(tmp_path: Path) -> None:
-    legacy = tmp_path / "outbox.sqlite3"
-    old = SqliteOutbox(legacy)
-    for i in range(3):
-        put(old, f"old{i}")
-    old.ack(old.peek(1)[-1].seq)
-    old.close()
-    store = AlarmStore(tmp_path)
-    box = SqliteOutbox.shared(store.connection, store.path, legacy=legacy)
-    assert box.restored == 2 and not legacy.exists()
-    put(box, "new")
-    assert [m.topic for m in box.peek(10)] == ["old1", "old2", "new"]
-    box.close()
-    store.close()
-    store = AlarmStore(tmp_path)
-    again = SqliteOutbox.shared(store.connection, store.path, legacy=legacy)
-    assert [m.topic for m in again.peek(10)] == ["old1", "old2", "new"]
-    again.close()
-    store.close()
-
-
 def _topics(path: Path) -> list[str]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

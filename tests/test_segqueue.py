@@ -1,16 +1,14 @@
-"""The export's disk queue (`gateway/storage/segqueue.py`): the bound drops the oldest readings and
+"""The export's disk queue (`gateway/storage/segqueue/`): the bound drops the oldest readings and
 never events, chunked entries count their items, acknowledgements and drops survive restarts, torn
-tails are cut, a full disk queues nothing of a batch, the SQLite queue of earlier releases is taken
-in, and a state machine against a plain list (puts, peeks, acks, restarts, crashes, torn tails)."""
+tails are cut, a full disk queues nothing of a batch, and a state machine against a plain list
+(puts, peeks, acks, restarts, crashes, torn tails)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import resource
-import shutil
 import signal
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +18,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from gateway.storage.segqueue import (
-    RECORD_OVERHEAD,
-    SEGMENT_MAGIC,
-    SegmentQueue,
-    _scan,
-    _Segment,
-    read_queue,
-)
+from gateway.storage.segqueue import RECORD_OVERHEAD, SEGMENT_MAGIC, SegmentQueue, read_queue
+from gateway.storage.segqueue.format import Segment, scan
 
 # ------------------------------------------------------------------------------ ported
 
@@ -89,108 +81,12 @@ def test_ack_counts_only_what_the_bound_left_of_a_peeked_batch(tmp_path: Path) -
     queue.close()
 
 
-# ------------------------------------------------------------------------------ migration
-
-
-def legacy_file(path: Path, *, items: bool, dropped: int, wal: bool = False) -> None:
-    """An SQLite queue as earlier releases wrote it (with or without the `items` column)."""
-    db = sqlite3.connect(path, isolation_level=None)
-    if wal:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA wal_autocheckpoint=0")  # rows left in the -wal file, as after a crash
-    extra = ", items INTEGER NOT NULL DEFAULT 1" if items else ""
-    db.executescript(
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-        "CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, droppable INTEGER NOT NULL,"
-        f" ts REAL NOT NULL, body BLOB NOT NULL{extra});"
-    )
-    if dropped:
-        db.execute("INSERT INTO meta VALUES ('dropped', ?)", (dropped,))
-    rows = [(1, 1.0, b"m a=1.0 1000"), (0, 2.0, b'alarm_event state="x" 2000')]
-    rows += [(1, 3.0 + n, b"m a=%d.0 %d" % (n, 3000 + n)) for n in range(1200)]
-    if items:
-        db.executemany(
-            "INSERT INTO queue (droppable, ts, body, items) VALUES (?, ?, ?, ?)",
-            [(d, t, b, 2 if n == 0 else 1) for n, (d, t, b) in enumerate(rows)],
-        )
-    else:
-        db.executemany("INSERT INTO queue (droppable, ts, body) VALUES (?, ?, ?)", rows)
-    db.execute("DELETE FROM queue WHERE seq = 5")  # a hole, as acks and drops leave
-    if wal:  # a copy of both files as a crash leaves them: the rows in the log only
-        for name in (path.name, path.name + "-wal"):
-            shutil.copyfile(path.with_name(name), path.with_name("crash-" + name))
-    db.close()  # (which checkpoints the log into the file and removes it)
-    if wal:
-        for name in (path.name, path.name + "-wal"):
-            os.replace(path.with_name("crash-" + name), path.with_name(name))
-
-
-@pytest.mark.parametrize("items", [False, True])
-def test_sqlite_queue_of_earlier_releases_is_taken_in_then_removed(
-    tmp_path: Path, items: bool
-) -> None:
-    legacy = tmp_path / "influx-queue.sqlite3"
-    legacy_file(legacy, items=items, dropped=3)
-    before = (
-        sqlite3.connect(legacy)
-        .execute("SELECT body, ts, droppable FROM queue ORDER BY seq")
-        .fetchall()
-    )
-    queue = SegmentQueue(tmp_path / "influx-queue", 1 << 20, legacy=legacy)
-    assert not legacy.exists() and not (tmp_path / "influx-queue.migrating").exists()
-    assert queue.dropped == 3 and len(queue) == len(before) + (1 if items else 0)
-    entries = queue.peek(10_000)
-    assert [(e.body, e.ts, e.droppable) for e in entries] == [
-        (bytes(b), t, bool(d)) for b, t, d in before
-    ]
-    assert entries[0].items == (2 if items else 1)
-    queue.put_many([(b"m a=2.0 9000\nm a=3.0 9001", 9.0, True, 2)])
-    queue.close()
-    again = SegmentQueue(tmp_path / "influx-queue", 1 << 20, legacy=legacy)
-    assert again.dropped == 3 and [e.body for e in again.peek(10_000)][-1].startswith(b"m a=2.0")
-    again.close()
-
-
-def test_legacy_rows_still_in_the_write_ahead_log_are_taken_in(tmp_path: Path) -> None:
-    legacy = tmp_path / "influx-queue.sqlite3"
-    legacy_file(legacy, items=True, dropped=0, wal=True)
-    wal = legacy.with_name(legacy.name + "-wal")
-    assert os.path.getsize(legacy) < 1201 * 10 < wal.stat().st_size  # the rows: in the log only
-    queue = SegmentQueue(tmp_path / "influx-queue", 1 << 20, legacy=legacy)
-    assert len(queue) == 1202  # 1,202 rows, one deleted, the first holds two items
-    assert not wal.exists()
-    queue.close()
-
-
-def test_a_finished_migration_only_removes_the_old_file(tmp_path: Path) -> None:
-    # a crash after the new folder was renamed into place but before the old file was removed
-    legacy = tmp_path / "influx-queue.sqlite3"
-    legacy_file(legacy, items=True, dropped=0)
-    SegmentQueue(tmp_path / "influx-queue", 1 << 20, legacy=legacy).close()
-    legacy_file(legacy, items=True, dropped=0)
-    queue = SegmentQueue(tmp_path / "influx-queue", 1 << 20, legacy=legacy)
-    assert len(queue) == 1202 and not legacy.exists()  # taken in once, not twice
-    queue.close()
-
-
-def test_an_unreadable_old_file_is_moved_aside_not_fatal(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    legacy = tmp_path / "influx-queue.sqlite3"
-    legacy.write_bytes(b"this is not a database" * 100)
-    with caplog.at_level(logging.ERROR, "fgw.queue"):
-        queue = SegmentQueue(tmp_path / "influx-queue", 1 << 20, legacy=legacy)
-    assert len(queue) == 0 and (tmp_path / "influx-queue.sqlite3.unreadable").exists()
-    assert "cannot read" in caplog.text
-    queue.close()
-
-
 # ------------------------------------------------------------------------------ the files
 
 
-def records(path: Path) -> _Segment:
-    segment = _Segment(path, None, 0)
-    _scan(path.read_bytes(), segment, 0)
+def records(path: Path) -> Segment:
+    segment = Segment(path, None, 0)
+    scan(path.read_bytes(), segment, 0)
     return segment
 
 

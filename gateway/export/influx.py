@@ -190,7 +190,6 @@ class InfluxExporter(Component):
         self.queue = SegmentQueue(
             site.storage_dir / "influx-queue",
             int(config.queue_max_mb * 1024 * 1024),
-            legacy=site.storage_dir / "influx-queue.sqlite3",  # the queue of earlier releases
         )
         self.chunk_lines = min(CHUNK_LINES, self.batch_size)
         self.chunk_bytes = min(CHUNK_BYTES, self.queue.max_bytes // 16)

@@ -126,7 +126,7 @@ def decode_minutes(data: bytes) -> list[Minute]:
     return out
 
 
-def pack_section(records: Mapping[int, bytes]) -> bytes:
+def pack_section(records: Mapping[int, bytes | bytearray]) -> bytes:
     """Many series' records (series id -> bytes) as one compressed section."""
     sids = sorted(records)
     ids = array("I", sids)
