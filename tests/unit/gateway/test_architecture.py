@@ -10,7 +10,6 @@ import importlib
 from pathlib import Path
 
 import grimp
-import pytest
 
 PACKAGES = ("ground", "config", "drivers", "rules", "simulators", "gateway")
 MAX_LINES = 600
@@ -81,7 +80,6 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles(graph) == [["a.x", "a.y"]]
 
 
-@pytest.mark.xfail(strict=False, reason="the splits of other modules of issue 15 land separately")
 def test_no_module_over_600_lines() -> None:
     offenders = []
     for package in PACKAGES:
