@@ -275,10 +275,12 @@ class MqttLink:
         rc, mid = self._client.subscribe(list(topics))
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise LinkError(f"subscribe: {mqtt.error_string(rc)}")
-        suback = self._subacks[mid] = self._loop.create_future()
+        suback: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
+        self._subacks[mid] = suback
+        waiting: list[asyncio.Future[Any]] = [suback, self._lost]
         try:
             async with asyncio.timeout(self.timeout):
-                await asyncio.wait([suback, self._lost], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise LinkError(f"no SUBACK within {self.timeout:g} s") from None
         finally:
@@ -419,7 +421,7 @@ class MqttLink:
             topic = message.topic
         except UnicodeDecodeError:  # cannot match a subscription of ours
             return
-        self._inbox.append((topic, message.payload, message.retain))
+        self._inbox.append((topic, bytes(message.payload), message.retain))  # bytes: no copy
 
     def _on_connect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any

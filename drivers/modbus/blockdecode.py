@@ -293,6 +293,7 @@ class BlockDecoder:
             elif mode == bit:
                 value, quality = values[i] & mask != 0, good
             else:
+                assert reader is not None  # every OTHER op carries its reader
                 value, quality = reader(wire)
                 if value is None and quality is bad:
                     failed = failed or []
