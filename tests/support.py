@@ -15,6 +15,12 @@ from pathlib import Path
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository: examples/, docs/, deploy/ and scripts/ are found from here, wherever a test lives."""
+
+CASES = ROOT / "tests" / "cases"
+"""The golden site-file cases: `<name>/{site.yaml, expected.jsonl | check.err}`."""
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

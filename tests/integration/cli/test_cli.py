@@ -12,9 +12,8 @@ import pytest
 
 from config.site import load_site
 from tests.e2e import watching, write_site
-from tests.support import Broker
+from tests.support import ROOT, Broker
 
-ROOT = Path(__file__).parent.parent
 FGW = [sys.executable, "-m", "gateway.cli"]
 
 

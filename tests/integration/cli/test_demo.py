@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import watching
-
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 README = ROOT / "README.md"
 FGW = ROOT / ".venv" / "bin" / "fgw"
 INVOCATION = ".venv/bin/fgw"

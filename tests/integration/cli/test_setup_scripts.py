@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT
+
 TEST_BED_ONLY = {"chromium", "fonts-wqy-zenhei", "victoria-metrics", "socat", "mbpoll"}
 
 

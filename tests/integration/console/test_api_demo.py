@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -18,11 +18,11 @@ import pytest
 from playwright import async_api as playwright_api
 
 from tests.api_support import PASSWORD, LiveSite, live_site
-from tests.support import Broker
+from tests.support import ROOT, Broker
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
-DOCS_SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DOCS_SHOTS = ROOT / "docs" / "screenshots"
 UPDATE_DOCS = os.environ.get("FGW_UPDATE_SCREENSHOTS") == "1"
 """Screenshots go to docs/ only when asked: a test run must not leave the work tree modified."""
 FLAGS = [

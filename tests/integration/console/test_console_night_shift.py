@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.api_support import live_site
+from tests.integration.console.test_console_browser import browser, open_console, shot  # noqa: F401 - the fixture
 from tests.support import Broker
-from tests.test_console_browser import browser, open_console, shot  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

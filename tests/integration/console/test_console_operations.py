@@ -13,8 +13,8 @@ import pytest
 
 from gateway.api.app import CONSOLE
 from tests.api_support import eventually, live_site
+from tests.integration.console.test_console_browser import browser, open_console, shot  # noqa: F401 - the fixture
 from tests.support import Broker
-from tests.test_console_browser import browser, open_console, shot  # noqa: F401 - the fixture
 
 PAGES = ("incidents.js", "energy.js", "handover.js")
 

@@ -13,9 +13,7 @@ import httpx
 
 from bench.sites import modbus_site_yaml
 from tests.api_support import live_site
-from tests.support import Broker
-
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT, Broker
 
 PROBE = """
 import json, sys

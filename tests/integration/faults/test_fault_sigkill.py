@@ -30,11 +30,9 @@ from tests.reliability_support import (
     wait_until,
     write_fault_site,
 )
-from tests.support import Broker, free_port
+from tests.support import ROOT, Broker, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-ROOT = Path(__file__).parent.parent
 
 
 def start_gateway(site: Site, log: Path) -> subprocess.Popen[bytes]:

@@ -24,11 +24,10 @@ from config.site import Site, load_site
 from gateway.storage.history import HistoryStore
 from simulators.runner import SiteSimulator
 from tests.reliability_support import EventCollector, until, write_fault_site
-from tests.support import Broker, free_port
+from tests.support import ROOT, Broker, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).parent.parent
 BOUND = 40.0
 """Bytes per value polled a minute-long run must stay under (the goal is 8; it was ~140)."""
 COMMIT = 2.0

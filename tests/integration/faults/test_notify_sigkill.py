@@ -25,9 +25,8 @@ from config.site import load_site
 from simulators.runner import SiteSimulator
 from tests.notify_support import RobotReceiver, robot_receiver
 from tests.reliability_support import until
-from tests.support import free_port
+from tests.support import ROOT, free_port
 
-ROOT = Path(__file__).parent.parent
 FIRE, TRIP = "fire-1.fire_alarm", "meter-1.breaker_trip"
 OUTAGE = float(os.environ.get("FGW_NOTIFY_OUTAGE", "0"))
 """Seconds the robot stays down at least (a longer outage for the measured figure)."""

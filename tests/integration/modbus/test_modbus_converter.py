@@ -27,7 +27,7 @@ from simulators.base import DeviceSimulator
 from simulators.converter import ConverterServer, Line, PtyLine
 from simulators.registry import simulator_for
 from tests.support import free_port
-from tests.test_modbus_poller import (  # noqa: F401  (no_leaked_tasks: an autouse fixture)
+from tests.unit.drivers.modbus.test_modbus_poller import (  # noqa: F401  (no_leaked_tasks: an autouse fixture)
     Recorder,
     device,
     fgw_tasks,

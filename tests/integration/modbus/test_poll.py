@@ -13,9 +13,7 @@ import pytest
 from config.site import load_site
 from simulators.runner import SiteSimulator
 from tests.e2e import write_site
-from tests.support import Broker
-
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT, Broker
 
 pytestmark = pytest.mark.integration
 

@@ -24,11 +24,11 @@ from config.site import Site, load_site
 from gateway.publisher import MqttPublisher, alarm_message, encode_json
 from ground.backoff import Backoff
 from ground.model import Quality, Reading
-from tests.support import MOSQUITTO, Broker, free_port, wait_for_port
+from tests.support import MOSQUITTO, ROOT, Broker, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = ROOT
 
 
 def fast() -> Backoff:

@@ -28,11 +28,10 @@ from gateway.service import Gateway
 from simulators.control import send_inject
 from simulators.runner import SiteSimulator
 from tests.e2e import Watcher, watching
-from tests.support import Broker, free_port
+from tests.support import ROOT, Broker, free_port
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
 
 SITE = """
 site: {{id: {site_id}, name: Alarm integration site, timezone: Asia/Shanghai, locale: en}}

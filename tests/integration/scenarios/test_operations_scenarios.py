@@ -14,8 +14,8 @@ import pytest
 
 from gateway.cli import main
 from tests.api_support import eventually, login
+from tests.integration.scenarios.test_incidents_scenarios import running
 from tests.support import Broker
-from tests.test_incidents_scenarios import running
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from config.site import load_site
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HEAD = (
     "site: {id: docs}\n"
     "modbus: [{id: b, transport: tcp, host: 127.0.0.1, port: 5020}]\n"

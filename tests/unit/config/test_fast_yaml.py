@@ -21,8 +21,8 @@ from ruamel.yaml import YAML
 from config.errors import SiteError
 from config.fastyaml import load_fast
 from config.yamlsource import load_yaml, load_yaml_ruamel
+from tests.support import ROOT
 
-ROOT = Path(__file__).parent.parent
 FILES = sorted(
     [
         ROOT / "examples" / "riverside.yaml",

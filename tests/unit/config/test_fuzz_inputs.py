@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -25,8 +24,9 @@ from config.site import Site, load_site
 from drivers.modbus.decode import decode_point
 from drivers.mqtt import MqttDriver
 from ground.model import DeviceStatus, Quality, Reading
+from tests.support import ROOT
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "riverside.yaml"
+EXAMPLE = ROOT / "examples" / "riverside.yaml"
 
 
 class Sink:

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from config.errors import SiteError
 from config.site import COMM_LOSS, load_site
 from config.templates import load_template, template_names
+from tests.support import CASES, ROOT
 
-CASES = Path(__file__).parent / "cases"
-EXAMPLE = Path(__file__).parent.parent / "examples" / "riverside.yaml"
+EXAMPLE = ROOT / "examples" / "riverside.yaml"
 
 
 def _check_output(folder: Path) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 from gateway.api.sources import alarm_view
 from gateway.service import Gateway
 from ground.model import Quality, Reading
-from tests.test_incidents_component import Clock, gateway, incidents_of, site_file
+from tests.unit.gateway.test_incidents_component import Clock, gateway, incidents_of, site_file
 
 
 def read(gw: Gateway, clock: Clock, device: str, **values: Any) -> None:

@@ -17,7 +17,7 @@ from config.errors import SiteError
 from config.site import Site, load_site
 from rules.messages import bits, render
 from tests.support import free_port
-from tests.test_alarm_management import Plant
+from tests.unit.gateway.test_alarm_management import Plant
 
 SITE = """\
 site: {{id: zones-test, name: Zones test, locale: zh-CN, timezone: Asia/Shanghai}}

@@ -34,7 +34,7 @@ from rules.escalation import Escalator, Step
 from rules.maintenance import TicketTransitionRefused
 from tests.api_support import add_users, console_site, login
 from tests.support import free_port
-from tests.test_alarm_management import Plant
+from tests.unit.gateway.test_alarm_management import Plant
 
 SITE = """
 site: {{id: ls-test, name: Life safety test, locale: en, timezone: Asia/Shanghai}}

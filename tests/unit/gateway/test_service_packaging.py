@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from gateway.sdnotify import SystemdNotifier, notify, watchdog_seconds
-from tests.support import Broker
+from tests.support import ROOT, Broker
 
-UNIT = Path(__file__).parent.parent / "deploy" / "fgw.service"
+UNIT = ROOT / "deploy" / "fgw.service"
 
 
 @pytest.fixture

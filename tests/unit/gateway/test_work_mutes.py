@@ -19,7 +19,7 @@ from gateway.maintenance import Maintenance
 from rules.maintenance.mutes import alarms_to_mute, may_mute, mute_until
 from rules.maintenance.tickets import Ticket
 from tests.support import free_port
-from tests.test_alarm_management import Plant
+from tests.unit.gateway.test_alarm_management import Plant
 
 HOUR = 3600.0
 

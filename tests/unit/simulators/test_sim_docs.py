@@ -13,9 +13,7 @@ import pytest
 from config.site import load_site
 from simulators import docgen
 from simulators.runner import SiteSimulator
-from tests.support import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, free_port
 
 
 def test_committed_docs_are_the_generated_ones() -> None:

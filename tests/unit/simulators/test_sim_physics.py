@@ -18,7 +18,7 @@ from simulators.lift import LiftSimulator
 from simulators.meter import EnergyMeterSimulator
 from simulators.pump import BoosterPumpSimulator
 from simulators.registry import SIMULATORS
-from tests.test_sim_support import read
+from tests.unit.simulators.test_sim_support import read
 
 DT = 0.2
 

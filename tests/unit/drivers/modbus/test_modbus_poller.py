@@ -24,7 +24,7 @@ from drivers.modbus.plan import plan_reads
 from drivers.modbus.poller import ModbusBusDriver, SlotTimer, next_slot, poll_once
 from ground.model import DeviceStatus, Quality, Reading
 from simulators.encode import encode_point
-from tests.support import free_port
+from tests.support import ROOT, free_port
 
 FUNCTION = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 SIZE = 100  # registers and bits per table and unit on the test server
@@ -398,12 +398,11 @@ async def test_unreachable_server_gives_stale_readings_quickly() -> None:
 
 
 async def test_registry_builds_one_driver_per_bus_with_devices() -> None:
-    from pathlib import Path
 
     from config.site import load_site
     from drivers import DRIVERS, build_drivers, register_driver
 
-    site = load_site(Path(__file__).parent.parent / "examples" / "riverside.yaml")
+    site = load_site(ROOT / "examples" / "riverside.yaml")
     drivers = build_drivers(site, Recorder())
     modbus = {name: d for name, d in drivers.items() if isinstance(d, ModbusBusDriver)}
     on_buses = {d.spec.modbus.bus for d in site.devices.values() if d.spec.modbus is not None}

@@ -20,7 +20,7 @@ from pymodbus.server import ModbusSerialServer
 from config.models import ModbusBus
 from drivers.modbus.poller import ModbusBusDriver, poll_once
 from ground.model import Quality
-from tests.test_modbus_poller import (  # noqa: F401  (no_leaked_tasks: an autouse fixture)
+from tests.unit.drivers.modbus.test_modbus_poller import (  # noqa: F401  (no_leaked_tasks: an autouse fixture)
     PUMP,
     SIMPLE,
     Recorder,

@@ -22,9 +22,8 @@ import pytest
 from gateway import cli
 from gateway.commands.failures import CommandFailure, describe
 from tests.cli_tree import argv_for, leaves
-from tests.support import Broker, free_port
+from tests.support import ROOT, Broker, free_port
 
-ROOT = Path(__file__).parent.parent
 FGW = [sys.executable, "-m", "gateway.cli"]
 
 SITE = """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gateway.storage.incidents import IncidentStore
 from rules.incidents import IncidentBook
-from tests.test_incidents import ENTRAPMENT, T0
+from tests.unit.rules.test_incidents import ENTRAPMENT, T0
 
 
 def test_records_journal_and_filters(tmp_path: Path) -> None:
