@@ -102,35 +102,3 @@ async def test_sim_inject_and_run_as_processes(broker: Broker, tmp_path: Path) -
                     process.wait()
     log = run_log.read_text()
     assert '"msg": "gateway stopped"' in log and "Traceback" not in log
-
-
-def test_run_keeps_the_collector_off_only_for_the_synchronous_start_up(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import argparse
-    import gc
-
-    import gateway.cli
-    import gateway.logs
-    import gateway.service
-
-    seen: list[tuple[str, bool]] = []
-
-    def load(path: str) -> object:
-        seen.append(("load", gc.isenabled()))
-        return object()
-
-    async def run_service(site: object) -> int:
-        seen.append(("built", gc.isenabled()))  # Gateway(site) is built here, synchronously
-        await asyncio.sleep(0)
-        seen.append(("running", gc.isenabled()))
-        return 0
-
-    monkeypatch.setattr(gateway.cli, "_load", load)
-    monkeypatch.setattr(gateway.logs, "setup_logging", lambda *args: None)
-    monkeypatch.setattr(gateway.service, "run_service", run_service)
-    assert gc.isenabled()
-    args = argparse.Namespace(site="s.yaml", log_level="info", log_format="text")
-    assert gateway.cli.cmd_run(args) == 0
-    assert seen == [("load", False), ("built", False), ("running", True)]
-    assert gc.isenabled()

@@ -26,11 +26,11 @@ from ground.model import Quality
 from simulators.base import DeviceSimulator
 from simulators.converter import ConverterServer, Line, PtyLine
 from simulators.registry import simulator_for
+from tests.integration.modbus.test_modbus_poller import fgw_tasks
 from tests.support import free_port
 from tests.unit.drivers.modbus.test_modbus_poller import (  # noqa: F401  (no_leaked_tasks: an autouse fixture)
     Recorder,
     device,
-    fgw_tasks,
     no_leaked_tasks,
 )
 

@@ -1,11 +1,11 @@
-"""Site-file sections of issue 6 (`history:`, `influx:` queue settings) and `fgw check`'s warnings
-about secrets: errors name the line, defaults are what docs/reliability.md says."""
+"""Site-file sections of issue 6 (`history:`, `influx:` queue settings): errors name the line,
+defaults are what docs/reliability.md says. `fgw check`'s warnings about secrets:
+tests/integration/cli/test_reliability_config.py.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -88,14 +88,3 @@ def test_secret_warnings(tmp_path: Path) -> None:
     )
     assert not any("influx.token_file" in w for w in warnings)  # 0600 is right
     assert all("s3cret" not in w and "t0ken" not in w for w in warnings)
-
-
-def test_tls_warnings_and_fgw_check_prints_them(tmp_path: Path) -> None:
-    path = write(tmp_path, "mqtt:\n  host: 127.0.0.1\n  tls: {insecure: true}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "check", str(path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "mqtt.tls: warning: tls without ca_file" in done.stderr
-    assert "mqtt.tls.insecure: warning: the broker's certificate name is not checked" in done.stderr

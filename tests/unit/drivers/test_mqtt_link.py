@@ -2,29 +2,23 @@
 
 `drivers.mqtt_link` cuts complete PUBLISH packets out of its read buffer itself and leaves every
 other packet to paho. These properties feed the same byte stream, cut at random places, to paho's
-own client and to the link's client, and compare what comes out. Against a real Mosquitto: QoS 1
-messages are acknowledged (not sent again on the next connection), here; the driver's connection,
-reconnects and TLS in tests/test_mqtt_driver.py and tests/test_mqtt_security.py.
+own client and to the link's client, and compare what comes out. Against a real Mosquitto:
+tests/integration/mqtt/test_mqtt_link.py (QoS 1 acknowledged), test_mqtt_driver.py and
+test_mqtt_security.py (the driver's connection, reconnects and TLS).
 """
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import Any
 
-import aiomqtt
 import paho.mqtt.client as mqtt
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt import _packet
 from paho.mqtt.client import _ConnectionState
 from paho.mqtt.enums import CallbackAPIVersion
 
-from config.mqtt_settings import BrokerSettings
-from drivers.mqtt_link import READ_SIZE, Message, MqttLink, _BufferedClient, split_publish
-from tests.support import Broker
+from drivers.mqtt_link import READ_SIZE, Message, _BufferedClient, split_publish
 
 PINGRESP = b"\xd0\x00"
 
@@ -138,48 +132,3 @@ def test_split_publish_never_raises_and_agrees_with_paho(buf: bytes) -> None:
     decoded = _packet.decode_publish(buf[0], buf[1 + length_bytes : end], mqtt.MQTTv311)
     assert (decoded.topic.decode(), decoded.payload, decoded.retain) == (topic, payload, retain)
     assert (decoded.mid if decoded.qos else None) == mid
-
-
-class Inbox:
-    """Collects batches from a link; tests await a count, never sleep."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.changed = asyncio.Event()
-
-    def __call__(self, batch: list[Message]) -> None:
-        self.messages.extend(batch)
-        self.changed.set()
-
-    async def until(self, count: int) -> None:
-        async with asyncio.timeout(10):
-            while len(self.messages) < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-
-@pytest.mark.integration
-async def test_qos1_messages_are_acknowledged_and_not_sent_again(broker: Broker) -> None:
-    settings = BrokerSettings("127.0.0.1", broker.port, f"t{uuid.uuid4().hex[:8]}")
-    topic = f"{settings.client_id_base}/level"
-    async with MqttLink(settings, "in", Inbox(), clean_session=False) as link:
-        await link.subscribe([(topic, 1)])
-    async with aiomqtt.Client("127.0.0.1", broker.port) as device:  # while the link is away
-        for n in range(300):
-            await device.publish(topic, str(n), qos=1)
-
-    first = Inbox()
-    async with MqttLink(settings, "in", first, clean_session=False) as link:
-        await first.until(300)  # queued by the broker for the session, sent after CONNACK
-        # a round trip behind the PUBACKs: once SUBACK is back, the broker has read them (else a
-        # quick reconnect may take the session over before the broker reads the old connection)
-        await link.subscribe([(topic, 1)])
-    assert [bytes(p) for _, p, _ in first.messages] == [str(n).encode() for n in range(300)]
-
-    second = Inbox()
-    async with MqttLink(settings, "in", second, clean_session=False) as link:
-        await link.subscribe([(topic, 1)])
-        async with aiomqtt.Client("127.0.0.1", broker.port) as device:
-            await device.publish(topic, b"marker", qos=1)
-        await second.until(1)
-    assert second.messages == [(topic, b"marker", False)]  # nothing of the first 300 again

@@ -1,15 +1,12 @@
 """The outbox contract, run against every implementation of the seam: memory and SQLite.
 
-Then what only the disk outbox promises: messages survive a restart (and a SIGKILL: the commit
-happens before anything is peeked), and a disk that refuses writes does not stop delivery.
+Then what only the disk outbox promises: messages survive a restart (a SIGKILL:
+tests/integration/faults/test_outbox.py), and a disk that refuses writes does not stop delivery.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -93,24 +90,6 @@ def test_events_survive_a_restart_in_order_and_acked_ones_do_not_come_back(tmp_p
     assert [m.topic for m in again.peek(10)][-1] == "event5"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     again.close()
-
-
-def test_what_was_peeked_is_on_disk_even_if_the_process_is_killed(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    script = (
-        "import os, signal, sys\n"
-        "from gateway.outbox_sqlite import SqliteOutbox\n"
-        f"box = SqliteOutbox({str(path)!r})\n"
-        "for i in range(50):\n"
-        "    box.put(f'event{i}', b'x', qos=1, retain=False)\n"
-        "box.peek(20)\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], timeout=30, cwd=os.getcwd())
-    assert done.returncode == -9
-    box = SqliteOutbox(path)
-    assert [m.topic for m in box.peek(100)] == [f"event{i}" for i in range(50)]
-    box.close()
 
 
 def test_a_refused_write_keeps_messages_deliverable_and_is_retried(tmp_path: Path) -> None:

@@ -1,16 +1,14 @@
-"""Running as a service: the sd_notify protocol over a real UNIX datagram socket, the watchdog fed
-only while healthy, `fgw run` saying READY=1 and STOPPING=1, and the systemd unit in `deploy/`."""
+"""Running as a service: the sd_notify protocol over a real UNIX datagram socket and the watchdog fed
+only while healthy. `fgw run` saying READY=1 and STOPPING=1, and the systemd unit in `deploy/`:
+tests/integration/cli/test_service_packaging.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import configparser
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.sdnotify import SystemdNotifier, notify, watchdog_seconds
-from tests.support import ROOT, Broker
+from tests.support import ROOT
 
 UNIT = ROOT / "deploy" / "fgw.service"
 
@@ -108,34 +106,6 @@ async def test_the_watchdog_is_fed_only_while_not_unhealthy(
     assert await receive() == "STOPPING=1"
 
 
-def test_fgw_run_says_ready_and_stopping(
-    broker: Broker, tmp_path: Path, listener: tuple[socket.socket, str]
-) -> None:
-    sock, path = listener
-    site = tmp_path / "site.yaml"
-    site.write_text(
-        f"site: {{id: sd-{uuid.uuid4().hex[:6]}}}\nstorage: {{path: ./state}}\n"
-        f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\n"
-        "devices:\n  - {id: d, mqtt: {topic: x}, points: {v: {topic: v}}}\n"
-    )
-    env = {**os.environ, "NOTIFY_SOCKET": path}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", str(site)],
-        env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert sock.recv(4096).startswith(b"READY=1")
-        proc.send_signal(signal.SIGTERM)
-        assert sock.recv(4096) == b"STOPPING=1"
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
-
-
 def unit() -> configparser.RawConfigParser:
     parser = configparser.RawConfigParser(strict=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
@@ -152,15 +122,3 @@ def test_the_unit_runs_as_a_restarting_hardened_non_root_notify_service() -> Non
         assert service[option] == "yes", option
     assert service["ProtectSystem"] == "strict" and service["CapabilityBoundingSet"] == ""
     assert service["ExecStart"].endswith("fgw run /etc/fgw/site.yaml")
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
-    text = UNIT.read_text().replace("/opt/fgw/bin/fgw", shutil.which("true") or "/bin/true")
-    copy = tmp_path / "fgw.service"
-    copy.write_text(text)
-    done = subprocess.run(
-        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
-    )
-    problems = [line for line in done.stderr.splitlines() if "fgw.service" in line]
-    assert done.returncode == 0 and problems == [], done.stderr

@@ -1,12 +1,13 @@
-"""InfluxDB export: line protocol, the exporter's store-and-forward with a recording writer, and a
-round trip through a real v2 write API (VictoriaMetrics). The disk queue itself: test_segqueue.py."""
+"""InfluxDB export: line protocol and the exporter's store-and-forward with a recording writer. A
+round trip through a real v2 write API: tests/integration/export/test_influx_export.py. The disk
+queue itself: tests/unit/gateway/storage/test_segqueue.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import sqlite3
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,8 +21,6 @@ from gateway.export.influx import ACK_ERROR, InfluxExporter, WriteRefused, chunk
 from gateway.export.lineproto import line, reading_lines
 from ground.backoff import Backoff
 from ground.model import Quality, Reading
-from tests.reliability_support import Victoria, wait_until
-from tests.support import free_port
 
 T = 1_790_000_000.123
 
@@ -121,39 +120,6 @@ async def test_store_and_forward_across_an_outage_and_a_restart(tmp_path: Path) 
     assert again.stats()["rejected"] == 1 and again.stats()["queued"] == 0
     await again.close()
     assert writer.closed
-
-
-async def test_round_trip_through_a_real_v2_write_api(tmp_path: Path) -> None:
-    victoria = Victoria(free_port(), tmp_path)
-    victoria.start()
-    try:
-        site = site_with_influx(tmp_path, victoria.url)
-        exporter = InfluxExporter(site)
-        task = asyncio.create_task(exporter.run(), name="test.influx")
-        now = time.time() - 30  # VictoriaMetrics shows no samples from the future
-        for i in range(20):
-            exporter.on_readings(
-                [
-                    Reading("pump-1", "outlet_pressure", 3.0 + i / 10, Quality.GOOD, now + i),
-                    Reading("pump-1", "running", i % 2 == 0, Quality.GOOD, now + i),
-                ]
-            )
-
-        def arrived() -> bool:
-            series = victoria.samples('{device="pump-1"}')
-            return len(series.get(("booster_pump_outlet_pressure", "pump-1"), {})) == 20
-
-        await asyncio.to_thread(wait_until, arrived, 20, "20 pressures in VictoriaMetrics")
-        series = victoria.samples('{device="pump-1",site="riverside"}')
-        pressure = series[("booster_pump_outlet_pressure", "pump-1")]
-        assert pressure == {round((now + i) * 1000): pytest.approx(3.0 + i / 10) for i in range(20)}
-        running = series[("booster_pump_running", "pump-1")]
-        assert running == {round((now + i) * 1000): float(i % 2 == 0) for i in range(20)}
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await exporter.close()
-    finally:
-        victoria.stop()
 
 
 async def test_lines_are_queued_in_chunks_and_sent_one_per_line(tmp_path: Path) -> None:
