@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.guard import require_integration
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +57,7 @@ class Broker:
         return self.workdir / "mosquitto.conf"
 
     def start(self) -> None:
+        require_integration("Mosquitto")
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
