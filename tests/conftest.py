@@ -6,7 +6,6 @@ Never a public broker, never a hard-coded port: each run starts its own broker o
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +13,15 @@ import pytest
 from hypothesis import settings
 
 from tests import guard
-from tests.support import MOSQUITTO, Broker, free_port
+from tests.support import FULL, MOSQUITTO, Broker, examples, free_port
 
-# CI runs the same examples every time (a red build must be reproducible); at a desk, hypothesis
-# explores new ones on each run and keeps failures in .hypothesis/ to replay.
+# CI runs the full number of examples, the same ones every time (a red build must be reproducible).
+# At a desk, "fast" runs a tenth of them (tests.support.examples scales a test's own max_examples
+# too), new ones on each run, without hypothesis' timing deadline (a busy machine is not a failure
+# here; CI keeps it), and keeps failures in .hypothesis/ to replay.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.register_profile("fast", max_examples=examples(100), deadline=None)
+settings.load_profile("ci" if FULL else "fast")
 
 
 @pytest.hookimpl(wrapper=True)

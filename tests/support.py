@@ -17,11 +17,24 @@ from tests.guard import require_integration
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
+FULL = bool(os.environ.get("CI"))
+"""CI runs hypothesis' full profile ("ci"); anywhere else the fast one (tests/conftest.py)."""
+
+FAST_SHARE = 10
+"""The fast profile runs a tenth of a property's examples (at least `FAST_FLOOR`)."""
+
+FAST_FLOOR = 5
+
 ROOT = Path(__file__).resolve().parent.parent
 """The repository: examples/, docs/, deploy/ and scripts/ are found from here, wherever a test lives."""
 
 CASES = ROOT / "tests" / "cases"
 """The golden site-file cases: `<name>/{site.yaml, expected.jsonl | check.err}`."""
+
+
+def examples(full: int) -> int:
+    """A property's `max_examples`: `full` in CI, a tenth of it (at least 5) in the fast profile."""
+    return full if FULL else max(FAST_FLOOR, full // FAST_SHARE)
 
 
 def free_port() -> int:

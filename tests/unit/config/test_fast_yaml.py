@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from config.errors import SiteError
 from config.fastyaml import load_fast
 from config.yamlsource import load_yaml, load_yaml_ruamel
-from tests.support import ROOT
+from tests.support import ROOT, examples
 
 FILES = sorted(
     [
@@ -166,7 +166,7 @@ documents = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents, st.sampled_from([None, True, False]), st.sampled_from(["safe", "rt"]))
 def test_generated_documents_read_the_same(tree: Any, flow: bool | None, typ: str) -> None:
     out = io.StringIO()
@@ -182,7 +182,7 @@ def test_generated_documents_read_the_same(tree: Any, flow: bool | None, typ: st
 EXAMPLE_TEXT = (ROOT / "examples" / "riverside.yaml").read_text(encoding="utf-8")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(

@@ -24,7 +24,7 @@ from config.site import Site, load_site
 from drivers.modbus.decode import decode_point
 from drivers.mqtt import MqttDriver
 from ground.model import DeviceStatus, Quality, Reading
-from tests.support import ROOT
+from tests.support import ROOT, examples
 
 EXAMPLE = ROOT / "examples" / "riverside.yaml"
 
@@ -61,7 +61,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(TOPICS),
     st.sampled_from(["", "/state", "/event", "/online", "/x/y", "/#"]),
@@ -109,7 +109,7 @@ def modbus_points(draw: st.DrawFn) -> ModbusPoint:
     return ModbusPoint.model_validate(fields)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(modbus_points(), st.data())
 def test_any_point_definition_decodes_any_words_without_raising(
     point: ModbusPoint, data: st.DataObject
@@ -160,7 +160,7 @@ def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 PATHS = [p for p in _paths(BASE) if p]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(st.sampled_from(PATHS), st.sampled_from(["replace", "delete"]), replacements),

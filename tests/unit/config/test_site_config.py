@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from config.errors import SiteError
 from config.site import COMM_LOSS, load_site
 from config.templates import load_template, template_names
-from tests.support import CASES, ROOT
+from tests.support import CASES, ROOT, examples
 
 EXAMPLE = ROOT / "examples" / "riverside.yaml"
 
@@ -114,7 +114,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "missing.yaml: (top): cannot read" in str(info.value)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=400))
 def test_any_text_gives_a_site_or_a_site_error(text: str) -> None:
     """The loader never crashes with anything but SiteError, whatever the file holds."""
@@ -124,7 +124,7 @@ def test_any_text_gives_a_site_or_a_site_error(text: str) -> None:
         assert all(str(issue).startswith("fuzz.yaml") for issue in exc.issues)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.recursive(
         st.none()

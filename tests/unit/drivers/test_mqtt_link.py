@@ -19,6 +19,7 @@ from paho.mqtt.client import _ConnectionState
 from paho.mqtt.enums import CallbackAPIVersion
 
 from drivers.mqtt_link import READ_SIZE, Message, _BufferedClient, split_publish
+from tests.support import examples
 
 PINGRESP = b"\xd0\x00"
 
@@ -102,7 +103,7 @@ packets = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(packets, min_size=1, max_size=40), st.data())
 def test_the_fast_path_reads_what_paho_reads(stream: list[bytes], data: Any) -> None:
     raw = b"".join(stream)

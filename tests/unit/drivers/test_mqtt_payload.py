@@ -21,6 +21,7 @@ from drivers.mqtt_payload import (
     point_value,
 )
 from ground.model import Quality
+from tests.support import examples
 
 
 def point(**kw: object) -> MqttPoint:
@@ -163,7 +164,7 @@ POINTS = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(raw=st.binary(max_size=300), index=st.integers(0, len(POINTS) - 1))
 def test_arbitrary_bytes_never_raise_anything_but_payload_error(raw: bytes, index: int) -> None:
     try:
@@ -182,7 +183,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     doc=st.dictionaries(st.sampled_from(["a", "b", "ts"]), json_values, max_size=3),
     index=st.integers(0, len(POINTS) - 1),

@@ -25,7 +25,7 @@ from config.site import Site, load_site
 from gateway.service import Gateway
 from ground.model import DeviceStatus, Quality, Reading
 from rules.alarms import ShelveRefused, TransitionRefused, UnknownAlarm
-from tests.support import free_port
+from tests.support import examples, free_port
 
 WALL0 = 1_800_000_000.0
 
@@ -451,7 +451,7 @@ def _site_once(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 GatewayMachine.TestCase.settings = settings(
-    max_examples=40,
+    max_examples=examples(40),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

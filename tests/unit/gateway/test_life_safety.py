@@ -33,7 +33,7 @@ from rules.alarms import ACTIVE_STATES, ShelveRefused, TransitionRefused
 from rules.escalation import Escalator, Step
 from rules.maintenance import TicketTransitionRefused
 from tests.api_support import add_users, console_site, login
-from tests.support import free_port
+from tests.support import examples, free_port
 from tests.unit.gateway.test_alarm_management import Plant
 
 SITE = """
@@ -418,7 +418,7 @@ def _site_once(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 LifeSafetyMachine.TestCase.settings = settings(
-    max_examples=40,
+    max_examples=examples(40),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -17,6 +17,7 @@ from ground.expr import (
     parse_expression,
     truth,
 )
+from tests.support import examples
 
 
 def ev(text: str, **values: object) -> object:
@@ -313,7 +314,7 @@ _PIECES = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
 def test_random_text_raises_only_expression_errors(text: str) -> None:
     try:
@@ -323,7 +324,7 @@ def test_random_text_raises_only_expression_errors(text: str) -> None:
     e({"a": 1, "b": 0.0, "ab": "x"})  # whatever parses also evaluates without raising
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=80))
 def test_arbitrary_unicode_raises_only_expression_errors(text: str) -> None:
     try:
@@ -386,7 +387,7 @@ def _python(node: object) -> object:
     return node
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_tree(numbers))
 def test_arithmetic_agrees_with_python(tree: object) -> None:
     expected = _python(tree)
@@ -397,7 +398,7 @@ def test_arithmetic_agrees_with_python(tree: object) -> None:
         assert got == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_tree(numbers), st.sampled_from(sorted(_CMP)), _tree(numbers), st.booleans())
 def test_comparison_agrees_with_python(left: object, op: str, right: object, negate: bool) -> None:
     a, b = _python(left), _python(right)

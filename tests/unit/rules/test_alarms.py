@@ -25,6 +25,7 @@ from rules.alarms import (
 )
 from rules.engine import ConditionChange
 from rules.messages import render
+from tests.support import examples
 
 S = AlarmState
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -527,5 +528,7 @@ class AlarmMachine(RuleBasedStateMachine):
             assert "{x}" not in alarm.message  # rendered, whatever the value holds
 
 
-AlarmMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+AlarmMachine.TestCase.settings = settings(
+    max_examples=examples(150), stateful_step_count=40, deadline=None
+)
 test_alarm_state_machine = AlarmMachine.TestCase

@@ -16,6 +16,7 @@ from config.site import template_rules as site_template_rules
 from config.templates import load_template
 from ground.model import DeviceStatus, Quality, Reading
 from rules.engine import ConditionChange, RuleEngine
+from tests.support import examples
 
 WALL0 = 1_800_000_000.0
 DEVICES = {"pump-1": "booster_pump", "pump-2": "booster_pump", "pump-3": "booster_pump",
@@ -64,7 +65,7 @@ def _key(change: ConditionChange) -> str:
     return change.alarm_id
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(step, max_size=60))
 def test_devices_sharing_a_template_behave_as_if_alone(steps: list[tuple[str, object]]) -> None:
     together = RuleEngine([r for rules in RULES.values() for r in rules])

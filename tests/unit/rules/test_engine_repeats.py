@@ -15,6 +15,7 @@ from config.models import Text
 from config.site import COMM_LOSS, Rule
 from ground.model import DeviceStatus, Quality, Reading
 from rules.engine import RuleEngine
+from tests.support import examples
 
 WALL0 = 1_800_000_000.0
 T = Text(zh="测试", en="test")
@@ -65,7 +66,7 @@ def _busy(engine: RuleEngine) -> None:
 G = Quality.GOOD
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(step, max_size=40))
 @example([("batch", [("a", "x", 2, G)]), ("batch", [("a", "x", 1, G)]),
           ("batch", [("a", "x", True, G)])])  # fmt: skip  # 1 == True, but True is never shifted

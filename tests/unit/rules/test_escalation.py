@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules.escalation import Escalator, Notification, Step
+from tests.support import examples
 
 POLICY = {
     "critical": [Step(0.0, ("duty",), 300.0), Step(900.0, ("manager",))],
@@ -119,7 +120,7 @@ def test_restore_goes_on_from_raised_at_without_resending() -> None:
     ]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.tuples(st.floats(0.0, 400.0), st.sampled_from(["tick", "ack", "raise"]))))
 def test_never_a_message_for_an_acknowledged_alarm(events: list[tuple[float, str]]) -> None:
     e = Escalator(POLICY)
@@ -155,7 +156,7 @@ def test_restore_with_every_step_made_waits_for_the_next_slot() -> None:
     assert [(t - 5000, n.repeat) for t, n in run(e, 5000.0, 5200.0)] == [(200.0, 1)]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     elapsed=st.floats(0.0, 5000.0),
     made=st.dictionaries(st.sampled_from([0, 1]), st.integers(0, 20), max_size=2),

@@ -13,6 +13,7 @@ from rules.floods import (
     FloodDetector,
     FloodSettings,
 )
+from tests.support import examples
 
 A = "pump-1.pump_fault"
 WALL0 = 1_800_000_000.0
@@ -112,7 +113,7 @@ def test_other_alarms_are_not_affected() -> None:
     assert [c.active for c in passed] == [True, False]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.tuples(st.booleans(), st.floats(0.01, 20.0)), max_size=60),
     st.integers(1, 4),

@@ -14,6 +14,7 @@ from config.models import Text
 from config.playbooks import Playbook, Step, builtin_playbooks
 from config.site import load_site
 from rules.incidents import Incident, IncidentBook, IncidentRefused, merge_context
+from tests.support import examples
 
 T0 = 1_800_000_000.0
 
@@ -132,7 +133,7 @@ _actions = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_actions, st.lists(st.floats(0, 900), min_size=40, max_size=40))
 def test_invariants_hold_whatever_happens(actions: list, gaps: list[float]) -> None:
     b = book()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from config.models import ModbusPoint, Workarounds
 from drivers.modbus.bisect import Learned, groups, learn
 from drivers.modbus.plan import ReadBlock, plan_reads
+from tests.support import examples
 
 
 def run(block: ReadBlock, readable: frozenset[int]) -> tuple[Learned, int]:
@@ -56,7 +57,7 @@ points_strategy = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(points_strategy, st.sets(st.integers(0, 70), max_size=12))
 def test_learned_plan_reads_exactly_the_readable_points_in_the_fewest_requests(
     spec: dict[str, tuple[int, str]], holes: set[int]

@@ -24,6 +24,7 @@ from drivers.modbus.blockdecode import READING_FIELDS, BlockDecoder, Undecodable
 from drivers.modbus.decode import decode_point
 from drivers.modbus.plan import ReadBlock, plan_reads
 from ground.model import Quality, Reading
+from tests.support import examples
 
 NUMERIC = ["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
 SPECIAL_WORDS = [
@@ -128,7 +129,7 @@ def responses(draw: st.DrawFn, block: ReadBlock) -> list[Any]:
     return words
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(points=devices(), data=st.data(), no_merge=st.booleans(), gap=st.integers(0, 10))
 def test_compiled_decoder_equals_reference(
     points: dict[str, ModbusPoint], data: st.DataObject, no_merge: bool, gap: int

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from config.models import ModbusPoint, Workarounds
 from drivers.modbus.plan import BIT_TABLES, ReadBlock, plan_reads
+from tests.support import examples
 
 
 @st.composite
@@ -111,7 +112,7 @@ def test_every_point_in_exactly_one_fitting_block(
             assert len({(p.address, p.register_count) for p in members}) == 1
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     points=modbus_points(max_points=7, max_address=40),
     limit=st.integers(1, 12),

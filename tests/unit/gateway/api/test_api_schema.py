@@ -25,7 +25,7 @@ from gateway.accounts import Accounts, fast_hasher
 from gateway.api import create_app
 from gateway.service import Gateway
 from tests.api_support import add_users, console_site
-from tests.support import free_port
+from tests.support import examples, free_port
 
 _FOLDER = Path(tempfile.mkdtemp(prefix="fgw-schema-"))
 _GATEWAY = Gateway(load_site(console_site(_FOLDER, free_port())))
@@ -62,7 +62,12 @@ def _cleanup() -> Iterator[None]:
 
 
 @schema.parametrize()
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(
+    max_examples=examples(20),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
 def test_no_input_makes_the_api_fail(case: Any) -> None:
     response = case.call_and_validate(
         headers={"authorization": f"Bearer {_TOKEN}"}, checks=[not_a_server_error]

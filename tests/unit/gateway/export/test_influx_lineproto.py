@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from gateway.export.lineproto import LineBuilder, line, reading_lines
 from ground.model import Quality, Reading
+from tests.support import examples
 
 SPECIAL = st.sampled_from([",", " ", "=", '"', "\\", "\\ ", "\\,", "é", "温", "\t"])
 NAMES = st.lists(st.one_of(SPECIAL, st.text(min_size=1, max_size=3)), min_size=1, max_size=4).map(
@@ -108,7 +109,7 @@ def sites(draw: st.DrawFn) -> tuple[str, dict[str, str], list[list[Reading]]]:
     return site, measurements, draw(st.lists(batch, min_size=1, max_size=6))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(sites())
 def test_cached_builder_writes_what_the_escaping_rules_say(
     case: tuple[str, dict[str, str], list[list[Reading]]],

@@ -31,7 +31,7 @@ from gateway.service import Gateway
 from ground.backoff import Backoff
 from ground.model import Quality, Reading
 from rules.alarms import TransitionRefused
-from tests.support import free_port
+from tests.support import examples, free_port
 
 WALL0 = 1_800_000_000.0
 FIRE, PUMP = "fire-1.fire_alarm", "pump-1.pump_fault"
@@ -241,7 +241,7 @@ def tmp_factory(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_durable_notifications_state_machine(tmp_factory: Any) -> None:
     DurableNotifications.TestCase.settings = settings(
-        max_examples=20,
+        max_examples=examples(20),
         stateful_step_count=30,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

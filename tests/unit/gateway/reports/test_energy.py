@@ -17,6 +17,7 @@ from gateway.reports.energy import (
     render_csv,
     summarise,
 )
+from tests.support import examples
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -39,7 +40,7 @@ def test_a_reset_counts_nothing_and_the_count_goes_on() -> None:
     assert sum(kwh.values()) == pytest.approx(24.5)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.floats(0, 1e7, allow_nan=False), max_size=60))
 def test_never_negative_and_never_more_than_the_increases(values: list[float]) -> None:
     days = day_windows(2026, 2, SHANGHAI)

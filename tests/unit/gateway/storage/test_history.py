@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from gateway.storage.history import HistoryStore
 from ground.model import Quality, Reading
+from tests.support import examples
 
 T0 = 1_700_000_040.0  # a whole minute
 
@@ -171,7 +172,7 @@ def test_a_refused_write_is_counted_reported_and_recovered(store: HistoryStore) 
     assert [row["value"] for row in store.query("pump-1", "p", T0, T0 + 10)] == [3.0]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -299,7 +300,7 @@ _reading = st.tuples(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.lists(st.lists(_reading, min_size=1, max_size=6), min_size=1, max_size=12),
     st.integers(min_value=0, max_value=480).map(lambda quarters: quarters / 4),

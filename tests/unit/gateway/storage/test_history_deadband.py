@@ -26,6 +26,7 @@ from gateway.storage.series_codec import (
     pack_section,
 )
 from ground.model import Quality, Reading
+from tests.support import examples
 
 T0 = 1_700_000_040.0  # a whole minute
 
@@ -43,7 +44,7 @@ def _held(stored: list[tuple[float, float]], ts: float) -> float:
 _signal = st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=300)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_signal, st.floats(0, 50))
 def test_the_held_curve_stays_within_the_deadband_of_every_reading(
     values: list[float], band: float
@@ -55,7 +56,7 @@ def test_the_held_curve_stays_within_the_deadband_of_every_reading(
         assert abs(_held(stored, float(i)) - v) <= band
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.floats(0.01, 10), st.floats(-100, 100), st.floats(0.0, 1.0))
 def test_a_step_beyond_the_deadband_is_stored_at_once(band: float, level: float, k: float) -> None:
     f = SeriesFilter(band, heartbeat=1e9)
@@ -100,7 +101,7 @@ _value = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.dictionaries(st.integers(0, 2**32 - 1), st.lists(
     st.tuples(st.floats(0, 2e9), st.integers(0, 2), _value), max_size=8), max_size=8))  # fmt: skip
 def test_sections_of_samples_read_back_as_written(
@@ -112,7 +113,7 @@ def test_sections_of_samples_read_back_as_written(
     assert section.records(max(series, default=0) + 1 if series else 5) == b""
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10**6), st.lists(
     st.floats(-1e9, 1e9, allow_nan=False), min_size=1, max_size=5)), max_size=6))  # fmt: skip
 def test_minutes_read_back_as_written(minutes: list[tuple[int, list[float]]]) -> None:
@@ -166,7 +167,7 @@ def _record(store: HistoryStore, clock: Clock, signal: list[float], commit_every
     store.write_pending()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.floats(-20, 20, allow_nan=False), min_size=2, max_size=400),
        st.integers(1, 30))  # fmt: skip
 def test_the_stored_curve_comes_back_within_the_deadband_and_the_minutes_exact(

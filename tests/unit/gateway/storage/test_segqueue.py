@@ -28,6 +28,7 @@ from gateway.storage.segqueue import (
     _Segment,
     read_queue,
 )
+from tests.support import examples
 
 # ------------------------------------------------------------------------------ ported
 
@@ -472,7 +473,7 @@ def test_queue_state_machine(tmp_path_factory: pytest.TempPathFactory) -> None:
     )
     machine = QueueMachine.TestCase
     machine.settings = settings(
-        max_examples=150,
+        max_examples=examples(150),
         stateful_step_count=40,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

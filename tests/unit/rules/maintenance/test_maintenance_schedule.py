@@ -21,6 +21,7 @@ from rules.maintenance.calendar import (
     month_bounds,
     next_morning,
 )
+from tests.support import examples
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -179,7 +180,7 @@ def test_cron_across_berlin_dst() -> None:
     assert seen == [0, 2, 3, 4, 5]  # 02:00 CEST (00:00Z); 02:00 CET (01:00Z) repeats: skipped
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(
     st.datetimes(datetime(2024, 1, 1), datetime(2030, 12, 31)),
     st.sampled_from(["0 8 * * *", "*/30 * * * *", "0 9 1 * *", "15 2 * * sun", "0 0 29 2 *"]),

@@ -18,6 +18,7 @@ from rules.maintenance import ServiceTargets, Ticket, new_ticket
 from rules.maintenance.calendar import month_bounds
 from rules.maintenance.report import OUTCOMES, build_report, to_html, to_text
 from rules.maintenance.tickets import URGENCIES, TicketTransitionRefused, TimelineEntry
+from tests.support import examples
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START, END = month_bounds("2026-11", SHANGHAI)
@@ -80,7 +81,7 @@ def status_at(timeline: list[TimelineEntry], instant: float) -> tuple[str, float
     return status, resolved, since
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(histories, st.none() | st.floats(min_value=-10 * DAY, max_value=40 * DAY))
 def test_every_figure_agrees_with_the_timelines(
     generated: list[tuple[str, str, float, float | None, list[tuple[str, float]]]],
