@@ -36,9 +36,7 @@ session leaks into the next), credentials and TLS from `BrokerSettings`, `TCP_NO
 by `loop_misc` once a second, QoS 1 PUBACKs queued as messages are read and written as soon as
 the batch has been handed over (a crash in between means the broker sends them again).
 
-It leans on three of paho's internals — `_sock_recv`, `_in_packet`, `_send_puback` — unchanged
-through paho-mqtt 2.x (pyproject pins `<3`); tests/test_mqtt_link.py checks that the same bytes
-give the same messages and PUBACKs as paho's own client.
+paho-mqtt is pinned (2.2.0): `_sock_recv`, `_in_packet`, `_send_puback` are private (docs/design/mqtt.md).
 """
 
 from __future__ import annotations
