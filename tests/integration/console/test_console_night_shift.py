@@ -4,7 +4,7 @@ place and what to do, sees a second fire zone added, acknowledges, opens the tic
 first, with its #n, titled in the reader's language) and looks at trends whose labels are readable.
 
 Screenshots go to a temporary folder, or to docs/screenshots/ with `FGW_UPDATE_SCREENSHOTS=1`
-(as in `tests/test_console_browser.py`).
+(as in `tests/integration/console/test_console_browser.py`).
 """
 
 from __future__ import annotations

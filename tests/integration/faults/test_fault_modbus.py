@@ -6,7 +6,7 @@ The server is a real pymodbus TCP server on loopback (one address, four units, l
 Modbus gateway that accepts several connections: `max_connections: 4`, so a unit that takes 3 s to
 answer holds one of them, not the healthy unit's); the faults live in its data context and its
 request trace hook, never in the client. Behind a one-connection converter the line itself is the
-limit (tests/test_modbus_converter.py).
+limit (tests/integration/modbus/test_modbus_converter.py).
 """
 
 from __future__ import annotations
