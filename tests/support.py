@@ -23,7 +23,7 @@ FULL = bool(os.environ.get("CI"))
 FAST_SHARE = 10
 """The fast profile runs a tenth of a property's examples (at least `FAST_FLOOR`)."""
 
-FAST_FLOOR = 5
+FAST_FLOOR = 2
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository: examples/, docs/, deploy/ and scripts/ are found from here, wherever a test lives."""
@@ -33,7 +33,7 @@ CASES = ROOT / "tests" / "cases"
 
 
 def examples(full: int) -> int:
-    """A property's `max_examples`: `full` in CI, a tenth of it (at least 5) in the fast profile."""
+    """A property's `max_examples`: `full` in CI, a tenth of it (at least 2) in the fast profile."""
     return full if FULL else max(FAST_FLOOR, full // FAST_SHARE)
 
 
