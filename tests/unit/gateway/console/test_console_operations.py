@@ -9,7 +9,6 @@ import json
 import re
 
 from gateway.api.app import CONSOLE
-from tests.integration.console.test_console_browser import browser, open_console, shot  # noqa: F401 - the fixture
 
 PAGES = ("incidents.js", "energy.js", "handover.js")
 
