@@ -126,7 +126,7 @@ class NodePositions:
         return line
 
 
-class _Composer(CParser):
+class _Composer(CParser):  # type: ignore[misc]  # libyaml's C parser has no type information
     """libyaml's composer without PyYAML's YAML 1.1 resolver: a plain scalar without a tag is
     marked `_PLAIN`, so that an explicit tag (which keeps its own) is told apart."""
 

@@ -68,8 +68,7 @@ def _mqtt(site: Site, sink: ReadingSink) -> dict[str, Driver]:
         return {}
     from drivers.mqtt import build
 
-    result: dict[str, Driver] = build(site, sink)
-    return result
+    return dict(build(site, sink))
 
 
 DRIVERS: dict[str, DriverFactory] = {

@@ -6,9 +6,9 @@
 
 Messages go from the socket to `on_messages` in batches, in the readiness callback, with nothing
 queued here; `publish` writes the packet before it returns. A fresh paho client per connection.
-It leans on three of paho's internals (`_sock_recv`, `_in_packet`, `_send_puback`), unchanged
-through paho-mqtt 2.x (pyproject pins `<3`); tests/test_mqtt_link.py checks them against paho's
-own client. Why this shape rather than aiomqtt: docs/design/mqtt-link.md.
+It leans on three of paho's internals (`_sock_recv`, `_in_packet`, `_send_puback`): paho-mqtt is
+pinned to 2.2.0 and tests/unit/drivers/test_paho_pin.py checks them (docs/design/mqtt.md).
+Why this shape rather than aiomqtt: docs/design/mqtt-link.md.
 """
 
 from __future__ import annotations
@@ -245,10 +245,12 @@ class MqttLink:
         rc, mid = self._client.subscribe(list(topics))
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise LinkError(f"subscribe: {mqtt.error_string(rc)}")
-        suback = self._subacks[mid] = self._loop.create_future()
+        suback: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
+        self._subacks[mid] = suback
+        waiting: list[asyncio.Future[Any]] = [suback, self._lost]
         try:
             async with asyncio.timeout(self.timeout):
-                await asyncio.wait([suback, self._lost], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise LinkError(f"no SUBACK within {self.timeout:g} s") from None
         finally:
@@ -389,7 +391,7 @@ class MqttLink:
             topic = message.topic
         except UnicodeDecodeError:  # cannot match a subscription of ours
             return
-        self._inbox.append((topic, message.payload, message.retain))
+        self._inbox.append((topic, bytes(message.payload), message.retain))  # bytes: no copy
 
     def _on_connect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any

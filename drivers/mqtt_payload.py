@@ -269,7 +269,7 @@ def _convert(raw: Any, type_: str) -> Value:
         low, high = _INT_RANGES[type_]
         if not low <= raw <= high:
             raise PayloadError(Problem.WRONG_TYPE, f"{_short(raw)} does not fit {type_}")
-        return raw
+        return int(raw)
     try:
         return float(raw)
     except OverflowError:

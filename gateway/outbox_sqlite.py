@@ -1,9 +1,10 @@
 """The publisher's outbox on disk: alarm and ticket events survive a broker outage *and* a crash.
 
 `MemoryOutbox` keeps order and bounds readings, but a power cut in the middle of a broker outage
-would lose every event queued meanwhile. `SqliteOutbox` keeps the same contract (`tests/test_outbox.py`
-runs against both) and writes the messages that must not be lost — alarms and events — to an SQLite
-file (WAL, `synchronous=FULL`), removing them only after the broker's PUBACK.
+would lose every event queued meanwhile. `SqliteOutbox` keeps the same contract
+(`tests/unit/gateway/test_outbox.py` runs against both) and writes the messages that must not be
+lost — alarms and events — to `<storage>/outbox.sqlite3` (WAL, `synchronous=FULL`), removing them
+only after the broker's PUBACK.
 On start it loads what a previous run left, so the next connection delivers it first, in order.
 
 Readings (`droppable`) stay in memory: they are bounded, latest-value messages, and replaying an

@@ -5,6 +5,7 @@ and per rule. The records' layout serves the hot path: docs/design/alarm-engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from config.site import COMM_LOSS, Rule
 from ground.expr import Expression, ExprState, Scope
@@ -97,7 +98,12 @@ class RuleState:
                  "root", "rule", "safe", "shown", "state")  # fmt: skip
 
     def __init__(
-        self, rule: Rule, expr: Expression | None, order: int, dev: DeviceRecord, shared: dict
+        self,
+        rule: Rule,
+        expr: Expression | None,
+        order: int,
+        dev: DeviceRecord,
+        shared: dict[Any, Any],
     ) -> None:
         self.rule = rule
         self.expr = expr  # None for comm_loss

@@ -12,6 +12,9 @@ echo "== ruff"
 echo "== layers point down (import-linter, docs/architecture.md)"
 .venv/bin/lint-imports
 
+echo "== mypy"
+.venv/bin/mypy ground config rules drivers  # the ground and core packages, strict
+
 echo "== docs/equipment up to date"
 .venv/bin/python -m simulators.docgen --check
 

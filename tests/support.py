@@ -13,7 +13,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.guard import require_integration
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+FULL = bool(os.environ.get("CI"))
+"""CI runs hypothesis' full profile ("ci"); anywhere else the fast one (tests/conftest.py)."""
+
+FAST_SHARE = 10
+"""The fast profile runs a tenth of a property's examples (at least `FAST_FLOOR`)."""
+
+FAST_FLOOR = 2
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository: examples/, docs/, deploy/ and scripts/ are found from here, wherever a test lives."""
+
+CASES = ROOT / "tests" / "cases"
+"""The golden site-file cases: `<name>/{site.yaml, expected.jsonl | check.err}`."""
+
+
+def examples(full: int) -> int:
+    """A property's `max_examples`: `full` in CI, a tenth of it (at least 2) in the fast profile."""
+    return full if FULL else max(FAST_FLOOR, full // FAST_SHARE)
 
 
 def free_port() -> int:
@@ -49,6 +70,7 @@ class Broker:
         return self.workdir / "mosquitto.conf"
 
     def start(self) -> None:
+        require_integration("Mosquitto")
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"

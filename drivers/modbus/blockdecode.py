@@ -21,8 +21,8 @@ by one precompiled `struct.Struct` with pad bytes for the gaps: usually one `unp
 
 Anything the fast path does not cover (a response of the wrong length, words outside 0..65535, an
 order that fits none of the four patterns) goes through `decode_point` itself, so the two can only
-agree; the property test in `tests/test_modbus_blockdecode.py` checks that they do on arbitrary words
-for every type, order, bit, scale, offset and range.
+agree; the property test in `tests/unit/drivers/modbus/test_modbus_blockdecode.py` checks that they
+do on arbitrary words for every type, order, bit, scale, offset and range.
 """
 
 from __future__ import annotations
@@ -293,6 +293,7 @@ class BlockDecoder:
             elif mode == bit:
                 value, quality = values[i] & mask != 0, good
             else:
+                assert reader is not None  # every OTHER op carries its reader
                 value, quality = reader(wire)
                 if value is None and quality is bad:
                     failed = failed or []

@@ -102,7 +102,7 @@ def line_load(bus: ModbusBus, devices: Iterable[Device]) -> LineLoad | None:
 def budget_warnings(site: Site) -> list[tuple[tuple[str | int, ...], str]]:
     """`(location, message)` for each bus whose configured load cannot fit its line."""
     index = {bus.id: i for i, bus in enumerate(site.file.modbus)}
-    warnings = []
+    warnings: list[tuple[tuple[str | int, ...], str]] = []
     for bus_id, bus in site.buses.items():
         devices = [
             d

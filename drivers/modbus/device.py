@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING
 from config.models import ModbusBus, ModbusPoint
 from drivers.modbus.bisect import groups, learn
 from drivers.modbus.blockdecode import BlockDecoder, Undecodable
+from drivers.modbus.connection import NoAnswer
 from drivers.modbus.frames import BUSY, ILLEGAL_ADDRESS, ILLEGAL_VALUE
 from drivers.modbus.health import DeviceHealth
-from drivers.modbus.link import ErrorAnswer, Held, Link, NoAnswer
+from drivers.modbus.link import ErrorAnswer, Held, Link
 from drivers.modbus.plan import ReadBlock, plan_reads
 from ground.backoff import Backoff
 from ground.model import Quality, Reading

@@ -32,6 +32,7 @@ from config.models import ModbusBus
 from drivers.modbus.connection import (
     CannotConnect,
     Connection,
+    Framing,
     NoAnswer,
     Opener,
     serial_opener,
@@ -121,7 +122,7 @@ class Endpoint:
     def __init__(self, bus: ModbusBus) -> None:
         self.where = bus.endpoint
         self.retries = bus.retries
-        framing = "mbap" if bus.transport == "tcp" else "rtu"
+        framing: Framing = "mbap" if bus.transport == "tcp" else "rtu"
         gap = frame_gap(bus.baudrate) if bus.transport == "rtu" else 0.0
         opener = opener_for(bus)
         self.connections = [

@@ -91,7 +91,7 @@ class Compiler:
                 if a is MISSING or b is MISSING:
                     return MISSING
                 try:
-                    result = op(a, b)
+                    result: Result = op(a, b)
                 except (TypeError, ZeroDivisionError, OverflowError, ValueError):
                     return MISSING
                 if result != result:  # NaN, e.g. inf - inf
@@ -153,7 +153,7 @@ class Compiler:
                         return MISSING
                     values.append(v)
                 try:
-                    result = py(*values)
+                    result: Result = py(*values)
                 except (TypeError, ZeroDivisionError, OverflowError, ValueError):
                     return MISSING
                 if result != result:  # NaN
