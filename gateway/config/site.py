@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gateway.config.deadband_overrides import check_deadband_overrides, check_point_deadbands
 from gateway.config.errors import ConfigIssue, Loc, SiteError
 from gateway.config.models import (
     CommLossSpec,
@@ -284,6 +285,15 @@ class _Resolver:
     def resolve(self) -> Site:
         buses = self._buses()
         devices = self._devices(buses)
+        check_point_deadbands(self.file.devices, self.error)
+        if self.file.history.deadband:
+            check_deadband_overrides(
+                self.file.history.deadband,
+                {d.id: d.points for d in devices.values()},
+                {d.id: d.template.id if d.template else None for d in devices.values()},
+                self.error,
+                self.warn,
+            )
         self._dependencies(devices)
         self._site_rules(devices)
         self._site_plans(devices)
