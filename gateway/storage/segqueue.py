@@ -208,6 +208,7 @@ class SegmentQueue:
         self._oldest: float | None = None
         self._state_fd = -1
         self._closed = False
+        self.cut = 0  # torn or corrupt records cut off the segments' ends at this open
         if legacy is not None and Path(legacy).exists():
             _take_in_legacy(Path(legacy), self.path, max_bytes)
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -259,6 +260,7 @@ class SegmentQueue:
         good, problem = _scan(data, segment, newest)
         if problem is not None:
             log.warning("queue %s: %s at offset %d: cut off there", path, problem, good)
+            self.cut += 1
             with open(path, "r+b") as f:
                 f.truncate(good)
             segment.end = good
