@@ -25,9 +25,10 @@ import zlib
 ZLIB = 0x01
 """Version byte of a zlib-compressed chunk."""
 
-LEVEL = 1
-"""zlib's level for new chunks, chosen by measurement (docs/performance.md, "The export queue"): the
-compression runs on the event loop at every spool, so its CPU counts as much as its bytes."""
+LEVEL = 6
+"""zlib's level for new chunks, chosen by measurement on the lines a gateway exports (docs/
+performance.md, "The export queue"): the bytes are the scarce resource on a card; the compression
+runs on the event loop once a spool, and higher levels cost more CPU for little more."""
 
 MAX_TEXT = 64 * 1024 * 1024
 """Text a chunk may inflate to at most (chunks hold at most 256 KiB of lines; a line may be long)."""
