@@ -8,7 +8,8 @@ them) go out two ways, in turn:
 
 - **gateway**: `InfluxExporter` — the component `fgw run` uses — in an event loop: `on_readings`
   builds line protocol (one line per poll), the lines are spooled (on the event loop, as in
-  production while the queue is small) in chunks to its disk queue
+  production while the queue is small) in chunks, compressed (`gateway/export/spoolcodec.py`),
+  to its disk queue
   (append-only segment files, `gateway/storage/segqueue/`: one write per spool, no fsync, as in
   production), peeked in batches of `batch_size` (5,000; from the queue's in-memory copy),
   written with influxdb-client's synchronous v2 write API from a worker thread, and acknowledged

@@ -1,7 +1,8 @@
 """CPU and memory of `fgw run` polling 10,000 Modbus points at 1 s, for 10 minutes.
 
     python -m bench.footprint [--devices 1000] [--seconds 600] [--settle 10] [--readings both]
-                              [--max-connections 4]
+                              [--max-connections 4] [--export none|sink|victoria]
+                              [--compare DIR] [--repeat N]
 
 1,000 simulated devices (the four Modbus templates in turn: 10,000 points) over five TCP buses
 (five servers on five ports, like five plant rooms' Modbus gateways, each bus's 200 devices sharing
@@ -20,13 +21,21 @@ Two configurations, one after the other (`--readings off|on|both`, default both)
   option), counted from MQTT as it arrives; this run also times `fgw run` to its first published
   poll.
 
+`--export sink|victoria` adds an `influx:` section, so the exporter and its disk queue run too:
+`sink` points it at `bench.influx_sink` in this process (answers every write, counts the lines and
+their text, and afterwards tries the queue's codec on them: `bench.spool_levels`), `victoria` at
+Debian's VictoriaMetrics on a free port (a real server, which takes CPU of its own). Bytes written
+are then the history's and the queue's together; the runs without export give the history's alone.
+
 `--seconds 30` gives a short run. `--tree DIR` runs the gateway from another source tree (e.g. an
-export of an earlier commit) with this bench, to compare old and new in one run, in turn.
+export of an earlier commit) with this bench; `--compare DIR` runs each configuration with DIR's
+gateway and this tree's in turn, `--repeat N` times (old, new, old, new…), to compare in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -35,15 +44,18 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from bench.influx_sink import InfluxSink
 from bench.sites import UNITS_PER_BUS, estate_yaml
+from bench.spool_levels import level_table
 from bench.support import (
     FGW,
     broker,
+    cancelled_write_bytes,
     cpu_seconds,
     free_port,
     header,
@@ -51,6 +63,7 @@ from bench.support import (
     rss_mb,
     simulators,
     stop_counting_writes,
+    victoria_metrics,
     write_bytes,
 )
 from config.site import load_site
@@ -93,14 +106,27 @@ class ReadingsCounter:
         self.client.loop_stop()
 
 
+@contextlib.contextmanager
+def export_target(kind: str, folder: Path) -> Iterator[tuple[str | None, InfluxSink | None]]:
+    """The URL the exporter writes to (None: no export) and the sink when it is ours."""
+    if kind == "sink":
+        with InfluxSink() as sink:
+            yield sink.url, sink
+    elif kind == "victoria":
+        with victoria_metrics(folder) as port:
+            yield f"http://127.0.0.1:{port}", None
+    else:
+        yield None, None
+
+
 def run(
     devices: int, seconds: float, settle: float, folder: Path, publish: bool = True,
     profile: Path | None = None, tree: Path | None = None, commit: float | None = None,
-    max_connections: int = 4,
+    max_connections: int = 4, export: str = "none",
 ) -> None:  # fmt: skip
     buses = -(-devices // UNITS_PER_BUS)
     ports = [free_port() for _ in range(buses)]
-    with broker(folder) as mqtt_port:
+    with broker(folder) as mqtt_port, export_target(export, folder) as (influx_url, sink):
         path = folder / "site.yaml"
         path.write_text(
             estate_yaml(
@@ -111,6 +137,11 @@ def run(
                 max_connections=max_connections,
             )
             + (f"history: {{commit_interval: {commit}s}}\n" if commit is not None else "")
+            + (
+                f"influx: {{url: '{influx_url}', org: bench, bucket: bench}}\n"
+                if influx_url
+                else ""
+            )
         )
         site = load_site(path)
         points = sum(len(d.points) for d in site.devices.values())
@@ -128,8 +159,11 @@ def run(
                 first = None if counter.first is None else counter.first - started
                 cpu0, t0, wall0 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
                 written0 = write_bytes(gateway.pid)
+                cancelled0 = cancelled_write_bytes(gateway.pid)
                 rss = [rss_mb(gateway.pid)]
                 counter.take()
+                if sink is not None:
+                    sink.take()
                 if profile is not None:  # py-spy, sampling the gateway for the whole window
                     spy = subprocess.Popen(
                         ["py-spy", "record", "-p", str(gateway.pid), "-d", str(int(seconds)),
@@ -141,7 +175,9 @@ def run(
                     rss.append(rss_mb(gateway.pid))
                 cpu1, t1, wall1 = cpu_seconds(gateway.pid), time.monotonic(), time.time()
                 written1 = write_bytes(gateway.pid)
+                cancelled1 = cancelled_write_bytes(gateway.pid)
                 polls, values = counter.take()
+                exported = sink.take() if sink is not None else None
                 exited = gateway.poll()
                 if profile is not None:
                     spy.wait(30)
@@ -158,7 +194,9 @@ def run(
     first_text = f"{first:.2f} s" if first is not None else "none within the settling time"
     print(f"devices {devices} on {buses} buses, {points:,} points, poll 1 s; "
           f"window {window:.0f} s after {settle:.0f} s settling; "
-          f"publish_readings {'on' if publish else 'off (the default)'}")  # fmt: skip
+          f"publish_readings {'on' if publish else 'off (the default)'}; "
+          f"export {'off' if export == 'none' else 'to ' + export}; "
+          f"gateway from {tree or 'this tree'}")  # fmt: skip
     print(f"  gateway CPU          : {100 * (cpu1 - cpu0) / window:.1f} % of one core  "
           f"(goal <= 20 %)")  # fmt: skip
     print(f"  gateway RSS          : {rss[0]:.1f} MB at start -> {rss[-1]:.1f} MB at end, "
@@ -169,6 +207,9 @@ def run(
         f"  bytes written        : {rate / 1024:,.1f} KiB/s, {rate / points:.2f} bytes per value "
         f"polled ({points:,} values/s), {rate * 86400 / 1e9:.2f} GB/day  (goal <= 8 B/value)"
     )
+    cancelled = (cancelled1 - cancelled0) / window
+    print(f"  ... cancelled        : {cancelled / points:.2f} bytes per value (dirty pages of files "
+          f"truncated or deleted before write-back: counted above, never reached the disk)")  # fmt: skip
     if total is not None:
         print(f"  ... window to exit   : {(total - written0) / window / points:.2f} bytes per value "
               f"polled (the window and the stop's last commit and checkpoint, which copies the "
@@ -191,7 +232,17 @@ def run(
         print(f"  polls published      : {polls / window:,.1f}/s, {values / window:,.0f} values/s "
               f"(expected {devices}/s, {points:,}/s)")  # fmt: skip
         print(f"  start -> first poll  : {first_text}  (goal <= 1.5 s)")
+    if exported is not None:
+        lines, text = exported
+        print(f"  exported (sink)      : {lines / window:,.0f} lines/s, {text / window / 1024:,.1f} "
+              f"KiB/s of line protocol, {text / window / points:.2f} bytes of text per value "
+              f"polled")  # fmt: skip
     print(f"  load average at end  : {load_average()}")
+    if sink is not None and exported is not None:
+        lines_sampled = [line for text in sink.sample for line in text.split(b"\n") if line]
+        per_spool = round(exported[0] / window)  # the lines of one flush_interval (1 s)
+        for row in level_table(lines_sampled, per_spool):
+            print(row)
 
 
 def stored_polls(path: Path, start: float, end: float) -> tuple[int, int] | None:
@@ -312,6 +363,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tree", type=Path, help="run the gateway from this source tree")
     parser.add_argument("--commit-interval", type=float, help="history.commit_interval, seconds")
     parser.add_argument(
+        "--export",
+        choices=["none", "sink", "victoria"],
+        default="none",
+        help="influx export off (the default site), to this bench's sink, or to VictoriaMetrics",
+    )
+    parser.add_argument(
+        "--compare", type=Path, help="also run the gateway from this tree, alternately"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (with --compare: pairs)")
+    parser.add_argument(
         "--max-connections",
         type=int,
         default=4,
@@ -320,15 +381,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     readings = "off" if args.no_publish else args.readings
     header("footprint")
-    for publish in {"off": [False], "on": [True], "both": [False, True]}[readings]:
-        profile = args.profile
-        if profile is not None and readings == "both":
-            profile = profile.with_name(
-                f"{profile.stem}-{'on' if publish else 'off'}{profile.suffix}"
-            )
-        with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
-            run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile, args.tree,
-                args.commit_interval, args.max_connections)  # fmt: skip
+    trees = [args.compare, None] if args.compare is not None else [args.tree]
+    for _ in range(args.repeat):
+        for publish in {"off": [False], "on": [True], "both": [False, True]}[readings]:
+            for tree in trees:
+                profile = args.profile
+                if profile is not None and readings == "both":
+                    profile = profile.with_name(
+                        f"{profile.stem}-{'on' if publish else 'off'}{profile.suffix}"
+                    )
+                with tempfile.TemporaryDirectory(prefix="fgw-bench-footprint-") as tmp:
+                    run(args.devices, args.seconds, args.settle, Path(tmp), publish, profile,
+                        tree, args.commit_interval, args.max_connections,
+                        args.export)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -106,6 +106,15 @@ def write_bytes(pid: int) -> int:
     return 0
 
 
+def cancelled_write_bytes(pid: int) -> int:
+    """Bytes of `write_bytes` that never reached storage: dirty pages of files truncated or deleted
+    before write-back (`cancelled_write_bytes` of /proc/PID/io)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("cancelled_write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
 def stop_counting_writes(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int | None:
     """SIGTERM a child we started and return its `write_bytes` at exit (read while it is a zombie,
     so its last commit and checkpoint count); None if it had to be killed."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from config.checks import SiteChecks
+from config.deadband_overrides import check_deadband_overrides, check_point_deadbands
 from config.errors import Loc, SiteError
 from config.models import BaseloadRise, ModbusBus, ModbusPoint, MqttPoint, RuleSpec, SiteFile, Text
 from config.playbooks import resolve_playbooks
@@ -65,6 +66,15 @@ class _Resolver(SiteChecks):
     def resolve(self) -> Site:
         buses = self._buses()
         devices = self._devices(buses)
+        check_point_deadbands(self.file.devices, self.error)
+        if self.file.history.deadband:
+            check_deadband_overrides(
+                self.file.history.deadband,
+                {d.id: d.points for d in devices.values()},
+                {d.id: d.template.id if d.template else None for d in devices.values()},
+                self.error,
+                self.warn,
+            )
         self.check_dependencies(devices)
         self._site_rules(devices)
         self._baseload_rule_ids(devices)

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import math
+from typing import Annotated, Any
+
 from pydantic import (
+    AfterValidator,
+    BeforeValidator,
     Field,
     model_validator,
 )
 
 from config.models.base import Duration, Strict
+
+
+def _deadband_key(key: str) -> str:
+    if key.count(".") != 1 or not all(key.split(".")):
+        raise ValueError("the key is device.point or template.point")
+    return key
+
+
+def _deadband_value(value: Any) -> Any:
+    """A number (not a bool, not quoted), finite and >= 0: checked here so the message is one."""
+    band = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            band = float(value)
+        except OverflowError:  # an int beyond any float
+            band = math.inf
+    if not math.isfinite(band) or band < 0:
+        raise ValueError(f"a deadband is a number >= 0 in the point's unit, got {value!r}")
+    return band
+
+
+DeadbandKey = Annotated[str, AfterValidator(_deadband_key)]
+"""`device.point` or `template.point` in `history.deadband` (which names exist: the resolver)."""
+DeadbandValue = Annotated[float, BeforeValidator(_deadband_value)]
 
 
 class HistoryConfig(Strict):
@@ -19,7 +48,7 @@ class HistoryConfig(Strict):
     commit_interval: Duration = 30.0  # what a power cut may lose of the readings
     heartbeat: Duration = 600.0  # an unmoved point is stored at least this often
     deadband_percent: float = Field(default=0.1, ge=0, le=100)  # of a point's range, by default
-    deadband: dict[str, float] = {}  # `device.point` or `template.point` -> deadband (>= 0)
+    deadband: dict[DeadbandKey, DeadbandValue] = {}  # names checked in `deadband_overrides`
 
     @model_validator(mode="after")
     def _windows(self) -> HistoryConfig:
@@ -29,12 +58,6 @@ class HistoryConfig(Strict):
             raise ValueError("commit_interval must be between 100ms and 5m")
         if self.heartbeat < 1:
             raise ValueError("heartbeat must be at least 1s")
-        for key, band in self.deadband.items():
-            if key.count(".") != 1 or band < 0:
-                raise ValueError(
-                    f"deadband {key!r}: the key is device.point or template.point, "
-                    "the value a number >= 0"
-                )
         if self.aggregate_window < self.raw_window:
             raise ValueError("aggregate_window must be at least as long as raw_window")
         return self

@@ -8,7 +8,8 @@ to the measurement `alarm_event` (tags `site`, `device`, `alarm`, `priority`; fi
 Path of a reading: `on_readings` turns a batch into line protocol in memory (never blocking the
 loop; `LineBuilder` caches the escaped pieces) -> every `flush_interval` (or sooner, once
 `batch_size` lines wait) the lines are appended to a `SegmentQueue` with one write
-(`<storage>/influx-queue/`), in chunks of up to `CHUNK_LINES` lines per entry -> the sender
+(`<storage>/influx-queue/`), in chunks of up to `CHUNK_LINES` lines per entry, each compressed
+(`spoolcodec`: the queue is most of what an exporting gateway writes to its flash) -> the sender
 peeks up to `batch_size` lines in order, writes them with `influxdb-client`'s v2 write API and
 acknowledges them only after the server said 2xx. While the server is away the queue grows on disk
 up to `queue_max_mb`; then the oldest *readings* are dropped (a chunk at a time) and counted, alarm
@@ -17,6 +18,8 @@ events never. A restart (even after SIGKILL) replays what is on disk, in order.
 A chunk holds lines of one kind only (readings or events, so events are never dropped), joined by
 newlines the way they are sent: an entry costs the same whatever it holds
 (docs/design/influx-export.md).
+A queued chunk that does not decode (`CorruptChunk`: the queue's crc passed, so a bug or a chunk of
+a later release) is skipped, counted (`corrupt`, in lines) and logged — never sent, never fatal.
 
 Why numbers are written as floats: InfluxDB refuses a field whose type changes, and an MQTT device's
 JSON does not say whether `5` is an int or a float. Only good readings are exported: `stale` has no
@@ -42,7 +45,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from config.mqtt_settings import Secret
 from gateway.components import Capabilities, Component, ComponentContext
 from gateway.export.lineproto import LineBuilder, line
-from gateway.storage.segqueue import SegmentQueue
+from gateway.export.spoolcodec import CorruptChunk, decode, encode
+from gateway.storage.segqueue import Entry, SegmentQueue
 from ground.backoff import Backoff
 from ground.model import Reading
 
@@ -96,8 +100,8 @@ class LineWriter(Protocol):
     def write(self, chunks: Sequence[bytes]) -> None:
         """Write one batch or raise (`WriteRefused` for a batch that can never be written).
 
-        `chunks` are UTF-8 line protocol as queued: each is one or more lines joined by newlines,
-        so the batch is the chunks joined by newlines (no line is split or re-encoded on the way).
+        `chunks` are UTF-8 line protocol as queued (decoded): each is one or more lines joined by
+        newlines, so the batch is the chunks joined by newlines (no line is split on the way).
         """
         ...
 
@@ -207,6 +211,7 @@ class InfluxExporter(Component):
         self._queue_lock = threading.Lock()  # one worker thread on the queue at a time
         self.sent = 0
         self.rejected = 0
+        self.corrupt = 0  # lines in queued chunks that did not decode: skipped
         self.memory_dropped = 0
         self.last_error: str | None = None
         self.queue_error: str | None = None
@@ -313,9 +318,13 @@ class InfluxExporter(Component):
     def _put(self, lines: Sequence[tuple[str, float, bool]]) -> None:
         """Lines -> chunks -> the disk queue, with one write: on the loop while the queue is small
         (a copy into the page cache costs less than waking a thread for it), in a worker thread
-        near the bound or after a write error (docs/design/influx-export.md).
+        near the bound or after a write error (docs/design/influx-export.md). The chunks are
+        compressed here too.
         """
-        entries = chunks(lines, self.chunk_lines, self.chunk_bytes)
+        entries = [
+            (encode(text), ts, droppable, count)
+            for text, ts, droppable, count in chunks(lines, self.chunk_lines, self.chunk_bytes)
+        ]
         with self._queue_lock:
             self.queue.put_many(entries)
 
@@ -355,10 +364,12 @@ class InfluxExporter(Component):
             entries = self.queue.peek(self.batch_size)
         if not entries:
             return None
-        count = sum(e.items for e in entries)
+        texts, corrupt = self._decoded(entries)
+        count = sum(e.items for e in entries) - corrupt
         error: Exception | None = None
         try:
-            self.writer.write([e.body for e in entries])
+            if texts:
+                self.writer.write(texts)
         except WriteRefused as exc:
             error = exc
         except Exception as exc:
@@ -367,10 +378,26 @@ class InfluxExporter(Component):
             # what the ack removed: the bound may have dropped (and counted) part of the batch
             # while it was on its way, when the spooler ran beside this write
             try:
-                count = self.queue.ack(entries[-1].seq)
+                count = max(0, self.queue.ack(entries[-1].seq) - corrupt)
             except OSError as exc:  # must not end the exporter (and with it the gateway)
                 return count, AckFailed(str(exc))
+        self.corrupt += corrupt
         return count, error
+
+    def _decoded(self, entries: Sequence[Entry]) -> tuple[list[bytes], int]:
+        """The batch's line protocol, and the lines of the chunks that did not decode (logged)."""
+        texts: list[bytes] = []
+        corrupt = 0
+        for e in entries:
+            try:
+                texts.append(decode(e.body))
+            except CorruptChunk as exc:
+                corrupt += e.items
+                log.error(
+                    "influx queue %s: entry %d (%d lines) unreadable, skipped: %s",
+                    self.queue.path, e.seq, e.items, exc,
+                )  # fmt: skip
+        return texts, corrupt
 
     def _ack_failed(self, exc: AckFailed) -> None:
         """Delivered but not recorded: back off as after a failed write, then send it again."""
@@ -425,6 +452,8 @@ class InfluxExporter(Component):
             "oldest": oldest,
             "dropped": self.queue.dropped + self.memory_dropped,
             "rejected": self.rejected,
+            "corrupt": self.corrupt,
+            "torn": self.queue.cut,
             "sent": self.sent,
             "last_error": self.last_error,
             "queue_error": self.queue_error,

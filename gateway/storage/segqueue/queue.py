@@ -107,6 +107,7 @@ class SegmentQueue:
         self._oldest: float | None = None
         self._state_fd = -1
         self._closed = False
+        self.cut = 0  # torn or corrupt records cut off the segments' ends at this open
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._open_state()
         self._load()
@@ -148,6 +149,7 @@ class SegmentQueue:
         good, problem = scan(data, segment, newest)
         if problem is not None:
             log.warning("queue %s: %s at offset %d: cut off there", path, problem, good)
+            self.cut += 1
             with open(path, "r+b") as f:
                 f.truncate(good)
             segment.end = good

@@ -67,6 +67,26 @@ def test_footprint(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(rf"bytes written\s+: {NUMBER} KiB/s, {NUMBER} bytes per value", out), out
 
 
+def test_footprint_with_export(capsys: pytest.CaptureFixture[str]) -> None:
+    footprint.main(
+        ["--devices", "20", "--seconds", "3", "--settle", "3", "--readings", "off",
+         "--export", "sink"]
+    )  # fmt: skip
+    out = _lines(capsys)
+    assert "export to sink" in out, out
+    assert re.search(rf"exported \(sink\)\s+: {NUMBER} lines/s", out), out
+    assert re.search(rf"zlib \d \(default\)\s+{NUMBER}\s+{NUMBER}", out), out
+
+
+def test_spool_levels(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import spool_levels
+
+    spool_levels.main(["--devices", "10", "--seconds", "3"])
+    out = _lines(capsys)
+    assert re.search(rf"text \(before\)\s+{NUMBER}\s+1.00", out), out
+    assert re.search(rf"zlib 9\s+{NUMBER}\s+{NUMBER}", out), out
+
+
 def test_demo_writes(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import demo_writes
 

@@ -21,6 +21,7 @@ import aiomqtt
 import pytest
 
 from config.site import Site, load_site
+from gateway.export.spoolcodec import decode
 from gateway.storage.segqueue import read_queue
 from simulators.runner import SiteSimulator
 from tests.reliability_support import (
@@ -110,7 +111,7 @@ async def test_sigkill_during_ingest_restores_alarms_and_queues(tmp_path: Path) 
             queued = [
                 text
                 for e in read_queue(state / "influx-queue")
-                for text in e.body.decode().split("\n")
+                for text in decode(e.body).decode().split("\n")
             ]
             assert len(outbox) >= 2 * len(journal)  # each transition: retained state + event
 
