@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
@@ -57,9 +58,21 @@ def at(day: date, seconds_after_five: float = SETTLE) -> float:
     return night(day, SHANGHAI).end + seconds_after_five
 
 
+@pytest.fixture(scope="module")
+def written_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site and its 32 days of history, written once for the module (the slow part)."""
+    return write_site(
+        tmp_path_factory.mktemp("baseload"), "{ratio: 1.3, min_kw: 1, ticket: normal}"
+    )
+
+
 @pytest.fixture
-def site_path(tmp_path: Path) -> Path:
-    return write_site(tmp_path, "{ratio: 1.3, min_kw: 1, ticket: normal}")
+def site_path(tmp_path: Path, written_once: Path) -> Path:
+    """A copy of `written_once` of the test's own."""
+    shutil.copytree(written_once.parent / "state", tmp_path / "state")
+    path = tmp_path / "site.yaml"
+    path.write_text(written_once.read_text())
+    return path
 
 
 def write_site(folder: Path, options: str) -> Path:
