@@ -29,6 +29,7 @@ from gateway.baseload import (
     reference_nights,
 )
 from gateway.storage.history import HistoryStore
+from tests.support import examples
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 14)
@@ -147,7 +148,7 @@ def night_minutes(draw: st.DrawFn, span: Night, lo: float, hi: float) -> list[Mi
     ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     lo=st.floats(0.0, 500.0),
     ratio=st.floats(1.01, 3.0),
@@ -172,7 +173,7 @@ def test_never_raised_when_every_night_is_within_the_ratio(
         assert judge("m", d, kw[d], refs, rule).risen is not True
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     refs=st.lists(st.one_of(st.none(), st.floats(0.0, 500.0)), min_size=28, max_size=28),
     ratio=st.floats(1.01, 3.0),
