@@ -6,6 +6,7 @@ Never a public broker, never a hard-coded port: each run starts its own broker o
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral range.
+
+    Not `free_port()`: a client connecting to an unused port inside that range can be given the
+    same port as its own source and connect to itself (TCP simultaneous open), and then reads its
+    own CONNECT instead of a refusal."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(20000, low), 500):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no closed port below the ephemeral range")
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

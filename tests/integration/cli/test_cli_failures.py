@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_tree import leaves
-from tests.support import ROOT, Broker, free_port
+from tests.support import ROOT, Broker, closed_port
 from tests.unit.gateway.cli.test_cli_failures import one_line_failure, run_main, sweep_argv
 
 FGW = [sys.executable, "-m", "gateway.cli"]
@@ -41,11 +41,6 @@ def write_site(folder: Path, *, mqtt_port: int, modbus_port: int, console_port: 
         SITE.format(mqtt_port=mqtt_port, modbus_port=modbus_port, console_port=console_port)
     )
     return path
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (picked free, then released)."""
-    return free_port()
 
 
 def test_commands_with_a_file_where_storage_should_be_say_to_check_storage_path(
