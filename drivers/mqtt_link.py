@@ -428,6 +428,7 @@ class MqttLink:
                 lost.set_result(None)
             else:
                 lost.set_exception(error)
+                lost.exception()  # `closed()` re-raises it; nobody asking is no loose end
 
     async def _shutdown(self, *, graceful: bool) -> None:
         if self._misc is not None:

@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,15 +88,16 @@ class Victoria:
         return out
 
 
-async def until(predicate: Any, timeout: float, what: str = "condition") -> Any:
+async def until(predicate: Any, timeout: float, what: str | Callable[[], str] = "condition") -> Any:
     """Await a condition on state that changes without an event to wait on (SQLite rows, counters
-    of another component): checked every 50 ms, bounded by `timeout`."""
+    of another component): checked every 50 ms, bounded by `timeout`. `what` names the condition
+    in the failure; a callable is asked then, to say how far it got."""
     import asyncio
 
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
+            raise AssertionError(f"not within {timeout}s: {what() if callable(what) else what}")
         await asyncio.sleep(0.05)  # nothing to wait on but the state itself
     return result
 
@@ -190,6 +192,20 @@ class PersistentBroker(Broker):
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stderr=log, stdout=log)
         log.close()
         wait_for_port(self.port)
+
+    async def saved(self, *needles: str, timeout: float = 10.0) -> None:
+        """Wait until the broker's database on disk holds every needle (a client id, a topic).
+
+        Mosquitto saves only every `autosave_interval` + 1 s, whole seconds, at its loop's next
+        turn: a fixed sleep is a race with a kill that comes after it.
+        """
+        database = self.workdir / "mosquitto.db"
+
+        def on_disk() -> bool:
+            data = database.read_bytes() if database.exists() else b""
+            return all(needle.encode() in data for needle in needles)
+
+        await until(on_disk, timeout, f"broker database holds {needles}")
 
 
 class EventCollector:
