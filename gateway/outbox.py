@@ -7,7 +7,8 @@ crash between publish and ack means the message is sent again (at least once, ne
 
 `Outbox` is the seam: `MemoryOutbox` is the in-memory implementation; a SQLite one can replace it
 (survives a power cut) without the publisher changing. Readings are *droppable*: their part of the
-box is bounded and the oldest is dropped (and counted) when full. Alarms and events are never dropped.
+box is bounded in bytes and the oldest is dropped (and counted) when full. Alarms and events are
+never dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
+
+READINGS_QUEUE_BYTES = 8 * 2**20
+"""Default bound of the readings waiting for the broker (`mqtt.readings_queue_mb`)."""
+
+MESSAGE_OVERHEAD = 200
+"""Bytes a queued message costs beyond its topic and payload (the objects holding them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,47 +71,77 @@ class Outbox(Protocol):
         ...
 
 
+class DroppableQueue:
+    """The readings part of an outbox: in memory, at most `max_bytes`, the oldest dropped first.
+
+    A message's cost is its topic and payload plus `MESSAGE_OVERHEAD`, so the bound is the memory
+    it holds. The newest message is always kept, whatever its size.
+    """
+
+    def __init__(self, max_bytes: int = READINGS_QUEUE_BYTES) -> None:
+        if max_bytes < 1:
+            raise ValueError("the readings queue needs at least 1 byte")
+        self.max_bytes = max_bytes
+        self.messages: deque[OutMessage] = deque()
+        self.size_bytes = 0
+        self.dropped = 0
+
+    def append(self, message: OutMessage) -> None:
+        self.messages.append(message)
+        self.size_bytes += _cost(message)
+        while self.size_bytes > self.max_bytes and len(self.messages) > 1:
+            self.size_bytes -= _cost(self.messages.popleft())
+            self.dropped += 1
+
+    def ack(self, seq: int) -> None:
+        messages = self.messages
+        while messages and messages[0].seq <= seq:
+            self.size_bytes -= _cost(messages.popleft())
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+def _cost(message: OutMessage) -> int:
+    return len(message.topic) + len(message.payload) + MESSAGE_OVERHEAD
+
+
+def merged(kept: deque[OutMessage], droppable: DroppableQueue, limit: int) -> list[OutMessage]:
+    """The oldest `limit` messages of both parts, in `seq` order."""
+    heads = (itertools.islice(q, limit) for q in (kept, droppable.messages))
+    return list(itertools.islice(heapq.merge(*heads, key=lambda m: m.seq), limit))
+
+
 class MemoryOutbox:
     """The outbox in memory: lost on a crash, but bounded for readings and ordered.
 
     Args:
-        max_droppable: droppable messages (readings) kept at most; the oldest go first.
+        max_droppable_bytes: memory the droppable messages (readings) may hold; the oldest go first.
     """
 
-    def __init__(self, max_droppable: int = 1000) -> None:
-        if max_droppable < 1:
-            raise ValueError("max_droppable must be at least 1")
-        self.max_droppable = max_droppable
+    def __init__(self, max_droppable_bytes: int = READINGS_QUEUE_BYTES) -> None:
         self._kept: deque[OutMessage] = deque()
-        self._droppable: deque[OutMessage] = deque()
+        self._droppable = DroppableQueue(max_droppable_bytes)
         self._seq = itertools.count(1)
-        self._dropped = 0
 
     def put(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, droppable: bool = False
     ) -> int:
         message = OutMessage(next(self._seq), topic, payload, qos, retain, droppable)
-        if not droppable:
-            self._kept.append(message)
-            return message.seq
-        if len(self._droppable) >= self.max_droppable:
-            self._droppable.popleft()
-            self._dropped += 1
-        self._droppable.append(message)
+        (self._droppable if droppable else self._kept).append(message)
         return message.seq
 
     def peek(self, limit: int) -> list[OutMessage]:
-        heads = (itertools.islice(q, limit) for q in (self._kept, self._droppable))
-        return list(itertools.islice(heapq.merge(*heads, key=lambda m: m.seq), limit))
+        return merged(self._kept, self._droppable, limit)
 
     def ack(self, seq: int) -> None:
-        for queue in (self._kept, self._droppable):
-            while queue and queue[0].seq <= seq:
-                queue.popleft()
+        while self._kept and self._kept[0].seq <= seq:
+            self._kept.popleft()
+        self._droppable.ack(seq)
 
     def __len__(self) -> int:
         return len(self._kept) + len(self._droppable)
 
     @property
     def dropped(self) -> int:
-        return self._dropped
+        return self._droppable.dropped

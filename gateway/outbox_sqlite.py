@@ -29,14 +29,13 @@ its alarm.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import sqlite3
 from collections import deque
 from pathlib import Path
 
-from gateway.outbox import OutMessage
+from gateway.outbox import READINGS_QUEUE_BYTES, DroppableQueue, OutMessage, merged
 from gateway.storage.db import open_database, transaction
 
 log = logging.getLogger("fgw.outbox")
@@ -60,17 +59,18 @@ class SqliteOutbox:
 
     Args:
         path: the SQLite file (created 0600; its folder 0700); with `db`, only named in messages.
-        max_droppable: droppable messages (readings) kept in memory at most; the oldest go first.
+        max_droppable_bytes: memory the droppable messages (readings) may hold; the oldest go first.
         db: an open connection to share (see `shared`) instead of a file of its own; not closed.
     """
 
     def __init__(
-        self, path: str | Path, max_droppable: int = 1000, *, db: sqlite3.Connection | None = None
+        self,
+        path: str | Path,
+        max_droppable_bytes: int = READINGS_QUEUE_BYTES,
+        *,
+        db: sqlite3.Connection | None = None,
     ) -> None:
-        if max_droppable < 1:
-            raise ValueError("max_droppable must be at least 1")
         self.path = Path(path)
-        self.max_droppable = max_droppable
         self._owns_db = db is None
         self._db = db if db is not None else open_database(self.path)[0]
         self._db.executescript(_SCHEMA)
@@ -82,9 +82,8 @@ class SqliteOutbox:
             for seq, topic, payload, qos, retain in rows
         )
         self.restored = len(self._kept)
-        self._droppable: deque[OutMessage] = deque()
+        self._droppable = DroppableQueue(max_droppable_bytes)
         self._seq = itertools.count((rows[-1][0] if rows else 0) + 1)
-        self._dropped = 0
         self._unsaved: list[OutMessage] = []
         self._acked_upto = 0  # acknowledged on the wire, not yet deleted on disk
         self._staged: tuple[int, int] = (0, 0)  # (unsaved, acked_upto) written by `stage`
@@ -95,15 +94,18 @@ class SqliteOutbox:
         self._closed = False
 
     @classmethod
-    def shared(cls, db: sqlite3.Connection, path: Path) -> SqliteOutbox:
+    def shared(
+        cls, db: sqlite3.Connection, path: Path, max_droppable_bytes: int = READINGS_QUEUE_BYTES
+    ) -> SqliteOutbox:
         """The outbox as a table of another store's file (the journal's).
 
         Args:
             db: the store's connection (WAL, `synchronous=FULL`); the store closes it.
             path: that file, for messages.
+            max_droppable_bytes: as for the constructor.
         """
         db.executescript(_SCHEMA)
-        return cls(path, db=db)
+        return cls(path, max_droppable_bytes, db=db)
 
     # ------------------------------------------------------------------------------ Outbox
 
@@ -112,9 +114,6 @@ class SqliteOutbox:
     ) -> int:
         message = OutMessage(next(self._seq), topic, payload, qos, retain, droppable)
         if droppable:
-            if len(self._droppable) >= self.max_droppable:
-                self._droppable.popleft()
-                self._dropped += 1
             self._droppable.append(message)
             return message.seq
         self._kept.append(message)
@@ -125,13 +124,12 @@ class SqliteOutbox:
     def peek(self, limit: int) -> list[OutMessage]:
         if self._unsaved:
             self.commit()
-        heads = (itertools.islice(q, limit) for q in (self._kept, self._droppable))
-        return list(itertools.islice(heapq.merge(*heads, key=lambda m: m.seq), limit))
+        return merged(self._kept, self._droppable, limit)
 
     def ack(self, seq: int) -> None:
-        for queue in (self._kept, self._droppable):
-            while queue and queue[0].seq <= seq:
-                queue.popleft()
+        while self._kept and self._kept[0].seq <= seq:
+            self._kept.popleft()
+        self._droppable.ack(seq)
         self._unsaved = [m for m in self._unsaved if m.seq > seq]
         self._acked_upto = max(self._acked_upto, seq)
         self._schedule_ack_commit()
@@ -141,7 +139,7 @@ class SqliteOutbox:
 
     @property
     def dropped(self) -> int:
-        return self._dropped
+        return self._droppable.dropped
 
     # ------------------------------------------------------------------------------ disk
 

@@ -99,7 +99,8 @@ class MqttPublisher:
     Args:
         site: the site (broker, `topic_prefix`, `publish_readings`).
         snapshot: the payloads of every alarm that is not `normal`, re-published on each connect.
-        outbox: where messages wait for their PUBACK (default: in memory, 1000 readings at most).
+        outbox: where messages wait for their PUBACK (default: in memory, readings bounded by
+                `mqtt.readings_queue_mb`).
         backoff: reconnect pacing (default: 0.5 s doubling up to 30 s, jittered).
         broker: connection settings (default: from `site`; reads the password file).
         stop_timeout: seconds a stop may spend flushing and saying `offline`.
@@ -120,7 +121,9 @@ class MqttPublisher:
         self.status_topic = f"{self.prefix}/status"
         self.readings_enabled = site.file.mqtt.publish_readings
         self.broker = broker or BrokerSettings.from_site(site)
-        self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
+        self.outbox: Outbox = (
+            outbox if outbox is not None else MemoryOutbox(site.file.mqtt.readings_queue_bytes)
+        )
         self.backoff = backoff or Backoff(cap=BROKER_RECONNECT_CAP)
         self.stop_timeout = stop_timeout
         self.published = 0

@@ -110,7 +110,11 @@ class Gateway:
         self.engine.assume_active(self.book.active_condition_ids(), self.book.during())
         # alarms and events wait on disk for their PUBACK: a crash mid-outage loses none of them;
         # in the journal's file, so that a transition and its messages are one commit
-        self.outbox = SqliteOutbox.shared(self.store.connection, self.store.path)
+        self.outbox = SqliteOutbox.shared(
+            self.store.connection,
+            self.store.path,
+            max_droppable_bytes=site.file.mqtt.readings_queue_bytes,
+        )
         self.publisher = MqttPublisher(site, snapshot=self._retained_snapshot, outbox=self.outbox)
         self.history = HistoryStore.for_site(site)
         self.events = EventBus(self.publisher.publish_event)

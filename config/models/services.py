@@ -53,6 +53,12 @@ class MqttConfig(Strict):
     client_id: str | None = None
     keepalive: Duration = 30.0
     publish_readings: bool = False
+    readings_queue_mb: float = Field(default=8.0, gt=0, le=1024)
+    """Memory for readings waiting while the broker is away; the oldest go first (counted)."""
+
+    @property
+    def readings_queue_bytes(self) -> int:
+        return int(self.readings_queue_mb * 2**20)
 
     @field_validator("topic_prefix")
     @classmethod

@@ -12,21 +12,28 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbox import MemoryOutbox, Outbox
+from gateway.outbox import MESSAGE_OVERHEAD, MemoryOutbox, Outbox
 from gateway.outbox_sqlite import SqliteOutbox
 from gateway.storage.sqlite import AlarmStore
+
+READING = 2 * len("reading99") + MESSAGE_OVERHEAD
+"""What one of the tests' readings costs of the bound (topic and payload are its name)."""
 
 
 @pytest.fixture(params=["memory", "sqlite"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[int], Outbox]]:
+    """An outbox whose readings' bound holds `n` of the tests' readings."""
     made: list[SqliteOutbox] = []
 
     def sqlite_box(n: int) -> Outbox:
-        box = SqliteOutbox(tmp_path / f"outbox{len(made)}.sqlite3", max_droppable=n)
+        box = SqliteOutbox(tmp_path / f"outbox{len(made)}.sqlite3", max_droppable_bytes=n * READING)
         made.append(box)
         return box
 
-    yield (lambda n: MemoryOutbox(max_droppable=n)) if request.param == "memory" else sqlite_box
+    def memory_box(n: int) -> Outbox:
+        return MemoryOutbox(max_droppable_bytes=n * READING)
+
+    yield memory_box if request.param == "memory" else sqlite_box
     for box in made:
         box.close()
 
@@ -61,6 +68,22 @@ def test_readings_are_bounded_alarms_and_events_never_dropped(
     assert [t for t in topics if t.startswith("reading")] == ["reading97", "reading98", "reading99"]
     assert box.dropped == 97
     assert topics[-1] == "reading99"
+
+
+def test_the_readings_bound_is_memory_and_the_newest_reading_is_always_kept(
+    make: Callable[[int], Outbox],
+) -> None:
+    box = make(10)  # 2,180 bytes
+    for i in range(20):
+        box.put("r", bytes(500) + bytes([i]), qos=0, retain=False, droppable=True)
+    assert [m.payload[-1] for m in box.peek(100)] == [17, 18, 19]  # 3 x 702 bytes fit
+    assert box.dropped == 17
+    box.put("huge", bytes(100_000), qos=0, retain=False, droppable=True)
+    assert [m.topic for m in box.peek(100)] == ["huge"] and box.dropped == 20
+    box.ack(box.peek(1)[0].seq)
+    for i in range(3):
+        box.put("r", bytes(500) + bytes([i]), qos=0, retain=False, droppable=True)
+    assert len(box) == 3  # the acknowledged message no longer counts
 
 
 def test_an_ack_for_a_message_dropped_meanwhile_is_harmless(make: Callable[[int], Outbox]) -> None:
