@@ -63,7 +63,10 @@ def test_footprint(capsys: pytest.CaptureFixture[str]) -> None:
     footprint.main(["--devices", "20", "--seconds", "2", "--settle", "3"])
     out = _lines(capsys)
     assert re.search(rf"gateway CPU\s+: {NUMBER} % of one core", out), out
-    assert re.search(rf"start -> first poll\s+: {NUMBER} s", out), out
+    # a loaded machine may see no poll within the settling time: the bench says so, no figure
+    assert re.search(rf"start -> first poll\s+: ({NUMBER} s|none within the settling time)", out), (
+        out
+    )
     assert re.search(rf"bytes written\s+: {NUMBER} KiB/s, {NUMBER} bytes per value", out), out
 
 
