@@ -2,6 +2,10 @@
 
 A query then reads one row per hour for its point instead of every block of that hour; chunk rows
 are appended at the end of the file too (keyed `(hour, series)`), nothing is rewritten in place.
+
+A block is filed under the hour of its commit, and a query looks `LATE` past its span for what was
+committed after it. A record older than that (back-filled: a device's buffer sent after an
+outage, a clock put right) goes to the chunk of its own hour instead, or no query would find it.
 """
 
 from __future__ import annotations
@@ -9,7 +13,16 @@ from __future__ import annotations
 import sqlite3
 import zlib
 
-from gateway.storage.series_codec import Section
+from gateway.storage.history.layout import LATE, hour_of
+from gateway.storage.series_codec import (
+    Minute,
+    Sample,
+    Section,
+    decode_minutes,
+    decode_samples,
+    encode_minutes,
+    encode_samples,
+)
 
 COMPACT_SLICE = 1000
 """Series compacted per pass over an hour's blocks (bounds the memory of a compaction)."""
@@ -45,28 +58,54 @@ def _compact_hour(db: sqlite3.Connection, hour: int) -> int:
 
 
 def _compact_slice(db: sqlite3.Connection, hour: int, low: int, high: int) -> int:
-    samples: dict[int, list[bytes]] = {}
-    minutes: dict[int, list[bytes]] = {}
-    for blob_s, blob_m in db.execute(
-        "SELECT samples, minutes FROM block WHERE hour = ? ORDER BY id", (hour,)
+    samples: dict[tuple[int, int], list[bytes]] = {}  # (chunk hour, series) -> records
+    minutes: dict[tuple[int, int], list[bytes]] = {}
+    on_time = hour - LATE  # a record before it is found only in its own hour's chunk
+    for t0, blob_s, blob_m in db.execute(
+        "SELECT t0, samples, minutes FROM block WHERE hour = ? ORDER BY id", (hour,)
     ):
-        for blob, into in ((blob_s, samples), (blob_m, minutes)):
+        for blob, into, late in (
+            (blob_s, samples, _late_samples),
+            (blob_m, minutes, _late_minutes),
+        ):
             if blob is None:
                 continue
             section = Section(blob)
             for sid in section.series():
-                if low <= sid < high:
-                    into.setdefault(sid, []).append(section.records(sid))
-    for table, records in (("sample_chunk", samples), ("minute_chunk", minutes)):
-        for sid in sorted(records):
-            data = b"".join(records[sid])
+                if not low <= sid < high:
+                    continue
+                records = section.records(sid)
+                if t0 >= on_time:  # the usual block: nothing in it is late
+                    into.setdefault((hour, sid), []).append(records)
+                    continue
+                for chunk_hour, data in late(records, hour, on_time):
+                    into.setdefault((chunk_hour, sid), []).append(data)
+    for table, filed in (("sample_chunk", samples), ("minute_chunk", minutes)):
+        for chunk_hour, sid in sorted(filed):
+            data = b"".join(filed[chunk_hour, sid])
             old = db.execute(
-                f"SELECT data FROM {table} WHERE hour = ? AND series = ?", (hour, sid)
+                f"SELECT data FROM {table} WHERE hour = ? AND series = ?", (chunk_hour, sid)
             ).fetchone()
-            if old is not None:  # blocks of this hour came after it was compacted (a clock)
+            if old is not None:  # that hour was compacted before (late records, a clock)
                 data = zlib.decompress(old[0]) + data
             db.execute(
                 f"INSERT OR REPLACE INTO {table} (hour, series, data) VALUES (?, ?, ?)",
-                (hour, sid, zlib.compress(data, 6)),
+                (chunk_hour, sid, zlib.compress(data, 6)),
             )
     return len(samples) + len(minutes)
+
+
+def _late_samples(records: bytes, hour: int, on_time: float) -> list[tuple[int, bytes]]:
+    """A block's samples of one series, split: on time stay in `hour`, late go to their own."""
+    by_hour: dict[int, list[Sample]] = {}
+    for sample in decode_samples(records):
+        by_hour.setdefault(hour if sample[0] >= on_time else hour_of(sample[0]), []).append(sample)
+    return [(h, encode_samples(rows)) for h, rows in by_hour.items()]
+
+
+def _late_minutes(records: bytes, hour: int, on_time: float) -> list[tuple[int, bytes]]:
+    """As `_late_samples`, for minute aggregates (a minute's time is its start)."""
+    by_hour: dict[int, list[Minute]] = {}
+    for row in decode_minutes(records):
+        by_hour.setdefault(hour if row[0] >= on_time else hour_of(row[0]), []).append(row)
+    return [(h, encode_minutes(rows)) for h, rows in by_hour.items()]

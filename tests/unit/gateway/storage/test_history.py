@@ -322,3 +322,52 @@ def test_raw_answers_agree_with_every_reading_kept_apart(
             newest = max(ts for ts, _ in inside)
             assert bucket["last"] in [v for ts, v in inside if ts == newest]
     store.close()
+
+
+def test_a_reading_committed_hours_late_is_still_found_once_compacted(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A back-filled reading (a device's buffer sent after an outage, a clock put right) is
+    filed under its own hour by the compaction, not under the hour of its commit."""
+    store = HistoryStore(tmp_path, raw_window=10 * 86400, wall=clock)
+    clock.now = T0 + 3 * 3600 + 30  # committed three hours after it was taken
+    store.add([r("p", 1.0, T0 + 1), r("p", 2.0, T0 + 3 * 3600 + 5)])
+    store.flush()
+    late = store.query("pump-1", "p", T0, T0 + 10)
+    minute = store.minutes("pump-1", "p", T0, T0 + 59)
+    assert [row["value"] for row in late] == [1.0] and len(minute) == 1
+    clock.now = T0 + 5 * 3600
+    assert store.compact() > 0
+    assert store.query("pump-1", "p", T0, T0 + 10) == late
+    assert store.minutes("pump-1", "p", T0, T0 + 59) == minute
+    assert [
+        row["value"] for row in store.query("pump-1", "p", T0 + 3 * 3600, T0 + 3 * 3600 + 9)
+    ] == [2.0]
+    store.close()
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6 * 3600), st.integers(0, 6 * 3600)),  # (taken, delay), s
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_every_reading_is_found_after_compaction_however_late_it_was_committed(
+    tmp_path_factory: pytest.TempPathFactory, readings: list[tuple[int, int]]
+) -> None:
+    clock = Clock(T0)
+    store = HistoryStore(tmp_path_factory.mktemp("h"), raw_window=30 * 86400, wall=clock)
+    try:
+        for n, (taken, delay) in enumerate(sorted(readings, key=lambda x: x[0] + x[1])):
+            clock.now = T0 + taken + delay
+            store.add([r("p", float(n), T0 + taken)])
+            store.flush()
+            store.compact()
+        clock.now = T0 + 13 * 3600
+        store.compact()
+        found = store.query("pump-1", "p", T0, T0 + 6 * 3600 + 1, max_points=100)
+        assert sorted(row["value"] for row in found) == [float(n) for n in range(len(readings))]
+    finally:
+        store.close()
