@@ -7,13 +7,15 @@ to the measurement `alarm_event` (tags `site`, `device`, `alarm`, `priority`; fi
 
 Path of a reading: `on_readings` turns a batch into line protocol in memory (never blocking the
 loop; `LineBuilder` caches the escaped pieces) -> every `flush_interval` (or sooner, once
-`batch_size` lines wait) the lines are appended to a `SegmentQueue` with one write
+`batch_size` lines wait) the lines are written straight to the server when nothing is queued and
+the server took the last batch (`_deliver`); the ones it does not take at that first try, and every
+line while something is queued, are appended to a `SegmentQueue` with one write
 (`<storage>/influx-queue/`), in chunks of up to `CHUNK_LINES` lines per entry, each compressed
-(`spoolcodec`: the queue is most of what an exporting gateway writes to its flash) -> the sender
-peeks up to `batch_size` lines in order, writes them with `influxdb-client`'s v2 write API and
-acknowledges them only after the server said 2xx. While the server is away the queue grows on disk
-up to `queue_max_mb`; then the oldest *readings* are dropped (a chunk at a time) and counted, alarm
-events never. A restart (even after SIGKILL) replays what is on disk, in order.
+(`spoolcodec`: a card's life is counted in bytes written) -> the sender peeks up to `batch_size`
+lines in order, writes them with `influxdb-client`'s v2 write API and acknowledges them only after
+the server said 2xx. Alarm events always go through the disk queue. While the server is away the
+queue grows on disk up to `queue_max_mb`; then the oldest *readings* are dropped (a chunk at a time)
+and counted, alarm events never. A restart (even after SIGKILL) replays what is on disk, in order.
 
 A chunk holds lines of one kind only (readings or events, so events are never dropped), joined by
 newlines the way they are sent: an entry costs the same whatever it holds
@@ -69,6 +71,10 @@ per-entry cost vanishes, small enough that the bound drops readings in small ste
 CHUNK_BYTES = 256 * 1024
 """Text per disk-queue entry at most (and at most a sixteenth of `queue_max_mb`), for the same reason;
 counted in characters, which for line protocol (ASCII but for odd names) are its bytes."""
+
+DIRECT_MAX_LINES = 20_000
+"""Lines waiting in memory beyond which they go to the disk queue even while the server takes
+every batch: the writer is behind, and the disk, not memory, is the buffer for that."""
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a stop may spend sending what is queued; the rest stays on disk for the next start."""
@@ -283,7 +289,7 @@ class InfluxExporter(Component):
                 except TimeoutError:
                     pass
                 self._wakeup.clear()
-                await self._spool()
+                await self._deliver()
                 self._spooled.set()
 
     async def _send_loop(self) -> None:
@@ -294,6 +300,53 @@ class InfluxExporter(Component):
             self._spooled.clear()
             if time.monotonic() >= self._next_try:
                 await self._drain(deadline=None)
+
+    async def _deliver(self) -> None:
+        """Memory -> the server directly, a batch at a time, while the way is clear; else -> disk.
+
+        The way is clear when nothing is queued on disk (order), the server took the last batch,
+        no alarm event waits (events are kept on disk until the server has them) and the writer
+        keeps up (`DIRECT_MAX_LINES`). A batch the server does not take goes to the disk queue, in
+        its place before the newer lines; a crash loses at most what waits in memory then: one
+        `flush_interval` of lines and the batch on its way (one write's `timeout`).
+        """
+        due = len(self._memory)  # what came during the writes waits for its own turn
+        while (due := min(due, len(self._memory))) and self._direct_way_clear():
+            lines = self._memory[: min(due, self.batch_size)]
+            del self._memory[: len(lines)]
+            count, error = await asyncio.to_thread(self._write_direct, lines)
+            if error is None or isinstance(error, WriteRefused):
+                if error is None:
+                    self.sent += count
+                    self._succeeded()
+                else:
+                    self.rejected += count
+                    log.error("influx %s refused %d lines for good: %s", self.where, count, error)
+                due -= count
+                if not due:
+                    return
+                continue
+            self._memory[:0] = lines
+            self._failed(error)
+        await self._spool()
+
+    def _direct_way_clear(self) -> bool:
+        return (
+            self.reachable is not False
+            and not len(self.queue)
+            and len(self._memory) <= DIRECT_MAX_LINES
+            and all(droppable for _, _, droppable in self._memory)
+        )
+
+    def _write_direct(
+        self, lines: Sequence[tuple[str, float, bool]]
+    ) -> tuple[int, Exception | None]:
+        """Worker thread: lines from memory -> the server, nothing on disk."""
+        try:
+            self.writer.write(["\n".join(text for text, _, _ in lines).encode()])
+        except Exception as exc:
+            return len(lines), exc
+        return len(lines), None
 
     async def _spool(self) -> None:
         """Memory -> disk queue, in chunks, with one write."""

@@ -211,3 +211,80 @@ async def test_a_failed_acknowledgement_keeps_the_exporter_and_sends_again(
     assert stats["queued"] == 0 and stats["sent"] == 5 and stats["queue_error"] is None
     assert len(writer.lines) == 10  # delivered twice: at least once, never lost
     await exporter.close()
+
+
+def flow(i: int) -> list[Reading]:
+    return [Reading("pump-1", "flow", float(i), Quality.GOOD, T + i)]
+
+
+def sent_times(writer: Recording) -> list[int]:
+    return [int(x.rsplit(" ", 1)[1]) - round(T * 1000) for x in writer.lines]
+
+
+async def test_lines_the_server_takes_at_once_are_never_written_to_disk(tmp_path: Path) -> None:
+    writer = Recording()
+    writer.up = True
+    exporter = InfluxExporter(site_with_influx(tmp_path, extra=", batch_size: 4"), writer=writer)
+    for i in range(10):
+        exporter.on_readings(flow(i))
+    await exporter._deliver()
+    assert sent_times(writer) == [i * 1000 for i in range(10)]  # in batches of 4, in order
+    assert exporter.stats()["sent"] == 10 and exporter.stats()["queued"] == 0
+    assert exporter.queue.size_bytes == 0  # the card was spared
+    await exporter.close()
+
+
+async def test_a_batch_the_server_does_not_take_goes_to_disk_before_the_newer_lines(
+    tmp_path: Path,
+) -> None:
+    writer = Recording()
+    site = site_with_influx(tmp_path)
+    exporter = InfluxExporter(site, writer=writer, backoff=Backoff(initial=0.01, cap=0.01))
+    for i in range(3):
+        exporter.on_readings(flow(i))
+    await exporter._deliver()  # the server is away: on disk
+    assert exporter.queue.size_bytes > 0 and len(exporter.queue) == 3
+    assert exporter.stats()["reachable"] is False
+    writer.up = True
+    exporter.on_readings(flow(3))
+    await exporter._deliver()  # the server answered nothing yet: behind the queued ones
+    assert len(exporter.queue) == 4 and writer.lines == []
+    await asyncio.sleep(0.02)  # the back-off
+    await exporter._drain(deadline=None)
+    exporter.on_readings(flow(4))
+    await exporter._deliver()  # the queue is empty and the server answers: straight there
+    assert sent_times(writer) == [i * 1000 for i in range(5)]
+    assert len(exporter.queue) == 0
+    await exporter.close()  # a restart: nothing comes back
+    assert len(InfluxExporter(site, writer=writer).queue) == 0
+
+
+async def test_alarm_events_go_through_the_disk_queue_even_when_the_server_answers(
+    tmp_path: Path,
+) -> None:
+    writer = Recording()
+    writer.up = True
+    exporter = InfluxExporter(site_with_influx(tmp_path), writer=writer)
+    exporter.on_readings(flow(0))
+    exporter.on_transitions([transition(T + 1)])
+    await exporter._deliver()
+    assert writer.lines == [] and len(exporter.queue) == 2  # on disk until the server has them
+    await exporter._drain(deadline=None)
+    assert len(writer.lines) == 2 and writer.lines[1].startswith("alarm_event,")
+    await exporter.close()
+
+
+async def test_a_writer_that_falls_behind_leaves_the_backlog_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(influx, "DIRECT_MAX_LINES", 5)
+    writer = Recording()
+    writer.up = True
+    exporter = InfluxExporter(site_with_influx(tmp_path), writer=writer)
+    for i in range(8):
+        exporter.on_readings(flow(i))
+    await exporter._deliver()
+    assert writer.lines == [] and len(exporter.queue) == 8
+    await exporter._drain(deadline=None)
+    assert sent_times(writer) == [i * 1000 for i in range(8)]
+    await exporter.close()
