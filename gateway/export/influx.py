@@ -314,7 +314,11 @@ class InfluxExporter(Component):
         while (due := min(due, len(self._memory))) and self._direct_way_clear():
             lines = self._memory[: min(due, self.batch_size)]
             del self._memory[: len(lines)]
-            count, error = await asyncio.to_thread(self._write_direct, lines)
+            try:
+                count, error = await asyncio.to_thread(self._write_direct, lines)
+            except asyncio.CancelledError:  # a stop: kept for `close` (a point is stored once)
+                self._memory[:0] = lines
+                raise
             if error is None or isinstance(error, WriteRefused):
                 if error is None:
                     self.sent += count

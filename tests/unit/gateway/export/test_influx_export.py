@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -256,7 +257,9 @@ async def test_a_batch_the_server_does_not_take_goes_to_disk_before_the_newer_li
     assert sent_times(writer) == [i * 1000 for i in range(5)]
     assert len(exporter.queue) == 0
     await exporter.close()  # a restart: nothing comes back
-    assert len(InfluxExporter(site, writer=writer).queue) == 0
+    again = InfluxExporter(site, writer=writer)
+    assert len(again.queue) == 0
+    again.queue.close()
 
 
 async def test_alarm_events_go_through_the_disk_queue_even_when_the_server_answers(
@@ -288,3 +291,24 @@ async def test_a_writer_that_falls_behind_leaves_the_backlog_on_disk(
     await exporter._drain(deadline=None)
     assert sent_times(writer) == [i * 1000 for i in range(8)]
     await exporter.close()
+
+
+async def test_a_stop_during_a_direct_write_keeps_its_lines_for_the_queue(tmp_path: Path) -> None:
+    class Slow(Recording):
+        def write(self, chunks: Sequence[bytes]) -> None:
+            time.sleep(0.2)
+            raise ConnectionRefusedError("too late")
+
+    site = site_with_influx(tmp_path)
+    exporter = InfluxExporter(site, writer=Slow())
+    for i in range(3):
+        exporter.on_readings(flow(i))
+    task = asyncio.create_task(exporter._deliver())
+    await asyncio.sleep(0.05)  # the write is on its way
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await exporter.close()  # spools what memory holds
+    again = InfluxExporter(site, writer=Recording())
+    assert len(again.queue) == 3
+    again.queue.close()
