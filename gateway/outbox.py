@@ -19,8 +19,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-READINGS_QUEUE_BYTES = 8 * 2**20
-"""Default bound of the readings waiting for the broker (`mqtt.readings_queue_mb`)."""
+from config.models.services import MqttConfig
+
+READINGS_QUEUE_BYTES = MqttConfig().readings_queue_bytes
+"""Default bound of the readings waiting for the broker: the site file's `mqtt.readings_queue_mb`."""
 
 MESSAGE_OVERHEAD = 200
 """Bytes a queued message costs beyond its topic and payload (the objects holding them)."""
