@@ -7,9 +7,10 @@ to the measurement `alarm_event` (tags `site`, `device`, `alarm`, `priority`; fi
 
 Path of a reading: `on_readings` turns a batch into line protocol in memory (never blocking the
 loop; `LineBuilder` caches the escaped pieces) -> every `flush_interval` (or sooner, once
-`batch_size` lines wait) the lines are written straight to the server when nothing is queued and
-the server took the last batch (`_deliver`); the ones it does not take at that first try, and every
-line while something is queued, are appended to a `SegmentQueue` with one write
+`batch_size` lines wait) the lines are written straight to the server when they are fewer than a
+batch, nothing is queued and the server took the last batch (`_deliver`); the ones it does not take
+at that first try, and every line of a burst or while something is queued, are appended to a
+`SegmentQueue` with one write
 (`<storage>/influx-queue/`), in chunks of up to `CHUNK_LINES` lines per entry, each compressed
 (`spoolcodec`: a card's life is counted in bytes written) -> the sender peeks up to `batch_size`
 lines in order, writes them with `influxdb-client`'s v2 write API and acknowledges them only after
@@ -71,10 +72,6 @@ per-entry cost vanishes, small enough that the bound drops readings in small ste
 CHUNK_BYTES = 256 * 1024
 """Text per disk-queue entry at most (and at most a sixteenth of `queue_max_mb`), for the same reason;
 counted in characters, which for line protocol (ASCII but for odd names) are its bytes."""
-
-DIRECT_MAX_LINES = 20_000
-"""Lines waiting in memory beyond which they go to the disk queue even while the server takes
-every batch: the writer is behind, and the disk, not memory, is the buffer for that."""
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a stop may spend sending what is queued; the rest stays on disk for the next start."""
@@ -302,43 +299,39 @@ class InfluxExporter(Component):
                 await self._drain(deadline=None)
 
     async def _deliver(self) -> None:
-        """Memory -> the server directly, a batch at a time, while the way is clear; else -> disk.
+        """Memory -> the server directly while the way is clear; else -> the disk queue.
 
-        The way is clear when nothing is queued on disk (order), the server took the last batch,
-        no alarm event waits (events are kept on disk until the server has them) and the writer
-        keeps up (`DIRECT_MAX_LINES`). A batch the server does not take goes to the disk queue, in
-        its place before the newer lines; a crash loses at most what waits in memory then: one
-        `flush_interval` of lines and the batch on its way (one write's `timeout`).
+        The way is clear when fewer lines wait than a batch (they come slower than a batch per
+        `flush_interval`: a burst or a replay goes through the queue, which sends and spools side
+        by side), nothing is queued on disk (order), the server took the last batch, and no alarm
+        event waits (events are kept on disk until the server has them). Lines the server does
+        not take go to the disk queue, before the newer ones; a crash loses at most what waits in
+        memory: one `flush_interval` of lines and the batch on its way (one write's `timeout`).
         """
-        due = len(self._memory)  # what came during the writes waits for its own turn
-        while (due := min(due, len(self._memory))) and self._direct_way_clear():
-            lines = self._memory[: min(due, self.batch_size)]
-            del self._memory[: len(lines)]
+        if self._memory and self._direct_way_clear():
+            lines, self._memory = self._memory, []
             try:
                 count, error = await asyncio.to_thread(self._write_direct, lines)
             except asyncio.CancelledError:  # a stop: kept for `close` (a point is stored once)
                 self._memory[:0] = lines
                 raise
-            if error is None or isinstance(error, WriteRefused):
-                if error is None:
-                    self.sent += count
-                    self._succeeded()
-                else:
-                    self.rejected += count
-                    log.error("influx %s refused %d lines for good: %s", self.where, count, error)
-                due -= count
-                if not due:
-                    return
-                continue
+            if error is None:
+                self.sent += count
+                self._succeeded()
+                return
+            if isinstance(error, WriteRefused):
+                self.rejected += count
+                log.error("influx %s refused %d lines for good: %s", self.where, count, error)
+                return
             self._memory[:0] = lines
             self._failed(error)
         await self._spool()
 
     def _direct_way_clear(self) -> bool:
         return (
-            self.reachable is not False
+            len(self._memory) < self.batch_size
+            and self.reachable is not False
             and not len(self.queue)
-            and len(self._memory) <= DIRECT_MAX_LINES
             and all(droppable for _, _, droppable in self._memory)
         )
 
