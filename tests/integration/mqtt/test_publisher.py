@@ -322,17 +322,23 @@ class PersistentBroker(Broker):
         wait_for_port(self.port)
 
 
+async def persistent_reader(port: int, topic: str) -> str:
+    """A subscriber's persistent session, which the broker keeps while the reader is away; its id."""
+    reader = f"test-reader-{uuid.uuid4().hex[:6]}"
+    async with subscriber(port, topic, client_id=reader, clean=False):
+        pass
+    return reader
+
+
 async def test_events_published_while_the_broker_is_down_arrive_in_order(tmp_path: Path) -> None:
     b = PersistentBroker(free_port(), tmp_path)
     b.start()
     try:
         site = make_site(tmp_path, b.port)
         events = f"{site.topic_prefix}/events"
-        reader = f"test-reader-{uuid.uuid4().hex[:6]}"
         async with MqttPublisher(site, snapshot=list, backoff=fast()) as publisher:
             await publisher.wait_connected()
-            async with subscriber(b.port, events, client_id=reader, clean=False):
-                pass  # a persistent session the broker keeps while the reader is away
+            reader = await persistent_reader(b.port, events)
             publisher.publish_event({"type": "alarm", "n": 0})
             await delivered(publisher)
             b.stop()
@@ -363,11 +369,9 @@ async def test_readings_queued_while_the_broker_is_down_arrive_within_their_boun
         )
         site = make_site(tmp_path, b.port, extra)
         readings = f"{site.topic_prefix}/readings/#"
-        reader = f"test-reader-{uuid.uuid4().hex[:6]}"
         async with MqttPublisher(site, snapshot=list, backoff=fast()) as publisher:
             await publisher.wait_connected()
-            async with subscriber(b.port, readings, client_id=reader, clean=False):
-                pass  # a persistent session the broker keeps while the reader is away
+            reader = await persistent_reader(b.port, readings)
             b.stop()
             await until(lambda: not publisher.connected, 10, "the publisher notices")
             for n in range(3000):
