@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from gateway.storage.history.layout import LATE, hour_of
 from gateway.storage.series_codec import (
@@ -23,6 +25,8 @@ from gateway.storage.series_codec import (
     encode_minutes,
     encode_samples,
 )
+
+Row = TypeVar("Row", Sample, Minute)
 
 COMPACT_SLICE = 1000
 """Series compacted per pass over an hour's blocks (bounds the memory of a compaction)."""
@@ -97,15 +101,18 @@ def _compact_slice(db: sqlite3.Connection, hour: int, low: int, high: int) -> in
 
 def _late_samples(records: bytes, hour: int, on_time: float) -> list[tuple[int, bytes]]:
     """A block's samples of one series, split: on time stay in `hour`, late go to their own."""
-    by_hour: dict[int, list[Sample]] = {}
-    for sample in decode_samples(records):
-        by_hour.setdefault(hour if sample[0] >= on_time else hour_of(sample[0]), []).append(sample)
-    return [(h, encode_samples(rows)) for h, rows in by_hour.items()]
+    return _refiled(decode_samples(records), encode_samples, hour, on_time)
 
 
 def _late_minutes(records: bytes, hour: int, on_time: float) -> list[tuple[int, bytes]]:
     """As `_late_samples`, for minute aggregates (a minute's time is its start)."""
-    by_hour: dict[int, list[Minute]] = {}
-    for row in decode_minutes(records):
+    return _refiled(decode_minutes(records), encode_minutes, hour, on_time)
+
+
+def _refiled(
+    rows: list[Row], encode: Callable[[list[Row]], bytes], hour: int, on_time: float
+) -> list[tuple[int, bytes]]:
+    by_hour: dict[int, list[Row]] = {}
+    for row in rows:  # a row's time is its first field
         by_hour.setdefault(hour if row[0] >= on_time else hour_of(row[0]), []).append(row)
-    return [(h, encode_minutes(rows)) for h, rows in by_hour.items()]
+    return [(h, encode(group)) for h, group in by_hour.items()]
