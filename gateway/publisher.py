@@ -47,6 +47,10 @@ log = logging.getLogger("fgw.publisher")
 WINDOW = 20
 """QoS 1 messages in flight at once (paho's default limit): one round trip per window, not message."""
 
+PUMP_TURN = 100
+"""Messages handed over in one go at most; then the loop runs its other work before the rest (a
+backlog of readings after an outage must not stall the polls and the rules behind it)."""
+
 STOP_TIMEOUT = 5.0
 """Seconds a stop may spend flushing the outbox and saying `offline`."""
 
@@ -415,7 +419,11 @@ class MqttPublisher:
         if link is None or self._pumping or self._abandon:
             return
         in_flight = self._in_flight
+        handed = 0
         while True:  # QoS 0 messages are done once written: the window frees up as it fills
+            if handed >= PUMP_TURN:
+                self._pump_soon()
+                return
             sent = 0
             self._pumping = True
             try:
@@ -437,6 +445,7 @@ class MqttPublisher:
                 sent = 0
             finally:
                 self._pumping = False
+            handed += sent
             if not self._forget_done() or not sent:
                 return
 
@@ -450,10 +459,14 @@ class MqttPublisher:
         self._done_mids.add(mid)
         if self._pumping or not self._forget_done():
             return
-        if len(self.outbox) > len(self._in_flight) and not self._pump_scheduled:
+        if len(self.outbox) > len(self._in_flight):
             # room in the window for more: sent right after this callback, not from inside it
             # (paho holds a non-reentrant lock around its callbacks, and a QoS 0 message written
             # here would call back into it)
+            self._pump_soon()
+
+    def _pump_soon(self) -> None:
+        if not self._pump_scheduled:
             self._pump_scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_pump)
 

@@ -53,7 +53,7 @@ class MqttConfig(Strict):
     client_id: str | None = None
     keepalive: Duration = 30.0
     publish_readings: bool = False
-    readings_queue_mb: float = Field(default=8.0, gt=0, le=1024)
+    readings_queue_mb: float = Field(default=2.0, gt=0, le=1024)
     """Memory for readings waiting while the broker is away; the oldest go first (counted)."""
 
     @property
